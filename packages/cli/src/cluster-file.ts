@@ -1,0 +1,70 @@
+// Finds the local cluster a command should talk to: --nats, then SWITCHYARD_NATS_URL, then the
+// cluster.json that `switchyard up` wrote into the data dir. Never guesses a server that might be someone else's.
+import { chmod, readFile, rename, rm, writeFile } from "node:fs/promises";
+import path from "node:path";
+import { ClusterFile, SwitchyardError } from "@switchyard/protocol";
+
+export const CLUSTER_FILE = "cluster.json";
+
+export function defaultDataDir(): string {
+  return process.env.SWITCHYARD_DATA_DIR ?? ".switchyard";
+}
+
+export async function readClusterFile(dataDir: string): Promise<ClusterFile | undefined> {
+  const file = path.join(dataDir, CLUSTER_FILE);
+  let text: string;
+  try {
+    text = await readFile(file, "utf8");
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+    throw err;
+  }
+  const parsed = ClusterFile.safeParse(JSON.parse(text));
+  if (!parsed.success) {
+    throw new SwitchyardError(
+      "INVALID_PARAMETER_VALUE",
+      `${file} is not a valid cluster file: ${parsed.error.message}`,
+    );
+  }
+  return parsed.data;
+}
+
+/** Written whole then renamed, mode 0600: it holds credentials, like a kubeconfig. */
+export async function writeClusterFile(dataDir: string, content: ClusterFile): Promise<string> {
+  const file = path.join(dataDir, CLUSTER_FILE);
+  const tmp = `${file}.${process.pid}.tmp`;
+  await writeFile(tmp, `${JSON.stringify(content, null, 2)}\n`, { mode: 0o600 });
+  await chmod(tmp, 0o600);
+  await rename(tmp, file);
+  return file;
+}
+
+export async function removeClusterFile(dataDir: string): Promise<void> {
+  await rm(path.join(dataDir, CLUSTER_FILE), { force: true });
+}
+
+export interface Target {
+  natsUrl: string;
+  cluster: string;
+}
+
+/** Where a CLI command connects. The error says exactly how to get a cluster when none is found. */
+export async function resolveTarget(opts: {
+  nats?: string;
+  dataDir?: string;
+  cluster?: string;
+}): Promise<Target> {
+  const cluster = opts.cluster ?? process.env.SWITCHYARD_CLUSTER;
+  const explicit = opts.nats ?? process.env.SWITCHYARD_NATS_URL;
+  if (explicit) return { natsUrl: explicit, cluster: cluster ?? "sy" };
+  const dataDir = opts.dataDir ?? defaultDataDir();
+  const file = await readClusterFile(dataDir);
+  if (!file) {
+    throw new SwitchyardError(
+      "TEMPORARILY_UNAVAILABLE",
+      `no local cluster found (${path.join(dataDir, CLUSTER_FILE)} does not exist): start one with ` +
+        "`npm start` or `npx switchyard up`, or pass --nats <url> / set SWITCHYARD_NATS_URL",
+    );
+  }
+  return { natsUrl: file.natsUrl, cluster: cluster ?? file.cluster };
+}

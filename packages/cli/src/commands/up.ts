@@ -1,0 +1,64 @@
+// `switchyard up`: the embedded local cluster in the foreground until Ctrl-C / SIGTERM.
+
+import { LocalClusterConfig } from "@switchyard/protocol";
+import type { Command } from "commander";
+import { findConfigFile, loadClusterConfig } from "../config-file.js";
+import { startLocalCluster } from "../local-cluster.js";
+
+interface UpOptions {
+  config?: string;
+  natsPort?: string;
+  httpPort?: string;
+  host?: string;
+  syncAlways?: boolean;
+}
+
+function port(value: string | undefined, flag: string): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0 || n > 65535)
+    throw new Error(`${flag}: expected a port 0-65535, got '${value}'`);
+  return n;
+}
+
+export function upCommand(program: Command, dataDirFlag: () => string | undefined): void {
+  program
+    .command("up")
+    .description("start a local cluster (nats-server + Switchyard roles) in the foreground")
+    .option("--config <file>", "cluster.config.ts to read (default: ./cluster.config.ts if present)")
+    .option("--nats-port <port>", "NATS client port (0: any free port)")
+    .option("--http-port <port>", "HTTP bridge port (0: any free port)")
+    .option("--host <host>", "interface to listen on")
+    .option("--sync-always", "JetStream sync_interval: always (fsync every write)")
+    .action(async (opts: UpOptions) => {
+      const file = await loadClusterConfig(opts.config ?? findConfigFile());
+      // Flags and environment override the config file; the schema re-validates the merge.
+      const config = LocalClusterConfig.parse({
+        ...file.cluster,
+        ...((dataDirFlag() ?? process.env.SWITCHYARD_DATA_DIR)
+          ? { dataDir: dataDirFlag() ?? process.env.SWITCHYARD_DATA_DIR }
+          : {}),
+        ...(opts.natsPort !== undefined ? { natsPort: port(opts.natsPort, "--nats-port") } : {}),
+        ...(opts.httpPort !== undefined ? { httpPort: port(opts.httpPort, "--http-port") } : {}),
+        ...(opts.host ? { host: opts.host } : {}),
+        ...(opts.syncAlways ? { syncAlways: true } : {}),
+      });
+      const say = (msg: string) => process.stdout.write(`${msg}\n`);
+      const cluster = await startLocalCluster(config, say);
+      say(`cluster '${config.name}' is up; connection details in ${cluster.clusterFilePath} (mode 0600)`);
+      say("press Ctrl-C to stop");
+
+      await new Promise<void>((resolve) => {
+        const stop = (signal: string) => {
+          say(`${signal}: stopping…`);
+          cluster.stop().then(resolve, (err) => {
+            process.stderr.write(`error while stopping: ${(err as Error).message}\n`);
+            resolve();
+          });
+        };
+        process.once("SIGINT", () => stop("SIGINT"));
+        process.once("SIGTERM", () => stop("SIGTERM"));
+      });
+      say("stopped");
+    });
+}

@@ -1,0 +1,29 @@
+// Public entry of @switchyard/natsd: finding a nats-server ≥ 2.10 and running it as a child process.
+// It must never export the probe internals; callers talk to servers with a real NATS client.
+
+export {
+  type DownloadOptions,
+  defaultNatsServerCacheDir,
+  downloadDebianNatsServer,
+  type FindNatsServerOptions,
+  findNatsServer,
+  findRepoRoot,
+  NATS_SERVER_ENV,
+  NatsServerNotFoundError,
+  natsServerVersion,
+} from "./provision.js";
+export {
+  type NatsCluster,
+  NatsServer,
+  type NatsServerOptions,
+  natsServerDefaults,
+  type StopOptions,
+  startCluster,
+} from "./server.js";
+export {
+  compareNatsServerVersions,
+  isSupportedNatsServerVersion,
+  MIN_NATS_SERVER_VERSION,
+  type NatsServerVersion,
+  parseNatsServerVersion,
+} from "./version.js";

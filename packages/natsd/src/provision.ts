@@ -1,0 +1,317 @@
+// Finds a nats-server ≥ 2.10 binary: $SWITCHYARD_NATS_SERVER, PATH, the project cache, or Debian trixie's package.
+// It must never change the system: no apt sources added, nothing installed or upgraded, only the project cache written.
+
+import { execFile, spawn } from "node:child_process";
+import { constants, existsSync, readFileSync } from "node:fs";
+import {
+  access,
+  chmod,
+  copyFile,
+  mkdir,
+  mkdtemp,
+  readdir,
+  realpath,
+  rename,
+  rm,
+  writeFile,
+} from "node:fs/promises";
+import { homedir, tmpdir } from "node:os";
+import { delimiter, dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import {
+  compareNatsServerVersions,
+  isSupportedNatsServerVersion,
+  MIN_NATS_SERVER_VERSION,
+  type NatsServerVersion,
+  parseNatsServerVersion,
+} from "./version.js";
+
+export const NATS_SERVER_ENV = "SWITCHYARD_NATS_SERVER";
+
+/** Where Debian trixie ships a nats-server 2.10 package; bookworm's 2.9.10 is too old. */
+const DEBIAN_SOURCE = "deb http://deb.debian.org/debian trixie main";
+
+export interface FindNatsServerOptions {
+  /** Project cache holding `<version>/nats-server`; default `<repo root>/.cache/nats-server`. */
+  cacheDir?: string;
+  /** Progress messages (what was skipped and why, downloads); default: silent. */
+  log?: (msg: string) => void;
+  /** Allow step 4, the Debian trixie download (needs the network); default true. */
+  download?: boolean;
+  /** Environment to read SWITCHYARD_NATS_SERVER and PATH from; default process.env. */
+  env?: NodeJS.ProcessEnv;
+}
+
+/** Thrown when no usable nats-server exists; the message says what to install. */
+export class NatsServerNotFoundError extends Error {
+  override name = "NatsServerNotFoundError";
+}
+
+/** Returns the path of a nats-server ≥ 2.10, fetching one into the project cache if needed. */
+export async function findNatsServer(opts: FindNatsServerOptions = {}): Promise<string> {
+  const env = opts.env ?? process.env;
+  const log = opts.log ?? (() => {});
+  const cacheDir = resolve(opts.cacheDir ?? defaultNatsServerCacheDir());
+  // Each step that did not yield a binary leaves a line here, so the final error tells the whole story.
+  const tried: string[] = [];
+
+  // 1. An explicit choice is never second-guessed by falling through to other sources.
+  const explicit = env[NATS_SERVER_ENV];
+  if (explicit) return checkExplicitBinary(resolve(explicit));
+  tried.push(`${NATS_SERVER_ENV} is not set`);
+
+  // 2. PATH, first supported one wins; older ones (Debian bookworm's 2.9.10) are skipped, never used.
+  for (const candidate of await binariesOnPath("nats-server", env.PATH ?? "")) {
+    const version = await natsServerVersion(candidate).catch((err: Error) => err);
+    if (version instanceof Error) {
+      log(`skipping ${candidate}: ${version.message}`);
+      tried.push(`${candidate} on PATH does not run: ${version.message}`);
+    } else if (!isSupportedNatsServerVersion(version)) {
+      log(`skipping ${candidate}: version ${version.text} is older than ${MIN_NATS_SERVER_VERSION.text}`);
+      tried.push(
+        `${candidate} on PATH is version ${version.text}, older than ${MIN_NATS_SERVER_VERSION.text}`,
+      );
+    } else {
+      return candidate;
+    }
+  }
+  if (!tried.some((t) => t.includes("on PATH"))) tried.push("no nats-server on PATH");
+
+  // 3. The project cache, newest first.
+  const cached = await findInCache(cacheDir, log);
+  if (cached) return cached;
+  tried.push(`no usable nats-server in ${cacheDir}`);
+
+  // 4. Debian trixie's package, unpacked into the cache without touching the system's apt state.
+  if (opts.download ?? true) {
+    const reason = await debianDownloadUnavailable(env);
+    if (reason) {
+      tried.push(`no Debian trixie download: ${reason}`);
+    } else {
+      try {
+        return await downloadDebianNatsServer({ cacheDir, log, env });
+      } catch (err) {
+        tried.push(`Debian trixie download failed: ${(err as Error).message}`);
+      }
+    }
+  } else {
+    tried.push("download disabled");
+  }
+
+  // 5. One message that says exactly what to do.
+  throw new NatsServerNotFoundError(
+    `No nats-server ${MIN_NATS_SERVER_VERSION.text} or newer found.\n` +
+      tried.map((t) => `  - ${t}\n`).join("") +
+      `Install nats-server ≥ ${MIN_NATS_SERVER_VERSION.text} (https://github.com/nats-io/nats-server/releases) ` +
+      `and put it on PATH, or set ${NATS_SERVER_ENV}=/path/to/nats-server.`,
+  );
+}
+
+async function checkExplicitBinary(binary: string): Promise<string> {
+  if (!existsSync(binary)) {
+    throw new NatsServerNotFoundError(
+      `${NATS_SERVER_ENV}=${binary}: no such file. Point it at a nats-server ≥ ${MIN_NATS_SERVER_VERSION.text} binary, or unset it.`,
+    );
+  }
+  let version: NatsServerVersion;
+  try {
+    version = await natsServerVersion(binary);
+  } catch (err) {
+    throw new NatsServerNotFoundError(
+      `${NATS_SERVER_ENV}=${binary}: cannot run it: ${(err as Error).message}`,
+    );
+  }
+  if (!isSupportedNatsServerVersion(version)) {
+    throw new NatsServerNotFoundError(
+      `${NATS_SERVER_ENV}=${binary} is nats-server ${version.text}; Switchyard needs ${MIN_NATS_SERVER_VERSION.text} or newer.`,
+    );
+  }
+  return binary;
+}
+
+/** Runs `<binary> --version` and parses its answer. */
+export function natsServerVersion(binary: string): Promise<NatsServerVersion> {
+  return new Promise((resolvePromise, reject) => {
+    execFile(binary, ["--version"], { timeout: 10_000 }, (err, stdout, stderr) => {
+      if (err) return reject(new Error(err.message.split("\n")[0]));
+      const version = parseNatsServerVersion(`${stdout}\n${stderr}`);
+      if (!version) return reject(new Error(`"${binary} --version" printed no version: ${stdout.trim()}`));
+      resolvePromise(version);
+    });
+  });
+}
+
+async function binariesOnPath(name: string, pathValue: string): Promise<string[]> {
+  const found: string[] = [];
+  const seen = new Set<string>();
+  for (const dir of pathValue.split(delimiter)) {
+    if (!dir) continue;
+    const candidate = join(dir, name);
+    try {
+      await access(candidate, constants.X_OK);
+      const real = await realpath(candidate);
+      if (seen.has(real)) continue;
+      seen.add(real);
+      found.push(candidate);
+    } catch {
+      // not here
+    }
+  }
+  return found;
+}
+
+async function findInCache(cacheDir: string, log: (msg: string) => void): Promise<string | undefined> {
+  let entries: string[];
+  try {
+    entries = await readdir(cacheDir);
+  } catch {
+    return undefined;
+  }
+  const versions = entries
+    .map((name) => ({ name, version: parseNatsServerVersion(name) }))
+    .filter((e): e is { name: string; version: NatsServerVersion } => !!e.version)
+    .filter((e) => isSupportedNatsServerVersion(e.version))
+    .sort((a, b) => compareNatsServerVersions(b.version, a.version));
+  for (const { name } of versions) {
+    const candidate = join(cacheDir, name, "nats-server");
+    if (!existsSync(candidate)) continue;
+    // The directory name is only a hint; trust what the binary says about itself.
+    const version = await natsServerVersion(candidate).catch((err: Error) => err);
+    if (version instanceof Error) {
+      log(`skipping cached ${candidate}: ${version.message}`);
+    } else if (isSupportedNatsServerVersion(version)) {
+      return candidate;
+    } else {
+      log(`skipping cached ${candidate}: version ${version.text}`);
+    }
+  }
+  return undefined;
+}
+
+/** Why step 4 cannot run here, or undefined when it can. */
+async function debianDownloadUnavailable(env: NodeJS.ProcessEnv): Promise<string | undefined> {
+  if (process.platform !== "linux") return `not Linux (${process.platform})`;
+  const path = env.PATH ?? "";
+  const missing = [];
+  if ((await binariesOnPath("apt-get", path)).length === 0) missing.push("apt-get");
+  if ((await binariesOnPath("dpkg", path)).length === 0) missing.push("dpkg");
+  if (missing.length > 0) return `not a Debian-family system (${missing.join(" and ")} not found)`;
+  return undefined;
+}
+
+export interface DownloadOptions {
+  cacheDir: string;
+  log?: (msg: string) => void;
+  env?: NodeJS.ProcessEnv;
+}
+
+/**
+ * Downloads Debian trixie's nats-server package with apt-get pointed at a private sources.list, lists
+ * and cache in a temp dir (the system's apt state is only read), unpacks it with `dpkg -x` and copies
+ * the binary to `<cacheDir>/<version>/nats-server`. Returns that path.
+ */
+export async function downloadDebianNatsServer(opts: DownloadOptions): Promise<string> {
+  const log = opts.log ?? (() => {});
+  const tmp = await mkdtemp(join(tmpdir(), "switchyard-nats-apt-"));
+  try {
+    await writeFile(join(tmp, "sources.list"), `${DEBIAN_SOURCE}\n`);
+    await mkdir(join(tmp, "lists", "partial"), { recursive: true });
+    await mkdir(join(tmp, "cache", "archives", "partial"), { recursive: true });
+    const aptOptions = [
+      ["Dir::Etc::SourceList", join(tmp, "sources.list")],
+      ["Dir::Etc::SourceParts", "/dev/null"],
+      ["Dir::State::Lists", join(tmp, "lists")],
+      ["Dir::Cache", join(tmp, "cache")],
+    ];
+    // As root apt drops to the _apt user, which cannot enter our 0700 temp dir; it would fall back
+    // to root anyway, with a warning. Saying so up front only silences the warning.
+    if (process.getuid?.() === 0) aptOptions.push(["APT::Sandbox::User", "root"]);
+    const aptArgs = aptOptions.flatMap(([k, v]) => ["-o", `${k}=${v}`]);
+    const env = { ...(opts.env ?? process.env), DEBIAN_FRONTEND: "noninteractive", LC_ALL: "C" };
+
+    log(`fetching the nats-server package index of Debian trixie (${DEBIAN_SOURCE})`);
+    await runTool("apt-get", [...aptArgs, "update"], { cwd: tmp, env });
+    log("downloading Debian trixie's nats-server package");
+    await runTool("apt-get", [...aptArgs, "download", "nats-server"], { cwd: tmp, env });
+    const deb = (await readdir(tmp)).find((f) => f.startsWith("nats-server_") && f.endsWith(".deb"));
+    if (!deb) throw new Error(`apt-get download left no nats-server_*.deb in ${tmp}`);
+    await runTool("dpkg", ["-x", join(tmp, deb), join(tmp, "x")], { cwd: tmp, env });
+
+    const unpacked = [
+      join(tmp, "x", "usr", "sbin", "nats-server"),
+      join(tmp, "x", "usr", "bin", "nats-server"),
+    ].find((p) => existsSync(p));
+    if (!unpacked) throw new Error(`${deb} holds no usr/sbin/nats-server`);
+    const version = await natsServerVersion(unpacked);
+    if (!isSupportedNatsServerVersion(version)) {
+      throw new Error(`${deb} holds nats-server ${version.text}, older than ${MIN_NATS_SERVER_VERSION.text}`);
+    }
+
+    // Copy then rename, so a concurrent finder never sees a half-written binary.
+    const targetDir = join(resolve(opts.cacheDir), version.text);
+    const target = join(targetDir, "nats-server");
+    await mkdir(targetDir, { recursive: true });
+    const partial = `${target}.partial-${process.pid}`;
+    await copyFile(unpacked, partial);
+    await chmod(partial, 0o755);
+    await rename(partial, target);
+    log(`installed nats-server ${version.text} from ${deb} into ${target}`);
+    return target;
+  } finally {
+    await rm(tmp, { recursive: true, force: true });
+  }
+}
+
+/** Runs a tool with stdin closed (it must never wait for an answer) and keeps its output for errors. */
+function runTool(
+  command: string,
+  args: string[],
+  opts: { cwd: string; env: NodeJS.ProcessEnv; timeoutMs?: number },
+): Promise<void> {
+  return new Promise((resolvePromise, reject) => {
+    const child = spawn(command, args, { cwd: opts.cwd, env: opts.env, stdio: ["ignore", "pipe", "pipe"] });
+    let output = "";
+    const keep = (chunk: Buffer) => {
+      output = (output + chunk.toString()).slice(-4000);
+    };
+    child.stdout.on("data", keep);
+    child.stderr.on("data", keep);
+    const timer = setTimeout(() => child.kill("SIGKILL"), opts.timeoutMs ?? 300_000);
+    child.on("error", (err) => {
+      clearTimeout(timer);
+      reject(new Error(`${command}: ${err.message}`));
+    });
+    child.on("close", (code, signal) => {
+      clearTimeout(timer);
+      if (code === 0) return resolvePromise();
+      const how = signal ? `was killed by ${signal}` : `exited with code ${code}`;
+      reject(new Error(`${command} ${args.at(-1)} ${how}:\n${output.trim()}`));
+    });
+  });
+}
+
+/** The directory of the npm workspace root (the package.json with "workspaces"), walking up from `from`. */
+export function findRepoRoot(from: string = dirname(fileURLToPath(import.meta.url))): string | undefined {
+  let dir = resolve(from);
+  for (;;) {
+    const manifest = join(dir, "package.json");
+    if (existsSync(manifest)) {
+      try {
+        if (JSON.parse(readFileSync(manifest, "utf8")).workspaces) return dir;
+      } catch {
+        // an unreadable package.json is not the root; keep walking
+      }
+    }
+    const parent = dirname(dir);
+    if (parent === dir) return undefined;
+    dir = parent;
+  }
+}
+
+/** `<repo root>/.cache/nats-server`, or the user's cache dir when this module lives outside the repo. */
+export function defaultNatsServerCacheDir(): string {
+  const root = findRepoRoot();
+  if (root) return join(root, ".cache", "nats-server");
+  const base = process.env.XDG_CACHE_HOME || join(homedir(), ".cache");
+  return join(base, "switchyard", "nats-server");
+}

@@ -1,0 +1,53 @@
+// Every NATS name the cluster uses, derived from one configurable cluster name (default `sy`), so two
+// clusters can share a NATS server and no module spells a bucket or subject by hand.
+import { invalid } from "./errors.js";
+import { subjectToken } from "./names.js";
+
+export const DEFAULT_CLUSTER = "sy";
+
+export interface ClusterNames {
+  cluster: string;
+  buckets: {
+    models: string;
+    artifacts: string;
+    endpoints: string;
+    cluster: string;
+    liveness: string;
+    jobs: string;
+  };
+  streams: { batch: string; capture: string };
+  subjects: {
+    /** Raw-client entry point: JSON bodies in, JSON replies out. */
+    invoke(endpoint: string): string;
+    /** One served model's replicas (queue group). */
+    served(endpoint: string, served: string): string;
+    /** Everything under the cluster's control prefix. */
+    all: string;
+  };
+}
+
+export function clusterNames(cluster: string = DEFAULT_CLUSTER): ClusterNames {
+  if (!/^[a-z][a-z0-9]{0,15}$/.test(cluster)) {
+    throw invalid(
+      `cluster name '${cluster}' is invalid: expected 1-16 lowercase letters or digits, first a letter`,
+    );
+  }
+  const up = cluster.toUpperCase();
+  return {
+    cluster,
+    buckets: {
+      models: `${cluster}_models`,
+      artifacts: `${cluster}_artifacts`,
+      endpoints: `${cluster}_endpoints`,
+      cluster: `${cluster}_cluster`,
+      liveness: `${cluster}_liveness`,
+      jobs: `${cluster}_jobs`,
+    },
+    streams: { batch: `${up}_BATCH`, capture: `${up}_CAPTURE` },
+    subjects: {
+      invoke: (endpoint) => `${cluster}.invoke.${subjectToken(endpoint)}`,
+      served: (endpoint, served) => `${cluster}.rt.${subjectToken(endpoint)}.${subjectToken(served)}`,
+      all: `${cluster}.>`,
+    },
+  };
+}

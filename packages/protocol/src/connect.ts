@@ -1,0 +1,55 @@
+// The one way every component and tool opens a NATS connection. It takes every credential form from day
+// one (user/password, token, creds file, or credentials embedded in the URL) so tightening permissions
+// later changes no call site.
+import { readFileSync } from "node:fs";
+import { connect, credsAuthenticator, type NatsConnection } from "@nats-io/transport-node";
+import { z } from "zod";
+
+export const NatsOptions = z
+  .object({
+    servers: z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]),
+    user: z.string().optional(),
+    pass: z.string().optional(),
+    token: z.string().optional(),
+    /** Path to a NATS `.creds` file (JWT + nkey seed). */
+    creds: z.string().optional(),
+    /** Connection name, shown by the server's monitoring. */
+    name: z.string().optional(),
+    /** Milliseconds to wait for the first connection. */
+    timeout: z.number().int().positive().default(5_000),
+    /** Keep reconnecting forever (components) or give up fast (CLI commands). */
+    reconnect: z.boolean().default(true),
+  })
+  .strict();
+export type NatsOptions = z.input<typeof NatsOptions>;
+
+/** Splits `nats://user:pass@host:port` into a bare server URL and its credentials. */
+export function splitNatsUrl(url: string): { server: string; user?: string; pass?: string; token?: string } {
+  const withScheme = /^[a-z]+:\/\//i.test(url) ? url : `nats://${url}`;
+  const u = new URL(withScheme);
+  const user = u.username ? decodeURIComponent(u.username) : undefined;
+  const pass = u.password ? decodeURIComponent(u.password) : undefined;
+  u.username = "";
+  u.password = "";
+  const server = u.toString().replace(/\/$/, "");
+  // A lone user part is a token, as nats-server and the nats CLI read it.
+  if (user !== undefined && pass === undefined) return { server, token: user };
+  return { server, user, pass };
+}
+
+export async function connectNats(options: NatsOptions): Promise<NatsConnection> {
+  const o = NatsOptions.parse(options);
+  const urls = Array.isArray(o.servers) ? o.servers : [o.servers];
+  const parts = urls.map(splitNatsUrl);
+  const fromUrl = parts.find((p) => p.user !== undefined || p.token !== undefined);
+  return connect({
+    servers: parts.map((p) => p.server),
+    user: o.user ?? fromUrl?.user,
+    pass: o.pass ?? fromUrl?.pass,
+    token: o.token ?? fromUrl?.token,
+    authenticator: o.creds ? credsAuthenticator(readFileSync(o.creds)) : undefined,
+    name: o.name,
+    timeout: o.timeout,
+    maxReconnectAttempts: o.reconnect ? -1 : 0,
+  });
+}

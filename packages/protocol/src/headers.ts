@@ -1,0 +1,28 @@
+// Header names shared by HTTP responses and NATS messages, so a raw NATS client sees what curl sees.
+
+export const H = {
+  /** Request: relative timeout in milliseconds (HTTP and raw NATS clients). */
+  timeoutMs: "x-switchyard-timeout-ms",
+  /** Request, router → replica: absolute deadline, epoch milliseconds. */
+  deadline: "x-switchyard-deadline",
+  /** Request: sticky routing key; the same key lands on the same served model. */
+  routeKey: "x-switchyard-route-key",
+  /** Request: body format for the replica: "mlflow" (default) or "oip" (Open Inference Protocol v2). */
+  format: "x-switchyard-format",
+  contentType: "content-type",
+  requestId: "x-request-id",
+  /** Response: which served model answered. */
+  servedModel: "x-served-model",
+  modelName: "x-model-name",
+  modelVersion: "x-model-version",
+  queueUs: "x-switchyard-queue-us",
+  computeUs: "x-switchyard-compute-us",
+  batchSize: "x-switchyard-batch-size",
+  /** Response: set on errors, with the catalog code (the body carries `error_code` too). */
+  errorCode: "x-switchyard-error-code",
+} as const;
+
+export const DEFAULT_TIMEOUT_MS = 30_000;
+export const MSGPACK = "application/msgpack";
+export const JSON_TYPE = "application/json";
+export const CSV_TYPE = "text/csv";

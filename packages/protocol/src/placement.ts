@@ -1,0 +1,105 @@
+// Cluster state the control plane and the data plane share through NATS KV: node heartbeats and the
+// coordinator lease (bucket `<cluster>_liveness`, whose max_age expires them), replica assignments,
+// replica states and live traffic routes (bucket `<cluster>_cluster`). Keys are built here, nowhere else.
+import { z } from "zod";
+import { subjectToken } from "./names.js";
+
+/** Liveness bucket age limit: a heartbeat or lease not renewed within this is gone. */
+export const LIVENESS_TTL_MS = 6_000;
+/** How often owners renew heartbeats and the lease (well inside the TTL). */
+export const HEARTBEAT_INTERVAL_MS = 1_000;
+
+export const keys = {
+  node: (nodeId: string) => `node.${nodeId}`,
+  nodes: "node.*",
+  lease: "coordinator.leader",
+  /** Desired: replica `replicaId` should run on `nodeId`. Agents watch `assign.<their id>.>`. */
+  assignment: (nodeId: string, replicaId: string) => `assign.${nodeId}.${replicaId}`,
+  assignmentsOf: (nodeId: string) => `assign.${nodeId}.*`,
+  assignments: "assign.>",
+  /** Observed: what the replica (or its agent) reports. */
+  replica: (replicaId: string) => `replica.${replicaId}`,
+  replicas: "replica.*",
+  /** Live routes of an endpoint: what routers split traffic over. */
+  routes: (endpoint: string) => `routes.${subjectToken(endpoint)}`,
+  allRoutes: "routes.*",
+  endpoint: (endpoint: string) => subjectToken(endpoint),
+};
+
+export const NodeHeartbeat = z
+  .object({
+    node_id: z.string(),
+    host: z.string(),
+    pid: z.number().int(),
+    /** The node's compute budget: ORT threads it may run at once (default: its cores). */
+    threads: z.number().int().positive(),
+    started_at: z.number().int(),
+    updated_at: z.number().int(),
+  })
+  .strict();
+export type NodeHeartbeat = z.infer<typeof NodeHeartbeat>;
+
+export const Lease = z
+  .object({ holder: z.string(), since: z.number().int(), renewed_at: z.number().int() })
+  .strict();
+export type Lease = z.infer<typeof Lease>;
+
+/** Everything a replica process needs to serve one model version. */
+export const ReplicaSpec = z
+  .object({
+    replica_id: z.string(),
+    endpoint: z.string(),
+    served_model: z.string(),
+    /** Subject of this deployment's queue group (includes the generation, so old and new never mix). */
+    subject: z.string(),
+    model_name: z.string(),
+    model_version: z.number().int().positive(),
+    /** Worker threads (each one ORT intra-op thread), drawn from the node's budget. */
+    threads: z.number().int().positive(),
+    max_batch_size: z.number().int().positive(),
+    max_delay_us: z.number().int().nonnegative(),
+    max_queue: z.number().int().positive(),
+    /** Identifies one rollout of a served model; changes when its model version or settings change. */
+    generation: z.string(),
+  })
+  .strict();
+export type ReplicaSpec = z.infer<typeof ReplicaSpec>;
+
+export const REPLICA_STATES = ["STARTING", "READY", "DRAINING", "STOPPED", "FAILED"] as const;
+export const ReplicaStatus = z
+  .object({
+    replica_id: z.string(),
+    node_id: z.string(),
+    endpoint: z.string(),
+    served_model: z.string(),
+    generation: z.string(),
+    pid: z.number().int().nullable(),
+    state: z.enum(REPLICA_STATES),
+    /** Why it failed (load error, crash loop), for the endpoint's state message. */
+    message: z.string().default(""),
+    restarts: z.number().int().nonnegative().default(0),
+    updated_at: z.number().int(),
+  })
+  .strict();
+export type ReplicaStatus = z.infer<typeof ReplicaStatus>;
+
+export const LiveRoute = z
+  .object({
+    served_model_name: z.string(),
+    traffic_percentage: z.number().int().min(0).max(100),
+    subject: z.string(),
+    model_name: z.string(),
+    model_version: z.number().int().positive(),
+  })
+  .strict();
+export type LiveRoute = z.infer<typeof LiveRoute>;
+
+export const EndpointRoutes = z
+  .object({
+    endpoint: z.string(),
+    config_version: z.number().int().nonnegative(),
+    routes: z.array(LiveRoute),
+    updated_at: z.number().int(),
+  })
+  .strict();
+export type EndpointRoutes = z.infer<typeof EndpointRoutes>;

@@ -1,0 +1,308 @@
+// `switchyard up` and the `models` commands as a user runs them: real processes, the built CLI (dist/),
+// a real nats-server started by `up`. Every assertion is on what the user sees: output, exit code, files.
+import { type ChildProcess, execFile, spawn } from "node:child_process";
+import { existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { connect } from "@nats-io/transport-node";
+import { connectNats } from "@switchyard/protocol";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { tensorSpec, writeMlflowModelDir } from "./fixtures/mlflow.js";
+import { buildLinear, buildMultiInput, tempDir, writeTempModel } from "./fixtures/onnx.js";
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
+const BIN = path.join(root, "packages/cli/bin/switchyard.js");
+
+interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+function cli(args: string[], env: Record<string, string> = {}): Promise<Run> {
+  return new Promise((resolve) => {
+    execFile(
+      process.execPath,
+      [BIN, ...args],
+      { cwd: root, env: { ...process.env, SWITCHYARD_NATS_URL: "", ...env }, timeout: 60_000 },
+      (err, stdout, stderr) => {
+        const code = err ? (typeof err.code === "number" ? err.code : 1) : 0;
+        resolve({ code, stdout, stderr });
+      },
+    );
+  });
+}
+
+async function eventually<T>(fn: () => T | undefined, what: string, ms = 30_000): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = fn();
+    if (v !== undefined) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+const alive = (pid: number) => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+function natsChild(pid: number): number | undefined {
+  try {
+    const kids = readFileSync(`/proc/${pid}/task/${pid}/children`, "utf8")
+      .trim()
+      .split(/\s+/)
+      .filter(Boolean);
+    const nats = kids.find((k) => readFileSync(`/proc/${k}/cmdline`, "utf8").includes("nats-server"));
+    return nats ? Number(nats) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+interface Up {
+  proc: ChildProcess;
+  output: () => string;
+  exited: Promise<number | null>;
+}
+
+function startUp(dataDir: string, extra: string[] = []): Up {
+  const proc = spawn(
+    process.execPath,
+    [BIN, "up", "--data-dir", dataDir, "--nats-port", "0", "--http-port", "0", ...extra],
+    {
+      cwd: root,
+      stdio: ["ignore", "pipe", "pipe"],
+    },
+  );
+  let out = "";
+  proc.stdout!.on("data", (d) => (out += d));
+  proc.stderr!.on("data", (d) => (out += d));
+  const exited = new Promise<number | null>((r) => proc.on("exit", (code) => r(code)));
+  return { proc, output: () => out, exited };
+}
+
+async function waitReady(up: Up, dataDir: string) {
+  await eventually(
+    () => (up.output().includes("is up") ? true : undefined),
+    `switchyard up (output: ${up.output()})`,
+  );
+  return JSON.parse(readFileSync(path.join(dataDir, "cluster.json"), "utf8")) as {
+    natsUrl: string;
+    cluster: string;
+    pid: number;
+  };
+}
+
+describe("switchyard up + models", () => {
+  const dataDir = path.join(tempDir("sy-up-"), "data");
+  let up: Up;
+  let natsPid: number;
+  const env = () => ({ SWITCHYARD_DATA_DIR: dataDir });
+  const lr = writeTempModel(buildLinear({ inputs: 3, sigmoid: true }), "lr.onnx");
+  const multi = writeTempModel(buildMultiInput(), "multi.onnx");
+
+  beforeAll(async () => {
+    up = startUp(dataDir);
+    await waitReady(up, dataDir);
+    natsPid = await eventually(() => natsChild(up.proc.pid!), "the nats-server child");
+  });
+
+  afterAll(async () => {
+    if (up.proc.exitCode === null) {
+      up.proc.kill("SIGTERM");
+      await up.exited;
+    }
+  });
+
+  it("writes cluster.json and secrets.json with mode 0600 and a natsUrl that connects as is", async () => {
+    const file = path.join(dataDir, "cluster.json");
+    expect(statSync(file).mode & 0o777).toBe(0o600);
+    expect(statSync(path.join(dataDir, "secrets.json")).mode & 0o777).toBe(0o600);
+    const info = JSON.parse(readFileSync(file, "utf8"));
+    expect(info.cluster).toBe("sy");
+    expect(info.natsUrl).toMatch(/^nats:\/\/admin:[^@]+@127\.0\.0\.1:\d+$/);
+    expect(info.pid).toBe(up.proc.pid);
+    // nats.js does not read credentials from a URL; our helper (like the Go client and the nats CLI) does.
+    const nc = await connectNats({ servers: info.natsUrl, reconnect: false });
+    await nc.flush();
+    await nc.close();
+  });
+
+  it("refuses NATS clients without the credentials", async () => {
+    const info = JSON.parse(readFileSync(path.join(dataDir, "cluster.json"), "utf8"));
+    const bare = info.natsUrl.replace(/\/\/[^@]+@/, "//");
+    await expect(connect({ servers: bare, maxReconnectAttempts: 0 })).rejects.toThrow(/Authorization/i);
+  });
+
+  it("registers versions, resolves aliases and shows signatures", async () => {
+    const r1 = await cli(["models", "register", "catalog.schema.fraud", lr, "--json"], env());
+    expect(r1.stderr).toBe("");
+    expect(r1.code).toBe(0);
+    const v1 = JSON.parse(r1.stdout);
+    expect(v1).toMatchObject({ name: "catalog.schema.fraud", version: 1, flavor: "onnx" });
+    expect(v1.signature.inputs).toEqual([{ name: "input", dtype: "float32", shape: ["batch", 3] }]);
+
+    const r2 = await cli(["models", "register", "catalog.schema.fraud", multi, "--alias", "champion"], env());
+    expect(r2.code).toBe(0);
+    expect(r2.stdout.trim()).toBe(
+      "Registered models:/catalog.schema.fraud/2 (onnx, 2 input(s), 2 output(s)) as @champion",
+    );
+
+    const versions = await cli(["models", "versions", "catalog.schema.fraud", "--json"], env());
+    expect(JSON.parse(versions.stdout).map((v: { version: number }) => v.version)).toEqual([1, 2]);
+
+    const champion = await cli(["models", "get", "models:/catalog.schema.fraud@champion", "--json"], env());
+    const got = JSON.parse(champion.stdout);
+    expect(got.version).toBe(2);
+    expect(got.aliases).toEqual(["champion"]);
+    expect(got.signature.outputs.map((o: { name: string }) => o.name)).toEqual(["label", "probabilities"]);
+    expect(got.artifacts[0].digest).toMatch(/^sha256:[0-9a-f]{64}$/);
+
+    const human = await cli(["models", "get", "models:/catalog.schema.fraud/latest"], env());
+    expect(human.stdout).toContain("models:/catalog.schema.fraud/2");
+    expect(human.stdout).toContain("a: float32[batch, 1]");
+    expect(human.stdout).toContain("@champion");
+
+    expect((await cli(["models", "alias", "set", "catalog.schema.fraud", "champion", "1"], env())).code).toBe(
+      0,
+    );
+    const moved = JSON.parse(
+      (await cli(["models", "get", "models:/catalog.schema.fraud@champion", "--json"], env())).stdout,
+    );
+    expect(moved.version).toBe(1);
+
+    expect((await cli(["models", "alias", "delete", "catalog.schema.fraud", "champion"], env())).code).toBe(
+      0,
+    );
+    const gone = await cli(["models", "get", "models:/catalog.schema.fraud@champion"], env());
+    expect(gone.code).toBe(1);
+    expect(gone.stderr.trim().split("\n")).toHaveLength(1);
+    expect(gone.stderr).toMatch(/^error: .*champion/);
+
+    const list = JSON.parse((await cli(["models", "list", "--json"], env())).stdout);
+    expect(list.map((m: { name: string }) => m.name)).toEqual(["catalog.schema.fraud"]);
+  });
+
+  it("registers an MLflow model directory with its signature", async () => {
+    const dir = writeMlflowModelDir({
+      onnx: buildLinear({ inputs: 2 }),
+      signature: { inputs: tensorSpec("float32", [-1, 2]), outputs: tensorSpec("float32", [-1, 1]) },
+    });
+    const r = await cli(["models", "register", "mlflow_model", dir, "--json"], env());
+    expect(r.code).toBe(0);
+    const v = JSON.parse(r.stdout);
+    expect(v.version).toBe(1);
+    expect(v.mlflow_signature.inputs).toEqual([
+      { type: "tensor", "tensor-spec": { dtype: "float32", shape: [-1, 2] } },
+    ]);
+    expect(v.artifacts.map((a: { path: string }) => a.path)).toContain("MLmodel");
+  });
+
+  it.each([
+    [
+      "a file that is not ONNX",
+      () => ["models", "register", "bad", writeNotOnnx()],
+      /not an ONNX model/,
+      "bad",
+    ],
+    [
+      "a missing path",
+      () => ["models", "register", "missing", "/nonexistent/x.onnx"],
+      /does not exist/,
+      "missing",
+    ],
+    [
+      "an illegal name",
+      () => ["models", "register", "bad name!", lr],
+      /model name 'bad name!' is invalid/,
+      undefined,
+    ],
+    ["a malformed URI", () => ["models", "get", "fraud/3"], /model URI 'fraud\/3' is malformed/, undefined],
+    ["an unknown version", () => ["models", "get", "models:/catalog.schema.fraud/99"], /99/, undefined],
+    [
+      "an unknown alias target",
+      () => ["models", "alias", "set", "catalog.schema.fraud", "x", "42"],
+      /42/,
+      undefined,
+    ],
+  ])(
+    "refuses %s with one line and a non-zero exit, registering nothing",
+    async (_what, args, message, name) => {
+      const r = await cli(args(), env());
+      expect(r.code).toBe(1);
+      expect(r.stdout).toBe("");
+      expect(r.stderr.trim().split("\n")).toHaveLength(1);
+      expect(r.stderr).toMatch(message);
+      if (name) {
+        const after = await cli(["models", "versions", name], env());
+        expect(after.code).toBe(1);
+        expect(after.stderr).toMatch(/does not exist/);
+      }
+    },
+  );
+
+  it("answers --json errors with the MLflow error body", async () => {
+    const r = await cli(["models", "get", "models:/nope/1", "--json"], env());
+    expect(r.code).toBe(1);
+    expect(JSON.parse(r.stderr)).toMatchObject({ error_code: "RESOURCE_DOES_NOT_EXIST" });
+  });
+
+  it("refuses a second `up` on the same data dir while the first runs", async () => {
+    const second = startUp(dataDir);
+    expect(await second.exited).toBe(1);
+    expect(second.output()).toMatch(/already running/);
+  });
+
+  it("stops on SIGTERM without leaving a process behind, and the next `up` finds the registry again", async () => {
+    expect(alive(natsPid)).toBe(true);
+    up.proc.kill("SIGTERM");
+    expect(await up.exited).toBe(0);
+    expect(alive(natsPid)).toBe(false);
+    expect(existsSync(path.join(dataDir, "cluster.json"))).toBe(false);
+
+    const offline = await cli(["models", "list"], env());
+    expect(offline.code).toBe(1);
+    expect(offline.stderr).toMatch(/no local cluster found/);
+
+    up = startUp(dataDir);
+    await waitReady(up, dataDir);
+    const versions = JSON.parse(
+      (await cli(["models", "versions", "catalog.schema.fraud", "--json"], env())).stdout,
+    );
+    expect(versions.map((v: { version: number }) => v.version)).toEqual([1, 2]);
+  });
+});
+
+describe("switchyard up --config", () => {
+  it("reads cluster.config settings and names the bad key of an invalid one", async () => {
+    const dir = tempDir("sy-config-");
+    const good = path.join(dir, "good.config.mjs");
+    writeFileSync(
+      good,
+      `export default { cluster: { name: "cfgtest", natsPort: 0, dataDir: ${JSON.stringify(path.join(dir, "d"))} } };\n`,
+    );
+    const up = startUp(path.join(dir, "d"), ["--config", good]);
+    const info = await waitReady(up, path.join(dir, "d"));
+    expect(info.cluster).toBe("cfgtest");
+    up.proc.kill("SIGTERM");
+    expect(await up.exited).toBe(0);
+
+    const bad = path.join(dir, "bad.config.mjs");
+    writeFileSync(bad, "export default { cluster: { natsport: 1 } };\n");
+    const r = await cli(["up", "--config", bad, "--data-dir", path.join(dir, "e")]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/natsport/);
+  });
+});
+
+function writeNotOnnx(): string {
+  const file = path.join(tempDir("sy-bad-"), "bad.onnx");
+  writeFileSync(file, "this is not a model\n".repeat(20));
+  return file;
+}
