@@ -6,9 +6,15 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { connect } from "@nats-io/transport-node";
 import { connectNats } from "@switchyard/protocol";
+import {
+  buildLinear,
+  buildMultiInput,
+  tempDir,
+  tensorSpec,
+  writeMlflowModelDir,
+  writeTempModel,
+} from "@switchyard/testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { tensorSpec, writeMlflowModelDir } from "./fixtures/mlflow.js";
-import { buildLinear, buildMultiInput, tempDir, writeTempModel } from "./fixtures/onnx.js";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const BIN = path.join(root, "packages/cli/bin/switchyard.js");

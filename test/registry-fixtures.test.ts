@@ -1,7 +1,6 @@
 // The ONNX fixture builders produce models that raw onnxruntime-node loads and runs, with outputs equal to the
 // plain-JS references (and, for the small ones, to values computed by hand).
-import * as ort from "onnxruntime-node";
-import { describe, expect, it } from "vitest";
+
 import {
   buildLinear,
   buildMlp,
@@ -10,7 +9,9 @@ import {
   mlpPredict,
   multiInputPredict,
   prng,
-} from "./fixtures/onnx.js";
+} from "@switchyard/testkit";
+import * as ort from "onnxruntime-node";
+import { describe, expect, it } from "vitest";
 
 const f32 = (rows: number[][]) =>
   new ort.Tensor("float32", Float32Array.from(rows.flat()), [rows.length, rows[0]!.length]);

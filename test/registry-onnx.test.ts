@@ -1,9 +1,9 @@
 // readOnnxSignature: what it reads from a graph, and what it refuses (pure, no NATS).
 import { SwitchyardError } from "@switchyard/protocol";
 import { readOnnxSignature } from "@switchyard/registry";
+import { buildLinear, buildMlp, buildMultiInput, prng } from "@switchyard/testkit";
 import onnxProto from "onnx-proto";
 import { describe, expect, it } from "vitest";
-import { buildLinear, buildMlp, buildMultiInput, prng } from "./fixtures/onnx.js";
 
 const { onnx } = onnxProto;
 

@@ -3,9 +3,8 @@
 import { NatsServer } from "@switchyard/natsd";
 import { connectNats } from "@switchyard/protocol";
 import { Registry } from "@switchyard/registry";
+import { buildMlp, writeMlflowModelDir } from "@switchyard/testkit";
 import { expect, it } from "vitest";
-import { writeMlflowModelDir } from "./fixtures/mlflow.js";
-import { buildMlp } from "./fixtures/onnx.js";
 
 /** Retries `fn` until it succeeds: after a restart, JetStream takes a moment to recover its streams. */
 async function eventually<T>(fn: () => Promise<T>, timeoutMs = 20_000): Promise<T> {

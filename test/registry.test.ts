@@ -8,9 +8,18 @@ import { Objm } from "@nats-io/obj";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { clusterNames, connectNats, type ErrorCode, SwitchyardError } from "@switchyard/protocol";
 import { Registry } from "@switchyard/registry";
+import {
+  buildLinear,
+  buildMlp,
+  buildMultiInput,
+  columnSpec,
+  prng,
+  tempDir,
+  tensorSpec,
+  writeMlflowModelDir,
+  writeTempModel,
+} from "@switchyard/testkit";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import { columnSpec, tensorSpec, writeMlflowModelDir } from "./fixtures/mlflow.js";
-import { buildLinear, buildMlp, buildMultiInput, prng, tempDir, writeTempModel } from "./fixtures/onnx.js";
 
 let nc: NatsConnection;
 

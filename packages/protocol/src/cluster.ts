@@ -5,6 +5,16 @@ import { subjectToken } from "./names.js";
 
 export const DEFAULT_CLUSTER = "sy";
 
+/** Operations of the management API (request/reply, JSON bodies as the HTTP API's). */
+export const API_OPS = [
+  "endpoints.create",
+  "endpoints.update",
+  "endpoints.get",
+  "endpoints.list",
+  "endpoints.delete",
+] as const;
+export type ApiOp = (typeof API_OPS)[number];
+
 export interface ClusterNames {
   cluster: string;
   buckets: {
@@ -21,6 +31,10 @@ export interface ClusterNames {
     invoke(endpoint: string): string;
     /** One served model's replicas (queue group). */
     served(endpoint: string, served: string): string;
+    /** Management API served by every coordinator (queue group): `<cluster>.api.<op>`. */
+    api(op: ApiOp): string;
+    /** Replica stats, published about once a second and answered on request. */
+    replicaStats(replicaId: string): string;
     /** Everything under the cluster's control prefix. */
     all: string;
   };
@@ -47,6 +61,8 @@ export function clusterNames(cluster: string = DEFAULT_CLUSTER): ClusterNames {
     subjects: {
       invoke: (endpoint) => `${cluster}.invoke.${subjectToken(endpoint)}`,
       served: (endpoint, served) => `${cluster}.rt.${subjectToken(endpoint)}.${subjectToken(served)}`,
+      api: (op) => `${cluster}.api.${op}`,
+      replicaStats: (replicaId) => `${cluster}.stats.replica.${replicaId}`,
       all: `${cluster}.>`,
     },
   };

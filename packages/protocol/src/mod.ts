@@ -7,6 +7,7 @@ export * from "./endpoint.js";
 export * from "./errors.js";
 export * from "./frame.js";
 export * from "./headers.js";
+export * from "./launch.js";
 export * from "./messages.js";
 export * from "./mlflow.js";
 export * from "./model.js";

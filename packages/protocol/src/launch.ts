@@ -1,0 +1,29 @@
+// What a node agent hands a replica process it starts (env SWITCHYARD_REPLICA, JSON): the replica's spec
+// and how to reach the cluster. Credentials travel here, never on a command line where `ps` shows them.
+import { z } from "zod";
+import { ReplicaSpec } from "./placement.js";
+
+export const REPLICA_ENV = "SWITCHYARD_REPLICA";
+
+export const ReplicaLaunch = z
+  .object({
+    spec: ReplicaSpec,
+    cluster: z.string(),
+    node_id: z.string(),
+    /** Where verified model artifacts are cached on this host. */
+    cache_dir: z.string(),
+    nats: z
+      .object({
+        servers: z.union([z.string(), z.array(z.string())]),
+        user: z.string().optional(),
+        pass: z.string().optional(),
+        token: z.string().optional(),
+        creds: z.string().optional(),
+      })
+      .strict(),
+  })
+  .strict();
+export type ReplicaLaunch = z.infer<typeof ReplicaLaunch>;
+
+/** Exit code of a replica whose model could not be loaded: the agent reports it and does not restart. */
+export const EXIT_LOAD_FAILED = 3;

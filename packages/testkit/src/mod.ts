@@ -1,0 +1,4 @@
+// Test and benchmark helpers: ONNX models built from TypeScript with known weights (and their reference
+// predictions computed in plain JS), MLflow model directories. Never imported by product code.
+export * from "./mlflow.js";
+export * from "./onnx.js";
