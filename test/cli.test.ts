@@ -1,9 +1,7 @@
 // `switchyard up` and the `models` commands as a user runs them: real processes, the built CLI (dist/),
 // a real nats-server started by `up`. Every assertion is on what the user sees: output, exit code, files.
-import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
 import { connect } from "@nats-io/transport-node";
 import { connectNats } from "@switchyard/protocol";
 import {
@@ -15,95 +13,7 @@ import {
   writeTempModel,
 } from "@switchyard/testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
-const BIN = path.join(root, "packages/cli/bin/switchyard.js");
-
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-function cli(args: string[], env: Record<string, string> = {}): Promise<Run> {
-  return new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      [BIN, ...args],
-      { cwd: root, env: { ...process.env, SWITCHYARD_NATS_URL: "", ...env }, timeout: 60_000 },
-      (err, stdout, stderr) => {
-        const code = err ? (typeof err.code === "number" ? err.code : 1) : 0;
-        resolve({ code, stdout, stderr });
-      },
-    );
-  });
-}
-
-async function eventually<T>(fn: () => T | undefined, what: string, ms = 30_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = fn();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
-const alive = (pid: number) => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
-
-function natsChild(pid: number): number | undefined {
-  try {
-    const kids = readFileSync(`/proc/${pid}/task/${pid}/children`, "utf8")
-      .trim()
-      .split(/\s+/)
-      .filter(Boolean);
-    const nats = kids.find((k) => readFileSync(`/proc/${k}/cmdline`, "utf8").includes("nats-server"));
-    return nats ? Number(nats) : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-interface Up {
-  proc: ChildProcess;
-  output: () => string;
-  exited: Promise<number | null>;
-}
-
-function startUp(dataDir: string, extra: string[] = []): Up {
-  const proc = spawn(
-    process.execPath,
-    [BIN, "up", "--data-dir", dataDir, "--nats-port", "0", "--http-port", "0", ...extra],
-    {
-      cwd: root,
-      stdio: ["ignore", "pipe", "pipe"],
-    },
-  );
-  let out = "";
-  proc.stdout!.on("data", (d) => (out += d));
-  proc.stderr!.on("data", (d) => (out += d));
-  const exited = new Promise<number | null>((r) => proc.on("exit", (code) => r(code)));
-  return { proc, output: () => out, exited };
-}
-
-async function waitReady(up: Up, dataDir: string) {
-  await eventually(
-    () => (up.output().includes("is up") ? true : undefined),
-    `switchyard up (output: ${up.output()})`,
-  );
-  return JSON.parse(readFileSync(path.join(dataDir, "cluster.json"), "utf8")) as {
-    natsUrl: string;
-    cluster: string;
-    pid: number;
-  };
-}
+import { alive, childrenMatching, cli, eventually, spawnUp, startUp, type Up } from "./helpers/up.js";
 
 describe("switchyard up + models", () => {
   const dataDir = path.join(tempDir("sy-up-"), "data");
@@ -114,9 +24,11 @@ describe("switchyard up + models", () => {
   const multi = writeTempModel(buildMultiInput(), "multi.onnx");
 
   beforeAll(async () => {
-    up = startUp(dataDir);
-    await waitReady(up, dataDir);
-    natsPid = await eventually(() => natsChild(up.proc.pid!), "the nats-server child");
+    up = await startUp(dataDir);
+    natsPid = await eventually(
+      () => childrenMatching(up.proc.pid!, "nats-server")[0],
+      "the nats-server child",
+    );
   });
 
   afterAll(async () => {
@@ -260,7 +172,7 @@ describe("switchyard up + models", () => {
   });
 
   it("refuses a second `up` on the same data dir while the first runs", async () => {
-    const second = startUp(dataDir);
+    const second = spawnUp(dataDir);
     expect(await second.exited).toBe(1);
     expect(second.output()).toMatch(/already running/);
   });
@@ -276,8 +188,7 @@ describe("switchyard up + models", () => {
     expect(offline.code).toBe(1);
     expect(offline.stderr).toMatch(/no local cluster found/);
 
-    up = startUp(dataDir);
-    await waitReady(up, dataDir);
+    up = await startUp(dataDir);
     const versions = JSON.parse(
       (await cli(["models", "versions", "catalog.schema.fraud", "--json"], env())).stdout,
     );
@@ -293,8 +204,8 @@ describe("switchyard up --config", () => {
       good,
       `export default { cluster: { name: "cfgtest", natsPort: 0, dataDir: ${JSON.stringify(path.join(dir, "d"))} } };\n`,
     );
-    const up = startUp(path.join(dir, "d"), ["--config", good]);
-    const info = await waitReady(up, path.join(dir, "d"));
+    const up = await startUp(path.join(dir, "d"), ["--config", good]);
+    const info = up.info();
     expect(info.cluster).toBe("cfgtest");
     up.proc.kill("SIGTERM");
     expect(await up.exited).toBe(0);

@@ -1,4 +1,5 @@
 import type { Bench } from "../types.js";
 import { codecBench } from "./codec.js";
+import { realtimeBench } from "./realtime.js";
 
-export const benches: Bench[] = [codecBench];
+export const benches: Bench[] = [codecBench, realtimeBench];

@@ -1,18 +1,27 @@
-// The embedded local cluster behind `switchyard up`: a nats-server child with its data under the data
-// dir, plus the cluster's roles, in one process tree. It must never leave a child running after stop().
+// The embedded local cluster behind `switchyard up`: a nats-server child with its data under the data dir,
+// plus every role — coordinator, one node agent (which spawns replica processes), the bridge — in one
+// process tree. It must never leave a child running after stop().
+
 import { mkdir } from "node:fs/promises";
+import { availableParallelism } from "node:os";
 import path from "node:path";
+import { NodeAgent } from "@switchyard/agent";
+import { TokenStore } from "@switchyard/bridge";
+import { Coordinator } from "@switchyard/coordinator";
 import { NatsServer } from "@switchyard/natsd";
 import {
   type ClusterFile,
   clusterNames,
   connectNats,
   type LocalClusterConfig,
+  type NatsOptions,
   SwitchyardError,
 } from "@switchyard/protocol";
 import { Registry } from "@switchyard/registry";
+import { type Logger, pino } from "pino";
 import { readClusterFile, removeClusterFile, writeClusterFile } from "./cluster-file.js";
-import { type ClusterSecrets, loadOrCreateSecrets } from "./secrets.js";
+import { startBridgeRole } from "./roles.js";
+import { type ClusterSecrets, loadOrCreateSecrets, saveSecrets } from "./secrets.js";
 
 export interface StartedCluster {
   config: LocalClusterConfig;
@@ -32,9 +41,32 @@ function alive(pid: number): boolean {
   }
 }
 
+/** The admin token: the one kept in secrets.json if the cluster still knows it, else a new one. */
+async function adminToken(
+  nats: NatsOptions,
+  cluster: string,
+  dataDir: string,
+  secrets: ClusterSecrets,
+): Promise<string> {
+  const nc = await connectNats({ ...nats, name: "switchyard-up" });
+  try {
+    const tokens = await TokenStore.open(nc, { cluster });
+    try {
+      if (secrets.token && tokens.verify(secrets.token)) return secrets.token;
+      const created = await tokens.createToken("admin");
+      await saveSecrets(dataDir, { ...secrets, token: created.token });
+      return created.token;
+    } finally {
+      await tokens.close();
+    }
+  } finally {
+    await nc.close();
+  }
+}
+
 export async function startLocalCluster(
   config: LocalClusterConfig,
-  log: (msg: string) => void = () => {},
+  say: (msg: string) => void = () => {},
 ): Promise<StartedCluster> {
   const dataDir = path.resolve(config.dataDir);
   const names = clusterNames(config.name);
@@ -49,6 +81,10 @@ export async function startLocalCluster(
   }
 
   const secrets = await loadOrCreateSecrets(dataDir);
+  const logger: Logger = pino(
+    { level: process.env.SWITCHYARD_LOG_LEVEL ?? "info", base: { cluster: names.cluster } },
+    pino.destination({ dest: path.join(dataDir, "logs", "switchyard.log"), mkdir: true, sync: false }),
+  );
   const nats = await NatsServer.start({
     host: config.host,
     port: config.natsPort === 0 ? -1 : config.natsPort,
@@ -58,26 +94,82 @@ export async function startLocalCluster(
     logFile: path.join(dataDir, "logs", "nats-server.log"),
     serverName: `${config.name}-local`,
   });
-  log(`nats-server listening on ${nats.url} (JetStream store ${path.join(dataDir, "nats")})`);
+  say(`nats-server listening on ${nats.url} (JetStream store ${path.join(dataDir, "nats")})`);
+
+  // The cluster's own components connect as the internal user, never as the admin the CLI uses.
+  const internal: NatsOptions = {
+    servers: nats.url,
+    user: secrets.internal.user,
+    pass: secrets.internal.password,
+  };
+  const stops: (() => Promise<void>)[] = [];
+  const stopAll = async () => {
+    for (const stop of stops.reverse()) {
+      try {
+        await stop();
+      } catch (err) {
+        logger.error({ err }, "error while stopping");
+      }
+    }
+    stops.length = 0;
+  };
+  stops.push(() => nats.stop({ removeData: false }));
 
   try {
-    // The cluster's own components connect as the internal user, never as the admin the CLI uses.
-    const nc = await connectNats({
-      servers: nats.url,
-      user: secrets.internal.user,
-      pass: secrets.internal.password,
-      name: "switchyard-up",
-    });
+    const nc = await connectNats({ ...internal, name: "switchyard-up" });
     try {
       await Registry.open(nc, { cluster: names.cluster });
     } finally {
       await nc.close();
     }
-    log(`model registry ready (KV ${names.buckets.models}, object store ${names.buckets.artifacts})`);
+    say(`model registry ready (KV ${names.buckets.models}, object store ${names.buckets.artifacts})`);
+
+    const coordinator = new Coordinator({
+      nats: internal,
+      cluster: names.cluster,
+      id: `${names.cluster}-local`,
+      logger,
+    });
+    await coordinator.start();
+    stops.push(() => coordinator.stop());
+
+    const threads = config.nodeThreads ?? availableParallelism();
+    const agent = new NodeAgent({
+      nats: internal,
+      cluster: names.cluster,
+      threads,
+      cacheDir: path.join(dataDir, "models"),
+      logger,
+    });
+    await agent.start();
+    stops.push(() => agent.stop());
+    say(`coordinator and node agent running (node budget: ${threads} ORT thread${threads === 1 ? "" : "s"})`);
+
+    const token = config.auth ? await adminToken(internal, names.cluster, dataDir, secrets) : undefined;
+    const bridge = await startBridgeRole({
+      nats: internal,
+      cluster: names.cluster,
+      host: config.host,
+      port: config.httpPort,
+      auth: config.auth,
+      logger,
+    });
+    stops.push(() => bridge.stop());
+    say(`HTTP bridge listening on ${bridge.url}`);
+    if (token) {
+      say(`admin token: ${token}`);
+      say(`  curl -H "Authorization: Bearer $TOKEN" ${bridge.url}/api/2.0/serving-endpoints`);
+    } else {
+      say(
+        "WARNING: authentication is OFF (--no-auth): anyone who can reach the bridge can use and change it",
+      );
+    }
 
     const file: ClusterFile = {
       cluster: names.cluster,
       natsUrl: nats.urlWithCredentials(secrets.admin.user, secrets.admin.password),
+      httpUrl: bridge.url,
+      ...(token ? { token } : {}),
       pid: process.pid,
       startedAt: new Date().toISOString(),
     };
@@ -92,13 +184,14 @@ export async function startLocalCluster(
       stop: () => {
         stopped ??= (async () => {
           await removeClusterFile(dataDir);
-          await nats.stop({ removeData: false });
+          await stopAll();
+          logger.flush();
         })();
         return stopped;
       },
     };
   } catch (err) {
-    await nats.stop({ removeData: false });
+    await stopAll();
     throw err;
   }
 }

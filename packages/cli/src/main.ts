@@ -3,7 +3,10 @@
 import { SwitchyardError } from "@switchyard/protocol";
 import { Command, CommanderError } from "commander";
 import type { GlobalOptions } from "./commands/context.js";
+import { endpointsCommand } from "./commands/endpoints.js";
 import { modelsCommand } from "./commands/models.js";
+import { roleCommands } from "./commands/roles.js";
+import { tokensCommand } from "./commands/tokens.js";
 import { upCommand } from "./commands/up.js";
 
 export function buildProgram(): Command {
@@ -21,6 +24,9 @@ export function buildProgram(): Command {
   const globals = () => program.opts<GlobalOptions>();
   upCommand(program, () => globals().dataDir);
   modelsCommand(program, globals);
+  endpointsCommand(program, globals);
+  tokensCommand(program, globals);
+  roleCommands(program, globals);
   for (const cmd of allCommands(program)) cmd.exitOverride();
   return program;
 }

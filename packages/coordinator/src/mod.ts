@@ -1,2 +1,35 @@
-// placeholder until the package is written
-export {};
+// @switchyard/coordinator: the control plane — leader lease, management API, reconcile of endpoints into
+// replica assignments and routes. Policies (placement, generations, the GET view) are pure and exported.
+export { CREATOR_HEADER, ManagementApi } from "./api.js";
+export { COORDINATOR_DEFAULTS, Coordinator, type CoordinatorOptions } from "./coordinator.js";
+export { LeaderLease } from "./lease.js";
+export {
+  capReplicas,
+  groupKey,
+  type PlacedReplica,
+  type PlacementInput,
+  type PlacementNode,
+  type PlacementPlan,
+  placeReplicas,
+  type ReplicaGroup,
+  threadsPerReplica,
+} from "./placement.js";
+export { Reconciler } from "./reconcile.js";
+export {
+  aliasOf,
+  CONCURRENCY_PER_REPLICA,
+  generationOf,
+  replicasFor,
+  routesOf,
+  type ServedTarget,
+  sameRoutes,
+  targetsOf,
+} from "./targets.js";
+export {
+  DEPLOYMENT_STATES,
+  type DeploymentState,
+  type EndpointObservation,
+  type EndpointView,
+  endpointView,
+  type ServedObservation,
+} from "./view.js";

@@ -16,6 +16,10 @@ export const LocalClusterConfig = z
     httpPort: z.number().int().min(0).max(65535).default(8080),
     /** JetStream `sync_interval: always`: fsync every write (durable, ~4x slower publishes). */
     syncAlways: z.boolean().default(false),
+    /** The local node's compute budget in ORT threads; null means one per core. */
+    nodeThreads: z.number().int().positive().nullable().default(null),
+    /** Bearer tokens on the HTTP bridge. Turning this off is explicit and warned about. */
+    auth: z.boolean().default(true),
   })
   .strict();
 export type LocalClusterConfig = z.infer<typeof LocalClusterConfig>;

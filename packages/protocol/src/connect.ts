@@ -19,6 +19,8 @@ export const NatsOptions = z
     timeout: z.number().int().positive().default(5_000),
     /** Keep reconnecting forever (components) or give up fast (CLI commands). */
     reconnect: z.boolean().default(true),
+    /** nats.js async stack traces: ~15 µs per request on the hot path, so off unless debugging. */
+    asyncTraces: z.boolean().default(false),
   })
   .strict();
 export type NatsOptions = z.input<typeof NatsOptions>;
@@ -51,5 +53,6 @@ export async function connectNats(options: NatsOptions): Promise<NatsConnection>
     name: o.name,
     timeout: o.timeout,
     maxReconnectAttempts: o.reconnect ? -1 : 0,
+    noAsyncTraces: !o.asyncTraces,
   });
 }

@@ -369,6 +369,11 @@ export const EndpointRecord = z
       .strict(),
     /** Served models resolved to concrete versions (aliases followed), by served name. */
     resolved: z.record(z.string(), z.number().int().positive()).default({}),
+    /**
+     * Generations whose rollout failed, with the reason: the leader does not retry them (an alias that moved
+     * to a version that cannot load keeps the old version serving until the alias moves again).
+     */
+    rejected: z.record(z.string(), z.string()).default({}),
     deleted: z.boolean().default(false),
   })
   .strict();

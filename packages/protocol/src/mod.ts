@@ -12,6 +12,7 @@ export * from "./messages.js";
 export * from "./mlflow.js";
 export * from "./model.js";
 export * from "./names.js";
+export * from "./oip.js";
 export * from "./placement.js";
 export * from "./tensor.js";
 export * from "./uri.js";

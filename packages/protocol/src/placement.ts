@@ -65,6 +65,19 @@ export const ReplicaSpec = z
   .strict();
 export type ReplicaSpec = z.infer<typeof ReplicaSpec>;
 
+/**
+ * Batching and admission settings a served model gets when its config leaves them out: one default config
+ * used everywhere (the coordinator fills them into ReplicaSpec, so the replica never guesses).
+ * max_delay_us is 0, Triton's default: batches still form from requests that arrive together and from the
+ * backlog while every worker is busy, and an idle replica never waits (Node timers cannot wait less than
+ * 1 ms, so any small delay would cost a whole millisecond at low load).
+ */
+export const REPLICA_DEFAULTS = {
+  max_batch_size: 32,
+  max_delay_us: 0,
+  max_queue: 256,
+} as const;
+
 export const REPLICA_STATES = ["STARTING", "READY", "DRAINING", "STOPPED", "FAILED"] as const;
 export const ReplicaStatus = z
   .object({

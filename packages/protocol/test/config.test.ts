@@ -10,6 +10,8 @@ describe("cluster config", () => {
       natsPort: 4222,
       httpPort: 8080,
       syncAlways: false,
+      nodeThreads: null,
+      auth: true,
     });
   });
 

@@ -1,6 +1,7 @@
 // What every command that talks to a cluster shares: global options, the connection and its closing.
 
 import type { NatsConnection } from "@nats-io/transport-node";
+import { SwitchyardClient } from "@switchyard/client";
 import { connectNats } from "@switchyard/protocol";
 import { Registry } from "@switchyard/registry";
 import { resolveTarget, type Target } from "../cluster-file.js";
@@ -39,4 +40,18 @@ export function withRegistry<T>(
   return withConnection(g, async (nc, target, out) =>
     fn(await Registry.open(nc, { cluster: target.cluster }), out),
   );
+}
+
+export function withClient<T>(
+  g: GlobalOptions,
+  fn: (client: SwitchyardClient, out: Out) => Promise<T>,
+): Promise<T> {
+  return withConnection(g, async (nc, target, out) => {
+    const client = SwitchyardClient.fromConnection(nc, { cluster: target.cluster });
+    try {
+      return await fn(client, out);
+    } finally {
+      await client.close();
+    }
+  });
 }

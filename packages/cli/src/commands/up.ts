@@ -11,6 +11,8 @@ interface UpOptions {
   httpPort?: string;
   host?: string;
   syncAlways?: boolean;
+  nodeThreads?: string;
+  auth?: boolean;
 }
 
 function port(value: string | undefined, flag: string): number | undefined {
@@ -18,6 +20,12 @@ function port(value: string | undefined, flag: string): number | undefined {
   const n = Number(value);
   if (!Number.isInteger(n) || n < 0 || n > 65535)
     throw new Error(`${flag}: expected a port 0-65535, got '${value}'`);
+  return n;
+}
+
+function positive(value: string, flag: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new Error(`${flag}: expected a positive integer, got '${value}'`);
   return n;
 }
 
@@ -30,6 +38,8 @@ export function upCommand(program: Command, dataDirFlag: () => string | undefine
     .option("--http-port <port>", "HTTP bridge port (0: any free port)")
     .option("--host <host>", "interface to listen on")
     .option("--sync-always", "JetStream sync_interval: always (fsync every write)")
+    .option("--node-threads <n>", "the local node's ORT thread budget (default: one per core)")
+    .option("--no-auth", "turn bearer-token auth of the HTTP bridge OFF (not for shared machines)")
     .action(async (opts: UpOptions) => {
       const file = await loadClusterConfig(opts.config ?? findConfigFile());
       // Flags and environment override the config file; the schema re-validates the merge.
@@ -42,6 +52,10 @@ export function upCommand(program: Command, dataDirFlag: () => string | undefine
         ...(opts.httpPort !== undefined ? { httpPort: port(opts.httpPort, "--http-port") } : {}),
         ...(opts.host ? { host: opts.host } : {}),
         ...(opts.syncAlways ? { syncAlways: true } : {}),
+        ...(opts.nodeThreads !== undefined
+          ? { nodeThreads: positive(opts.nodeThreads, "--node-threads") }
+          : {}),
+        ...(opts.auth === false ? { auth: false } : {}),
       });
       const say = (msg: string) => process.stdout.write(`${msg}\n`);
       const cluster = await startLocalCluster(config, say);

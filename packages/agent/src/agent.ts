@@ -1,0 +1,345 @@
+// A node agent: heartbeats its thread budget, and runs one replica process per assignment `assign.<id>.*`
+// — spawning it with its launch in the environment, restarting crashes with backoff, reporting a model that
+// cannot load as FAILED (no restart), and draining replicas whose assignment went away. It never decides
+// placement; the coordinator does.
+import { type ChildProcess, spawn } from "node:child_process";
+import { availableParallelism, hostname, tmpdir } from "node:os";
+import { join } from "node:path";
+import { createInterface } from "node:readline";
+import { fileURLToPath } from "node:url";
+import { isDeepStrictEqual } from "node:util";
+import { type KV, Kvm, type KvWatchEntry } from "@nats-io/kv";
+import type { NatsConnection, QueuedIterator } from "@nats-io/transport-node";
+import {
+  type ClusterNames,
+  clusterNames,
+  connectNats,
+  EXIT_LOAD_FAILED,
+  HEARTBEAT_INTERVAL_MS,
+  keys,
+  LIVENESS_TTL_MS,
+  type NatsOptions,
+  type NodeHeartbeat,
+  REPLICA_ENV,
+  type ReplicaLaunch,
+  ReplicaSpec,
+  ReplicaStatus,
+} from "@switchyard/protocol";
+import { type Logger, pino } from "pino";
+
+export interface NodeAgentOptions {
+  /** How this agent and its replicas reach NATS (replicas get the same servers and credentials). */
+  nats: Pick<NatsOptions, "servers" | "user" | "pass" | "token" | "creds">;
+  cluster?: string;
+  /** Default: the host name. */
+  nodeId?: string;
+  /** ORT threads this node may run at once (default: os.availableParallelism()). */
+  threads?: number;
+  /** Where replicas cache model artifacts (default: `<tmp>/switchyard-cache/<cluster>`). */
+  cacheDir?: string;
+  /** The replica process entry (default: `replicaEntry` of @switchyard/replica, else its dist/main.js). */
+  replicaEntry?: string;
+  /** After SIGTERM, how long a replica may drain before SIGKILL (default 30 s). */
+  drainTimeoutMs?: number;
+  logger?: Logger;
+}
+
+export const AGENT_DEFAULTS = {
+  drainTimeoutMs: 30_000,
+  backoffMinMs: 500,
+  backoffMaxMs: 10_000,
+  /** A replica that ran this long before crashing restarts with the shortest backoff again. */
+  stableAfterMs: 30_000,
+} as const;
+
+interface Supervised {
+  spec: ReplicaSpec;
+  child: ChildProcess | undefined;
+  /** Resolves when the current child has exited. */
+  exited: Promise<void>;
+  restarts: number;
+  backoffLevel: number;
+  startedAt: number;
+  stopping: boolean;
+  retry: NodeJS.Timeout | undefined;
+  lastStderr: string[];
+}
+
+/** Resolves the replica entry: the replica package's export if it has one, else its conventional path. */
+export async function defaultReplicaEntry(): Promise<string> {
+  try {
+    const mod = (await import("@switchyard/replica")) as Record<string, unknown>;
+    if (typeof mod.replicaEntry === "string") return mod.replicaEntry;
+  } catch {
+    // fall through to the path inside the workspace
+  }
+  return fileURLToPath(new URL("../../replica/dist/main.js", import.meta.url));
+}
+
+export class NodeAgent {
+  readonly nodeId: string;
+  readonly names: ClusterNames;
+  readonly threads: number;
+  private readonly log: Logger;
+  private nc: NatsConnection | undefined;
+  private cluster: KV | undefined;
+  private liveness: KV | undefined;
+  private watch: QueuedIterator<KvWatchEntry> | undefined;
+  private heartbeat: NodeJS.Timeout | undefined;
+  private readonly replicas = new Map<string, Supervised>();
+  private readonly chains = new Map<string, Promise<void>>();
+  private entry = "";
+  private startedAt = 0;
+  private stopped = false;
+
+  constructor(private readonly opts: NodeAgentOptions) {
+    this.names = clusterNames(opts.cluster);
+    this.nodeId = opts.nodeId ?? hostname().replace(/[^A-Za-z0-9_-]/g, "_");
+    if (!/^[A-Za-z0-9_-]{1,63}$/.test(this.nodeId)) {
+      throw new TypeError(`options.nodeId '${this.nodeId}' must be 1-63 letters, digits, '_' or '-'`);
+    }
+    this.threads = opts.threads ?? availableParallelism();
+    if (!Number.isInteger(this.threads) || this.threads < 1) {
+      throw new TypeError(`options.threads must be a positive integer, got ${opts.threads}`);
+    }
+    this.log = (opts.logger ?? pino({ name: "agent" })).child({
+      node: this.nodeId,
+      cluster: this.names.cluster,
+    });
+  }
+
+  async start(): Promise<void> {
+    this.entry = this.opts.replicaEntry ?? (await defaultReplicaEntry());
+    this.nc = await connectNats({ ...this.opts.nats, name: `agent-${this.nodeId}` });
+    const kvm = new Kvm(this.nc);
+    [this.cluster, this.liveness] = await Promise.all([
+      kvm.create(this.names.buckets.cluster, { history: 1 }),
+      kvm.create(this.names.buckets.liveness, { history: 1, ttl: LIVENESS_TTL_MS }),
+    ]);
+    this.startedAt = Date.now();
+    await this.beat();
+    this.heartbeat = setInterval(() => void this.beat(), HEARTBEAT_INTERVAL_MS);
+    this.watch = await this.cluster.watch({ key: keys.assignmentsOf(this.nodeId) });
+    void (async () => {
+      for await (const e of this.watch!) {
+        // One chain per replica: a replica draining for seconds never holds up the others.
+        const id = e.key.slice(e.key.lastIndexOf(".") + 1);
+        const next = (this.chains.get(id) ?? Promise.resolve())
+          .then(() => this.onAssignment(e))
+          .catch((err: unknown) => this.log.error({ err, key: e.key }, "assignment handling failed"));
+        this.chains.set(id, next);
+        void next.finally(() => {
+          if (this.chains.get(id) === next) this.chains.delete(id);
+        });
+      }
+    })();
+    this.log.info({ threads: this.threads, entry: this.entry }, "node agent started");
+  }
+
+  /** Stops every replica (drain, then kill), removes the heartbeat, closes the connection. */
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    clearInterval(this.heartbeat);
+    this.watch?.stop();
+    await Promise.all([...this.chains.values()]);
+    await Promise.all([...this.replicas.keys()].map((id) => this.stopReplica(id)));
+    await this.liveness?.delete(keys.node(this.nodeId)).catch(() => undefined);
+    await this.nc?.close();
+    this.log.info("node agent stopped");
+  }
+
+  /** Replica ids this agent currently supervises. */
+  get replicaIds(): string[] {
+    return [...this.replicas.keys()];
+  }
+
+  private async beat(): Promise<void> {
+    const now = Date.now();
+    const hb: NodeHeartbeat = {
+      node_id: this.nodeId,
+      host: hostname(),
+      pid: process.pid,
+      threads: this.threads,
+      started_at: this.startedAt,
+      updated_at: now,
+    };
+    try {
+      await this.liveness!.put(keys.node(this.nodeId), JSON.stringify(hb));
+    } catch (err) {
+      this.log.warn({ err: String(err) }, "heartbeat failed");
+    }
+  }
+
+  private async onAssignment(e: KvWatchEntry): Promise<void> {
+    const replicaId = e.key.slice(e.key.lastIndexOf(".") + 1);
+    if (e.operation !== "PUT") {
+      await this.stopReplica(replicaId);
+      return;
+    }
+    const parsed = ReplicaSpec.safeParse(e.json());
+    if (!parsed.success) {
+      this.log.error({ replicaId, err: parsed.error.message }, "malformed assignment ignored");
+      return;
+    }
+    const cur = this.replicas.get(replicaId);
+    if (cur && isDeepStrictEqual(cur.spec, parsed.data)) return;
+    if (cur) await this.stopReplica(replicaId);
+    if (this.stopped) return;
+    const s: Supervised = {
+      spec: parsed.data,
+      child: undefined,
+      exited: Promise.resolve(),
+      restarts: 0,
+      backoffLevel: 0,
+      startedAt: 0,
+      stopping: false,
+      retry: undefined,
+      lastStderr: [],
+    };
+    this.replicas.set(replicaId, s);
+    await this.launch(s);
+  }
+
+  private async writeStatus(s: Supervised, state: ReplicaStatus["state"], message = ""): Promise<void> {
+    const status: ReplicaStatus = {
+      replica_id: s.spec.replica_id,
+      node_id: this.nodeId,
+      endpoint: s.spec.endpoint,
+      served_model: s.spec.served_model,
+      generation: s.spec.generation,
+      pid: s.child?.pid ?? null,
+      state,
+      message,
+      restarts: s.restarts,
+      updated_at: Date.now(),
+    };
+    await this.cluster!.put(keys.replica(s.spec.replica_id), JSON.stringify(status));
+  }
+
+  private async launch(s: Supervised): Promise<void> {
+    if (s.stopping || this.stopped) return;
+    const log = this.log.child({
+      replicaId: s.spec.replica_id,
+      endpoint: s.spec.endpoint,
+      servedModel: s.spec.served_model,
+    });
+    // STARTING goes in before the process exists, so it can never overwrite the READY the replica writes.
+    s.child = undefined;
+    await this.writeStatus(s, "STARTING", s.restarts ? (s.lastStderr.at(-1) ?? "") : "");
+    if (s.stopping || this.stopped) return;
+    const launch: ReplicaLaunch = {
+      spec: s.spec,
+      cluster: this.names.cluster,
+      node_id: this.nodeId,
+      cache_dir: this.opts.cacheDir ?? join(tmpdir(), "switchyard-cache", this.names.cluster),
+      nats: this.opts.nats,
+    };
+    const child = spawn(process.execPath, [this.entry], {
+      env: { ...process.env, [REPLICA_ENV]: JSON.stringify(launch) },
+      stdio: ["ignore", "inherit", "pipe"],
+    });
+    s.child = child;
+    s.startedAt = Date.now();
+    s.lastStderr = [];
+    createInterface({ input: child.stderr! }).on("line", (line) => {
+      s.lastStderr.push(line);
+      if (s.lastStderr.length > 20) s.lastStderr.shift();
+      logReplicaLine(log, line);
+    });
+    log.info({ pid: child.pid, version: s.spec.model_version, threads: s.spec.threads }, "replica started");
+    s.exited = new Promise<void>((resolve) => {
+      child.once("exit", (code, signal) => {
+        void this.onExit(s, child, code, signal, log).finally(resolve);
+      });
+      child.once("error", (err) => log.error({ err }, "replica spawn error"));
+    });
+  }
+
+  private async onExit(
+    s: Supervised,
+    child: ChildProcess,
+    code: number | null,
+    signal: NodeJS.Signals | null,
+    log: Logger,
+  ): Promise<void> {
+    if (s.child !== child) return;
+    log.info({ code, signal }, "replica exited");
+    if (s.stopping) return; // stopReplica reports STOPPED
+    try {
+      if (code === EXIT_LOAD_FAILED) {
+        const cur = await this.cluster!.get(keys.replica(s.spec.replica_id));
+        const written = cur?.operation === "PUT" ? ReplicaStatus.safeParse(cur.json()).data : undefined;
+        const reason =
+          written?.state === "FAILED" && written.message
+            ? written.message
+            : `model could not be loaded${s.lastStderr.length ? `: ${s.lastStderr.at(-1)}` : ""}`;
+        s.child = undefined;
+        await this.writeStatus(s, "FAILED", reason);
+        return;
+      }
+      s.restarts++;
+      if (Date.now() - s.startedAt > AGENT_DEFAULTS.stableAfterMs) s.backoffLevel = 0;
+      const delay = Math.min(AGENT_DEFAULTS.backoffMaxMs, AGENT_DEFAULTS.backoffMinMs * 2 ** s.backoffLevel);
+      s.backoffLevel++;
+      s.child = undefined;
+      const why = `exited with ${signal ?? `code ${code}`}; restart ${s.restarts} in ${delay} ms`;
+      log.warn({ delay, restarts: s.restarts }, "replica crashed; restarting");
+      await this.writeStatus(s, "STARTING", why);
+      s.retry = setTimeout(() => {
+        s.retry = undefined;
+        void this.launch(s).catch((err: unknown) => log.error({ err }, "replica restart failed"));
+      }, delay);
+    } catch (err) {
+      log.error({ err }, "handling replica exit failed");
+    }
+  }
+
+  /** SIGTERM (the replica drains), SIGKILL after the drain timeout, STOPPED, then the status key goes. */
+  private async stopReplica(replicaId: string): Promise<void> {
+    const s = this.replicas.get(replicaId);
+    if (!s) return;
+    s.stopping = true;
+    clearTimeout(s.retry);
+    const child = s.child;
+    if (child && child.exitCode === null && child.signalCode === null) {
+      const drain = this.opts.drainTimeoutMs ?? AGENT_DEFAULTS.drainTimeoutMs;
+      const kill = setTimeout(() => child.kill("SIGKILL"), drain);
+      child.kill("SIGTERM");
+      await s.exited;
+      clearTimeout(kill);
+    }
+    this.replicas.delete(replicaId);
+    try {
+      s.child = undefined;
+      await this.writeStatus(s, "STOPPED");
+      await this.cluster!.delete(keys.replica(replicaId));
+    } catch (err) {
+      this.log.warn({ err: String(err), replicaId }, "could not clear replica status");
+    }
+    this.log.info({ replicaId }, "replica stopped");
+  }
+}
+
+/** A replica's stderr line into the agent's log: its own pino JSON keeps its level and message. */
+function logReplicaLine(log: Logger, line: string): void {
+  let entry: Record<string, unknown> | undefined;
+  try {
+    const v: unknown = JSON.parse(line);
+    if (v && typeof v === "object" && !Array.isArray(v)) entry = v as Record<string, unknown>;
+  } catch {
+    // not JSON: logged as text below
+  }
+  if (!entry) {
+    log.warn({ stderr: line }, "replica stderr");
+    return;
+  }
+  const { level, msg, time: _t, pid, hostname: _h, ...rest } = entry;
+  const lvl = typeof level === "number" ? level : 30;
+  const text = typeof msg === "string" ? msg : "replica log";
+  const fields = { replicaPid: pid, replica: rest };
+  if (lvl >= 50) log.error(fields, text);
+  else if (lvl >= 40) log.warn(fields, text);
+  else if (lvl >= 30) log.info(fields, text);
+  else log.debug(fields, text);
+}

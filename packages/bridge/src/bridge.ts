@@ -1,0 +1,312 @@
+// The HTTP bridge: Databricks/MLflow-compatible invocations, the management API and Open Inference Protocol v2
+// on Fastify, with bearer-token auth. Invocation bodies stay bytes: it never parses them (the replica does).
+import type { NatsConnection } from "@nats-io/transport-node";
+import { headers as natsHeaders } from "@nats-io/transport-node";
+import { EndpointsApi, type InvokeOptions, parseTimeoutMs, Router } from "@switchyard/client";
+import { CSV_TYPE, clusterNames, H, JSON_TYPE, SwitchyardError } from "@switchyard/protocol";
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
+import { type Logger, pino } from "pino";
+import {
+  errorHeaders,
+  RETRY_AFTER_SECONDS,
+  statusOf,
+  toClientError,
+  unsupportedMediaType,
+} from "./errors.js";
+import { OipMetadata, parseOipVersion } from "./oip.js";
+import { TokenStore } from "./tokens.js";
+
+export interface BridgeOptions {
+  nc: NatsConnection;
+  /** Cluster name (default `sy`). */
+  cluster?: string;
+  /** Require `Authorization: Bearer <token>` on every route but `/v2/health/*`. */
+  auth: boolean;
+  /** Largest request body in bytes (default 16 MiB); larger → 413 REQUEST_TOO_LARGE. */
+  bodyLimit?: number;
+  /** Where errors are logged (default: pino at level warn). Requests themselves are never logged. */
+  logger?: Logger;
+  /** A router to share (e.g. with the invoke actor in the same process); by default the bridge starts its own. */
+  router?: Router;
+}
+
+export const DEFAULT_BODY_LIMIT = 16 * 1024 * 1024;
+
+/** Reply headers copied from the replica's reply to the HTTP response. */
+const FORWARDED_REPLY_HEADERS = [H.queueUs, H.computeUs, H.batchSize] as const;
+
+type NameParams = { name: string };
+type ServedParams = { name: string; served: string };
+type VersionParams = { name: string; version: string };
+
+function mediaType(req: FastifyRequest): string {
+  const ct = req.headers["content-type"];
+  if (!ct) return "";
+  const semi = ct.indexOf(";");
+  return (semi < 0 ? ct : ct.slice(0, semi)).trim().toLowerCase();
+}
+
+/** True when the first non-blank byte is `{`: the cheap test that a JSON body is an object. */
+function startsWithBrace(body: Buffer): boolean {
+  for (let i = 0; i < body.length; i++) {
+    const b = body[i];
+    if (b === 0x20 || b === 0x09 || b === 0x0a || b === 0x0d) continue;
+    return b === 0x7b;
+  }
+  return false;
+}
+
+function header(req: FastifyRequest, name: string): string | undefined {
+  const v = req.headers[name];
+  return typeof v === "string" && v !== "" ? v : undefined;
+}
+
+function jsonBody(req: FastifyRequest): Record<string, unknown> {
+  const type = mediaType(req);
+  if (type !== JSON_TYPE) throw unsupportedMediaType(header(req, "content-type"));
+  const body = req.body as Buffer | undefined;
+  if (!body || body.length === 0) throw new SwitchyardError("BAD_REQUEST", "the request body is empty");
+  let value: unknown;
+  try {
+    value = JSON.parse(body.toString("utf8"));
+  } catch (err) {
+    throw new SwitchyardError("BAD_REQUEST", `the request body is not valid JSON: ${(err as Error).message}`);
+  }
+  if (value === null || typeof value !== "object" || Array.isArray(value)) {
+    throw new SwitchyardError("BAD_REQUEST", "the request body must be a JSON object");
+  }
+  return value as Record<string, unknown>;
+}
+
+/** Creates the bridge (not listening yet); closing it stops what it started, never the NATS connection. */
+export async function createBridge(opts: BridgeOptions): Promise<FastifyInstance> {
+  const { nc } = opts;
+  const names = clusterNames(opts.cluster);
+  const bodyLimit = opts.bodyLimit ?? DEFAULT_BODY_LIMIT;
+  if (!Number.isSafeInteger(bodyLimit) || bodyLimit <= 0) {
+    throw new SwitchyardError("INVALID_PARAMETER_VALUE", "bodyLimit must be a positive integer of bytes");
+  }
+  const log = opts.logger ?? pino({ level: "warn", name: "switchyard-bridge" });
+  const router = opts.router ?? (await Router.start(nc, { cluster: names.cluster, logger: log }));
+  const tokens = opts.auth ? await TokenStore.open(nc, { cluster: names.cluster }) : undefined;
+  const api = new EndpointsApi(nc, names);
+  const oip = new OipMetadata(nc, names.cluster);
+
+  let natsUp = !nc.isClosed();
+  void (async () => {
+    for await (const s of nc.status()) {
+      if (s.type === "disconnect") natsUp = false;
+      else if (s.type === "reconnect") natsUp = true;
+    }
+  })().catch(() => {});
+
+  const app = Fastify({ logger: false, bodyLimit, return503OnClosing: true });
+
+  app.addHook("onClose", async () => {
+    tokens?.close();
+    if (!opts.router) await router.close();
+  });
+
+  // Bodies stay Buffers: invocations forward them as they came; management routes parse their own.
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser([JSON_TYPE, CSV_TYPE], { parseAs: "buffer" }, (_req, body, done) => {
+    done(null, body);
+  });
+
+  app.setErrorHandler((err, req, reply) => {
+    const { error, unexpected } = toClientError(err, { bodyLimit, contentType: header(req, "content-type") });
+    if (unexpected) log.error({ err, method: req.method, url: req.url }, "request failed");
+    void reply.code(error.status).headers(errorHeaders(error)).send(JSON.stringify(error.toBody()));
+  });
+
+  app.setNotFoundHandler((req) => {
+    throw new SwitchyardError(
+      "RESOURCE_DOES_NOT_EXIST",
+      `no such API: ${req.method} ${req.url.split("?")[0]}`,
+    );
+  });
+
+  if (tokens) {
+    // Before the body is read, so an unauthenticated 16 MB upload is refused without buffering it.
+    app.addHook("onRequest", (req, _reply, done) => {
+      if (req.url.startsWith("/v2/health/")) return done();
+      const auth = req.headers.authorization;
+      if (!auth?.startsWith("Bearer ") || auth.length <= 7) {
+        return done(
+          new SwitchyardError(
+            "UNAUTHENTICATED",
+            "Credential was not sent or was of an unsupported type for this API: send 'Authorization: Bearer <token>'",
+          ),
+        );
+      }
+      // As Databricks: a token that was sent but is unknown or revoked is 403 "Invalid access token."
+      if (!tokens.verify(auth.slice(7).trim())) {
+        return done(new SwitchyardError("PERMISSION_DENIED", "Invalid access token."));
+      }
+      done();
+    });
+  }
+
+  async function invoke(
+    req: FastifyRequest,
+    reply: FastifyReply,
+    endpoint: string,
+    route: Omit<InvokeOptions, "deadlineMs" | "routeKey">,
+    oipFormat: boolean,
+  ): Promise<FastifyReply> {
+    const type = mediaType(req);
+    const body = req.body as Buffer | undefined;
+    if (!body || body.length === 0) throw new SwitchyardError("BAD_REQUEST", "the request body is empty");
+    const json = type === JSON_TYPE;
+    if (!json && (oipFormat || type !== CSV_TYPE)) throw unsupportedMediaType(header(req, "content-type"));
+    if (json && !startsWithBrace(body)) {
+      throw new SwitchyardError(
+        "BAD_REQUEST",
+        "Invalid input. The input must be a JSON object (a dictionary with exactly one of " +
+          "'dataframe_split', 'dataframe_records', 'instances', 'inputs'" +
+          (oipFormat ? ", or an Open Inference Protocol request with 'inputs'" : "") +
+          ").",
+      );
+    }
+    const h = natsHeaders();
+    h.append(H.contentType, json ? JSON_TYPE : CSV_TYPE);
+    const requestId = header(req, H.requestId);
+    if (requestId) h.append(H.requestId, requestId);
+    if (oipFormat) h.append(H.format, "oip");
+    const timeoutMs = parseTimeoutMs(header(req, H.timeoutMs));
+    const result = await router.invoke(endpoint, body, h, {
+      deadlineMs: Date.now() + timeoutMs,
+      routeKey: header(req, H.routeKey),
+      servedModel: route.servedModel,
+      modelVersion: route.modelVersion,
+    });
+    const rh = result.headers;
+    const out: Record<string, string> = {
+      "content-type": JSON_TYPE,
+      [H.requestId]: rh?.get(H.requestId) || result.requestId,
+      [H.servedModel]: rh?.get(H.servedModel) || result.route.served_model_name,
+      [H.modelName]: rh?.get(H.modelName) || result.route.model_name,
+      [H.modelVersion]: rh?.get(H.modelVersion) || String(result.route.model_version),
+    };
+    if (rh) {
+      for (const name of FORWARDED_REPLY_HEADERS) {
+        const v = rh.get(name);
+        if (v) out[name] = v;
+      }
+    }
+    let status = 200;
+    if (result.errorCode) {
+      status = statusOf(result.errorCode);
+      out[H.errorCode] = result.errorCode;
+      if (status === 503) out["retry-after"] = RETRY_AFTER_SECONDS;
+    }
+    const data = result.data;
+    return reply
+      .code(status)
+      .headers(out)
+      .send(Buffer.from(data.buffer, data.byteOffset, data.byteLength));
+  }
+
+  // --- Invocations (Databricks / MLflow) ---
+  app.post<{ Params: NameParams }>("/serving-endpoints/:name/invocations", (req, reply) =>
+    invoke(req, reply, req.params.name, {}, false),
+  );
+  app.post<{ Params: ServedParams }>(
+    "/serving-endpoints/:name/served-models/:served/invocations",
+    (req, reply) => invoke(req, reply, req.params.name, { servedModel: req.params.served }, false),
+  );
+
+  // --- Management (Databricks paths and bodies), forwarded to the coordinators' NATS API ---
+  app.post("/api/2.0/serving-endpoints", async (req) => {
+    const body = jsonBody(req);
+    const token = tokens?.verify(req.headers.authorization?.slice(7).trim() ?? "");
+    return api.create(body, token ? { user: `token:${token.id}` } : {});
+  });
+  app.get("/api/2.0/serving-endpoints", async () => ({ endpoints: await api.list() }));
+  app.get<{ Params: NameParams }>("/api/2.0/serving-endpoints/:name", async (req) =>
+    api.get(req.params.name),
+  );
+  app.delete<{ Params: NameParams }>("/api/2.0/serving-endpoints/:name", async (req) => {
+    await api.delete(req.params.name);
+    return {};
+  });
+  app.put<{ Params: NameParams }>("/api/2.0/serving-endpoints/:name/config", async (req) =>
+    api.update(req.params.name, jsonBody(req)),
+  );
+
+  // --- Open Inference Protocol v2 ---
+  app.get("/v2/health/live", async () => ({ live: true }));
+  app.get("/v2/health/ready", async (_req, reply) => {
+    const ready = natsUp && !nc.isClosed();
+    if (!ready) void reply.code(503).header("retry-after", RETRY_AFTER_SECONDS);
+    return { ready };
+  });
+
+  const metadata = async (endpoint: string, version: string | undefined) => {
+    const v = version === undefined ? undefined : parseOipVersion(endpoint, version);
+    const routes = await router.lookup(endpoint);
+    if (!routes || routes.routes.length === 0) {
+      throw new SwitchyardError(
+        "TEMPORARILY_UNAVAILABLE",
+        `endpoint '${endpoint}' has no ready served model yet`,
+      );
+    }
+    return oip.metadata(routes, v);
+  };
+  const modelReady = async (endpoint: string, version: string | undefined, reply: FastifyReply) => {
+    const v = version === undefined ? undefined : parseOipVersion(endpoint, version);
+    const routes = await router.lookup(endpoint);
+    const ready = routes?.routes.some((r) => v === undefined || r.model_version === v) ?? false;
+    if (!ready) void reply.code(503).header("retry-after", RETRY_AFTER_SECONDS);
+    return { name: endpoint, ready };
+  };
+  app.get<{ Params: NameParams }>("/v2/models/:name", (req) => metadata(req.params.name, undefined));
+  app.get<{ Params: VersionParams }>("/v2/models/:name/versions/:version", (req) =>
+    metadata(req.params.name, req.params.version),
+  );
+  app.get<{ Params: NameParams }>("/v2/models/:name/ready", (req, reply) =>
+    modelReady(req.params.name, undefined, reply),
+  );
+  app.get<{ Params: VersionParams }>("/v2/models/:name/versions/:version/ready", (req, reply) =>
+    modelReady(req.params.name, req.params.version, reply),
+  );
+  app.post<{ Params: NameParams }>("/v2/models/:name/infer", (req, reply) =>
+    invoke(req, reply, req.params.name, {}, true),
+  );
+  app.post<{ Params: VersionParams }>("/v2/models/:name/versions/:version/infer", (req, reply) =>
+    invoke(
+      req,
+      reply,
+      req.params.name,
+      { modelVersion: parseOipVersion(req.params.name, req.params.version) },
+      true,
+    ),
+  );
+
+  return app;
+}
+
+export interface RunningBridge {
+  app: FastifyInstance;
+  /** `http://host:port` the bridge listens on. */
+  url: string;
+  close(): Promise<void>;
+}
+
+/** Creates the bridge and listens (port 0 picks a free port). */
+export async function listenBridge(
+  opts: BridgeOptions & { port?: number; host?: string },
+): Promise<RunningBridge> {
+  const app = await createBridge(opts);
+  const host = opts.host ?? "127.0.0.1";
+  try {
+    await app.listen({ port: opts.port ?? 0, host });
+  } catch (err) {
+    await app.close();
+    throw err;
+  }
+  const address = app.server.address();
+  const port = typeof address === "object" && address ? address.port : (opts.port ?? 0);
+  const shownHost = host.includes(":") ? `[${host}]` : host === "0.0.0.0" ? "127.0.0.1" : host;
+  return { app, url: `http://${shownHost}:${port}`, close: () => app.close() };
+}

@@ -1,0 +1,190 @@
+// `switchyard endpoints …` and `switchyard invoke`: Databricks-shaped serving endpoints over the management
+// API, and one-off invocations with MLflow bodies.
+import { readFile } from "node:fs/promises";
+import type { EndpointView, SwitchyardClient } from "@switchyard/client";
+import { SwitchyardError } from "@switchyard/protocol";
+import type { Command } from "commander";
+import { table } from "../output.js";
+import { type GlobalOptions, withClient } from "./context.js";
+
+async function readJsonFile(file: string, flag: string): Promise<Record<string, unknown>> {
+  let text: string;
+  try {
+    text = await readFile(file, "utf8");
+  } catch (err) {
+    throw new SwitchyardError(
+      "INVALID_PARAMETER_VALUE",
+      `${flag}: cannot read '${file}': ${(err as Error).message}`,
+    );
+  }
+  return parseJsonObject(text, `${flag} '${file}'`);
+}
+
+function parseJsonObject(text: string, what: string): Record<string, unknown> {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (err) {
+    throw new SwitchyardError(
+      "INVALID_PARAMETER_VALUE",
+      `${what} is not valid JSON: ${(err as Error).message}`,
+    );
+  }
+  if (value === null || typeof value !== "object" || Array.isArray(value)) {
+    throw new SwitchyardError("INVALID_PARAMETER_VALUE", `${what} must be a JSON object`);
+  }
+  return value as Record<string, unknown>;
+}
+
+type State = { ready?: string; config_update?: string; message?: string };
+const stateOf = (e: EndpointView) => (e.state ?? {}) as State;
+
+/** Polls until the update settles: READY + NOT_UPDATING, or the failure with its reason. */
+async function waitSettled(client: SwitchyardClient, name: string, timeoutMs: number): Promise<EndpointView> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const e = await client.endpoints.get(name);
+    const s = stateOf(e);
+    if (s.config_update === "UPDATE_FAILED") {
+      throw new SwitchyardError(
+        "INVALID_PARAMETER_VALUE",
+        `endpoint '${name}' update failed: ${s.message || "no reason given"}`,
+      );
+    }
+    if (s.ready === "READY" && s.config_update === "NOT_UPDATING") return e;
+    if (Date.now() > end) {
+      throw new SwitchyardError(
+        "DEADLINE_EXCEEDED",
+        `endpoint '${name}' not READY after ${timeoutMs / 1000} s (state ${JSON.stringify(s)})`,
+      );
+    }
+    await new Promise((r) => setTimeout(r, 500));
+  }
+}
+
+function summary(e: EndpointView): string {
+  const s = stateOf(e);
+  const config = (e.config ?? {}) as { served_entities?: unknown[]; served_models?: unknown[] };
+  const served = (config.served_entities ?? config.served_models ?? []) as Record<string, unknown>[];
+  const lines = [
+    `${e.name}: ${s.ready ?? "?"} (${s.config_update ?? "?"})${s.message ? ` — ${s.message}` : ""}`,
+  ];
+  const routes = ((e.config as { traffic_config?: { routes?: Record<string, unknown>[] } })?.traffic_config
+    ?.routes ?? []) as {
+    served_model_name: string;
+    traffic_percentage: number;
+  }[];
+  for (const m of served) {
+    const model = m.entity_name ?? m.model_name;
+    const version = m.entity_version ?? m.model_version;
+    const pct = routes.find((r) => r.served_model_name === m.name)?.traffic_percentage ?? 0;
+    lines.push(
+      `  ${m.name}: models:/${model}/${version}  ${pct}%  ${(m.state as { deployment?: string })?.deployment ?? ""}`,
+    );
+  }
+  return lines.join("\n");
+}
+
+export function endpointsCommand(program: Command, globals: () => GlobalOptions): void {
+  const endpoints = program
+    .command("endpoints")
+    .description("serving endpoints (Databricks-compatible configs)");
+  const waitOption = (c: Command) =>
+    c
+      .option("--wait", "return when the endpoint is READY, or fail with the reason")
+      .option("--timeout <seconds>", "how long --wait waits", "300");
+
+  waitOption(
+    endpoints
+      .command("create")
+      .description('create an endpoint from a Databricks create body {"name", "config": {…}}')
+      .requiredOption("--config <file>", "JSON file with the create body"),
+  ).action(async (opts: { config: string; wait?: boolean; timeout: string }) => {
+    const body = await readJsonFile(opts.config, "--config");
+    await withClient(globals(), async (client, out) => {
+      let e = await client.endpoints.create(body);
+      if (opts.wait) e = await waitSettled(client, String(body.name), Number(opts.timeout) * 1000);
+      out.print(summary(e), e);
+    });
+  });
+
+  waitOption(
+    endpoints
+      .command("update")
+      .description("replace an endpoint's config (the Databricks PUT …/config body)")
+      .argument("<name>", "endpoint name")
+      .requiredOption("--config <file>", "JSON file with served_entities/served_models and traffic_config"),
+  ).action(async (name: string, opts: { config: string; wait?: boolean; timeout: string }) => {
+    const config = await readJsonFile(opts.config, "--config");
+    await withClient(globals(), async (client, out) => {
+      let e = await client.endpoints.update(name, config);
+      if (opts.wait) e = await waitSettled(client, name, Number(opts.timeout) * 1000);
+      out.print(summary(e), e);
+    });
+  });
+
+  endpoints
+    .command("get")
+    .argument("<name>", "endpoint name")
+    .action(async (name: string) => {
+      await withClient(globals(), async (client, out) => {
+        const e = await client.endpoints.get(name);
+        out.print(summary(e), e);
+      });
+    });
+
+  endpoints.command("list").action(async () => {
+    await withClient(globals(), async (client, out) => {
+      const all = await client.endpoints.list();
+      const rows = all.map((e) => [String(e.name), stateOf(e).ready ?? "?", stateOf(e).config_update ?? "?"]);
+      out.print(all.length ? table(["NAME", "STATE", "CONFIG UPDATE"], rows) : "no endpoints", {
+        endpoints: all,
+      });
+    });
+  });
+
+  endpoints
+    .command("delete")
+    .argument("<name>", "endpoint name")
+    .action(async (name: string) => {
+      await withClient(globals(), async (client, out) => {
+        await client.endpoints.delete(name);
+        out.print(`deleted endpoint ${name}`, {});
+      });
+    });
+
+  program
+    .command("invoke")
+    .description(
+      "score with an endpoint: an MLflow body (dataframe_split, dataframe_records, instances, inputs)",
+    )
+    .argument("<endpoint>", "endpoint name")
+    .option("--data <json>", "the request body")
+    .option("--file <path>", "a file holding the request body")
+    .option("--served-model <name>", "query one served model, bypassing the traffic split")
+    .option("--timeout-ms <ms>", "request deadline", "30000")
+    .action(
+      async (
+        endpoint: string,
+        opts: { data?: string; file?: string; servedModel?: string; timeoutMs: string },
+      ) => {
+        if ((opts.data === undefined) === (opts.file === undefined)) {
+          throw new SwitchyardError(
+            "INVALID_PARAMETER_VALUE",
+            "give the request body with exactly one of --data or --file",
+          );
+        }
+        const body =
+          opts.data !== undefined
+            ? parseJsonObject(opts.data, "--data")
+            : await readJsonFile(opts.file!, "--file");
+        await withClient(globals(), async (client) => {
+          const reply = await client.invoke(endpoint, body, {
+            timeoutMs: Number(opts.timeoutMs),
+            ...(opts.servedModel ? { servedModel: opts.servedModel } : {}),
+          });
+          process.stdout.write(`${JSON.stringify(reply)}\n`);
+        });
+      },
+    );
+}

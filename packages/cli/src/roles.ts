@@ -1,0 +1,49 @@
+// The bridge role as one unit — router, raw-NATS invoke actor and HTTP bridge over one connection — so
+// `switchyard up` and `switchyard bridge` run exactly the same thing.
+import { listenBridge } from "@switchyard/bridge";
+import { Router, serveInvoke } from "@switchyard/client";
+import { connectNats, type NatsOptions } from "@switchyard/protocol";
+import type { Logger } from "pino";
+
+export interface BridgeRoleOptions {
+  nats: NatsOptions;
+  cluster: string;
+  host: string;
+  port: number;
+  auth: boolean;
+  logger: Logger;
+}
+
+export interface RunningBridgeRole {
+  url: string;
+  stop(): Promise<void>;
+}
+
+export async function startBridgeRole(o: BridgeRoleOptions): Promise<RunningBridgeRole> {
+  const nc = await connectNats({ ...o.nats, name: "switchyard-bridge" });
+  try {
+    const router = await Router.start(nc, { cluster: o.cluster, logger: o.logger.child({ role: "router" }) });
+    const invoke = serveInvoke(nc, router, o.cluster);
+    const bridge = await listenBridge({
+      nc,
+      cluster: o.cluster,
+      auth: o.auth,
+      router,
+      host: o.host,
+      port: o.port,
+      logger: o.logger.child({ role: "bridge" }),
+    });
+    return {
+      url: bridge.url,
+      stop: async () => {
+        await bridge.close();
+        await invoke.stop();
+        await router.close();
+        await nc.drain();
+      },
+    };
+  } catch (err) {
+    await nc.close();
+    throw err;
+  }
+}

@@ -1,0 +1,265 @@
+// The TypeScript SDK: invoke endpoints through the router (JSON bodies, or Frames/Tensors as msgpack) and manage
+// endpoints through the coordinators' NATS API. Errors arrive as data and are rebuilt as SwitchyardError.
+import {
+  type MsgHdrs,
+  type NatsConnection,
+  headers as natsHeaders,
+  RequestError,
+} from "@nats-io/transport-node";
+import {
+  type ApiOp,
+  type ClusterNames,
+  clusterNames,
+  connectNats,
+  DEFAULT_TIMEOUT_MS,
+  decode,
+  encode,
+  Frame,
+  H,
+  JSON_TYPE,
+  MSGPACK,
+  type NatsOptions,
+  type Params,
+  type Payload,
+  SwitchyardError,
+} from "@switchyard/protocol";
+import { type InvokeResult, Router } from "./router.js";
+
+export interface ClientOptions {
+  servers: string | string[];
+  user?: string;
+  pass?: string;
+  token?: string;
+  /** Path to a NATS `.creds` file. */
+  creds?: string;
+  /** Cluster name (default `sy`). */
+  cluster?: string;
+  /** Connection name shown by the server's monitoring. */
+  name?: string;
+}
+
+export interface ClientInvokeOptions {
+  /** Relative timeout (default 30 s); the request's deadline is now + this. */
+  timeoutMs?: number;
+  routeKey?: string;
+  /** Query one served model, bypassing the traffic split. */
+  servedModel?: string;
+  requestId?: string;
+  /** `params` sent with Frame/Tensor inputs (JSON bodies carry their own). */
+  params?: Params;
+}
+
+/** An MLflow scoring request body: exactly one of dataframe_split, dataframe_records, instances, inputs. */
+export type MlflowBody = Record<string, unknown>;
+export interface MlflowResponse {
+  predictions: unknown;
+  [key: string]: unknown;
+}
+
+/** An endpoint as the management API returns it (Databricks' shape). */
+export type EndpointView = Record<string, unknown>;
+
+/** Who asks the management API (the bridge sends the token id); recorded as an endpoint's `creator`. */
+export const USER_HEADER = "x-switchyard-user";
+
+/** Default timeout of management calls: creates validate against the registry, which may take a moment. */
+export const API_TIMEOUT_MS = 30_000;
+
+const utf8 = new TextDecoder();
+const utf8Encoder = new TextEncoder();
+
+/** Rebuilds the error of an error reply (JSON or msgpack body, code in the header). */
+export function replyError(data: Uint8Array, headers: MsgHdrs | undefined, code: string): SwitchyardError {
+  let body: { error_code?: unknown; message?: unknown } = {};
+  try {
+    const type = headers?.get(H.contentType) ?? "";
+    body = (type.includes("msgpack") ? decode(data) : JSON.parse(utf8.decode(data))) as typeof body;
+  } catch {
+    body = { message: "unreadable error reply" };
+  }
+  if (body === null || typeof body !== "object") body = {};
+  return SwitchyardError.fromBody({ error_code: body.error_code ?? code, message: body.message });
+}
+
+/**
+ * The management API on `<cluster>.api.endpoints.*`. Request bodies: create → the Databricks create body
+ * `{name, config, …}`; update → `{name, config}`; get/delete → `{name}`; list → `{}`. Replies are JSON:
+ * the endpoint (create/update/get), `{endpoints: […]}` (list), `{}` (delete); errors carry
+ * `x-switchyard-error-code` and an `{"error_code","message"}` body.
+ */
+export class EndpointsApi {
+  constructor(
+    private readonly nc: NatsConnection,
+    readonly names: ClusterNames,
+    private readonly timeoutMs = API_TIMEOUT_MS,
+  ) {}
+
+  /** `user` is recorded as the endpoint's `creator` (header `x-switchyard-user`). */
+  create(body: Record<string, unknown>, opts: { user?: string } = {}): Promise<EndpointView> {
+    return this.call("endpoints.create", body, opts.user) as Promise<EndpointView>;
+  }
+
+  update(name: string, config: Record<string, unknown>): Promise<EndpointView> {
+    return this.call("endpoints.update", { name, config }) as Promise<EndpointView>;
+  }
+
+  get(name: string): Promise<EndpointView> {
+    return this.call("endpoints.get", { name }) as Promise<EndpointView>;
+  }
+
+  async list(): Promise<EndpointView[]> {
+    const reply = await this.call("endpoints.list", {});
+    if (Array.isArray(reply)) return reply as EndpointView[];
+    const list = (reply as { endpoints?: unknown } | null)?.endpoints;
+    return Array.isArray(list) ? (list as EndpointView[]) : [];
+  }
+
+  async delete(name: string): Promise<void> {
+    await this.call("endpoints.delete", { name });
+  }
+
+  private async call(op: ApiOp, body: unknown, user?: string): Promise<unknown> {
+    const subject = this.names.subjects.api(op);
+    const h = natsHeaders();
+    h.append(H.contentType, JSON_TYPE);
+    if (user) h.append(USER_HEADER, user);
+    let msg: Awaited<ReturnType<NatsConnection["request"]>>;
+    try {
+      msg = await this.nc.request(subject, utf8Encoder.encode(JSON.stringify(body)), {
+        timeout: this.timeoutMs,
+        headers: h,
+      });
+    } catch (err) {
+      if (err instanceof RequestError && err.isNoResponders()) {
+        throw new SwitchyardError(
+          "TEMPORARILY_UNAVAILABLE",
+          `no coordinator answers the management API (${subject}); is the cluster running?`,
+        );
+      }
+      if ((err as Error).name === "TimeoutError") {
+        throw new SwitchyardError(
+          "DEADLINE_EXCEEDED",
+          `the management API (${subject}) did not answer within ${this.timeoutMs} ms`,
+        );
+      }
+      throw new SwitchyardError("TEMPORARILY_UNAVAILABLE", `NATS request failed: ${(err as Error).message}`, {
+        cause: err,
+      });
+    }
+    const code = msg.headers?.get(H.errorCode);
+    if (code) throw replyError(msg.data, msg.headers, code);
+    if (msg.data.length === 0) return {};
+    try {
+      return JSON.parse(utf8.decode(msg.data));
+    } catch {
+      throw new SwitchyardError(
+        "INTERNAL_ERROR",
+        `the management API (${subject}) answered with invalid JSON`,
+      );
+    }
+  }
+}
+
+export class SwitchyardClient {
+  readonly names: ClusterNames;
+  readonly endpoints: EndpointsApi;
+  private router: Promise<Router> | undefined;
+  /** Whether this client started its router (and so stops it on close). */
+  private ownsRouter = false;
+
+  private constructor(
+    readonly nc: NatsConnection,
+    cluster: string | undefined,
+    private readonly ownsConnection: boolean,
+    router?: Router,
+  ) {
+    this.names = clusterNames(cluster);
+    this.endpoints = new EndpointsApi(nc, this.names);
+    if (router) this.router = Promise.resolve(router);
+  }
+
+  /** Connects to NATS (any credential form `connectNats` takes). */
+  static async connect(opts: ClientOptions): Promise<SwitchyardClient> {
+    const names = clusterNames(opts.cluster); // validate before connecting
+    const natsOpts: NatsOptions = { servers: opts.servers, name: opts.name ?? "switchyard-client" };
+    if (opts.user !== undefined) natsOpts.user = opts.user;
+    if (opts.pass !== undefined) natsOpts.pass = opts.pass;
+    if (opts.token !== undefined) natsOpts.token = opts.token;
+    if (opts.creds !== undefined) natsOpts.creds = opts.creds;
+    const nc = await connectNats(natsOpts);
+    return new SwitchyardClient(nc, names.cluster, true);
+  }
+
+  /** A client on an existing connection (closing the client leaves the connection open). */
+  static fromConnection(
+    nc: NatsConnection,
+    opts: { cluster?: string; router?: Router } = {},
+  ): SwitchyardClient {
+    return new SwitchyardClient(nc, opts.cluster, false, opts.router);
+  }
+
+  /** The router, started on first use (management-only clients never watch routes). */
+  getRouter(): Promise<Router> {
+    if (!this.router) {
+      this.router = Router.start(this.nc, { cluster: this.names.cluster });
+      this.ownsRouter = true;
+      this.router.catch(() => {
+        this.router = undefined;
+      });
+    }
+    return this.router;
+  }
+
+  /**
+   * Scores `input` on an endpoint. An MLflow body object goes as JSON and returns the `{"predictions": …}`
+   * reply; a Frame or Tensor[] goes as msgpack `{input, params}` and returns the model's output.
+   */
+  invoke(endpoint: string, input: Payload, opts?: ClientInvokeOptions): Promise<Payload>;
+  invoke(endpoint: string, input: MlflowBody, opts?: ClientInvokeOptions): Promise<MlflowResponse>;
+  async invoke(
+    endpoint: string,
+    input: Payload | MlflowBody,
+    opts: ClientInvokeOptions = {},
+  ): Promise<Payload | MlflowResponse> {
+    const binary = input instanceof Frame || Array.isArray(input);
+    const h = natsHeaders();
+    h.append(H.contentType, binary ? MSGPACK : JSON_TYPE);
+    if (opts.requestId) h.append(H.requestId, opts.requestId);
+    const body = binary
+      ? encode({ input, params: opts.params ?? {} })
+      : utf8Encoder.encode(JSON.stringify(input));
+    const result = await this.invokeRaw(endpoint, body, h, opts);
+    if (result.errorCode) throw replyError(result.data, result.headers, result.errorCode);
+    if (binary) {
+      const reply = decode(result.data) as { output?: Payload } | null;
+      if (!reply || reply.output === undefined) {
+        throw new SwitchyardError("INTERNAL_ERROR", "the replica's reply has no output");
+      }
+      return reply.output;
+    }
+    return JSON.parse(utf8.decode(result.data)) as MlflowResponse;
+  }
+
+  /** Bytes in, bytes out: the reply with its headers (error replies are returned, not thrown). */
+  async invokeRaw(
+    endpoint: string,
+    body: Uint8Array,
+    headers: MsgHdrs,
+    opts: ClientInvokeOptions = {},
+  ): Promise<InvokeResult> {
+    const router = await this.getRouter();
+    return router.invoke(endpoint, body, headers, {
+      deadlineMs: Date.now() + (opts.timeoutMs ?? DEFAULT_TIMEOUT_MS),
+      routeKey: opts.routeKey,
+      servedModel: opts.servedModel,
+    });
+  }
+
+  /** Stops the router if this client started it, and closes the connection if the client opened it. */
+  async close(): Promise<void> {
+    const router = this.router;
+    this.router = undefined;
+    if (router && this.ownsRouter) await (await router.catch(() => undefined))?.close();
+    if (this.ownsConnection) await this.nc.close();
+  }
+}

@@ -1,0 +1,311 @@
+// The router: picks a served model of an endpoint by its live traffic split and sends the request bytes to
+// that served model's queue group, with a deadline, one retry on a retryable error, and a wait while nothing
+// answers yet. It never parses request or reply bodies: this runs once per request in the bridge.
+import { randomUUID } from "node:crypto";
+import { type KV, type KvEntry, Kvm } from "@nats-io/kv";
+import {
+  type MsgHdrs,
+  type NatsConnection,
+  headers as natsHeaders,
+  type QueuedIterator,
+  RequestError,
+  TimeoutError,
+} from "@nats-io/transport-node";
+import {
+  type ClusterNames,
+  clusterNames,
+  DEFAULT_TIMEOUT_MS,
+  EndpointRoutes,
+  ERROR_CATALOG,
+  H,
+  isErrorCode,
+  isResourceName,
+  keys,
+  type LiveRoute,
+  notFound,
+  SwitchyardError,
+  subjectToken,
+} from "@switchyard/protocol";
+import { buildSplit, pickRoute, routeKeyPoint, type TrafficSplit } from "./split.js";
+
+export interface InvokeOptions {
+  /** Absolute deadline, epoch milliseconds (default: now + 30 s). Sent to the replica as `x-switchyard-deadline`. */
+  deadlineMs?: number;
+  /** Sticky routing: the same key lands on the same served model while the routes do not change. */
+  routeKey?: string;
+  /** Query this served model only, bypassing the split (it may have traffic_percentage 0). */
+  servedModel?: string;
+  /** Query the served model serving this model version (Open Inference Protocol `/versions/{v}`). */
+  modelVersion?: number;
+}
+
+export interface InvokeResult {
+  /** The reply body as the replica sent it (JSON, or msgpack for msgpack requests). */
+  data: Uint8Array;
+  /** The reply headers (`x-served-model`, `x-model-name`, `x-model-version`, …). */
+  headers: MsgHdrs | undefined;
+  /** The catalog code when the reply is an error (body `{"error_code","message"}`); undefined on success. */
+  errorCode: string | undefined;
+  requestId: string;
+  /** The route the request went to. */
+  route: LiveRoute;
+}
+
+export interface RouterLogger {
+  warn(obj: object, msg: string): void;
+}
+
+export interface RouterOptions {
+  /** Cluster name (default `sy`). */
+  cluster?: string;
+  logger?: RouterLogger;
+}
+
+/** First wait after "no responders" or "no routes yet"; doubles up to MAX_BACKOFF_MS, cut short by a routes change. */
+export const INITIAL_BACKOFF_MS = 20;
+export const MAX_BACKOFF_MS = 500;
+
+interface EndpointState {
+  readonly record: EndpointRoutes;
+  readonly split: TrafficSplit;
+  readonly revision: number;
+}
+
+const ROUTES_PREFIX = "routes.";
+const utf8 = new TextDecoder();
+
+function isRetryable(code: string): boolean {
+  return isErrorCode(code) && ERROR_CATALOG[code].retryable;
+}
+
+const deadlineExceeded = (message: string) => new SwitchyardError("DEADLINE_EXCEEDED", message);
+
+export class Router {
+  private readonly endpoints = new Map<string, EndpointState>();
+  private readonly waiters = new Set<() => void>();
+  private closed = false;
+
+  private constructor(
+    private readonly nc: NatsConnection,
+    readonly names: ClusterNames,
+    private readonly clusterKv: KV,
+    private readonly endpointsKv: KV,
+    private readonly watch: QueuedIterator<KvEntry>,
+    private readonly logger: RouterLogger | undefined,
+  ) {
+    void this.follow();
+  }
+
+  /** Opens the cluster's buckets and starts watching `routes.*`. */
+  static async start(nc: NatsConnection, opts: RouterOptions = {}): Promise<Router> {
+    const names = clusterNames(opts.cluster);
+    const kvm = new Kvm(nc);
+    // Opened with the coordinator's settings, in case the router is the first to create them.
+    const [clusterKv, endpointsKv] = await Promise.all([
+      kvm.create(names.buckets.cluster, { history: 1 }),
+      kvm.create(names.buckets.endpoints, { history: 5 }),
+    ]);
+    const watch = await clusterKv.watch({ key: keys.allRoutes });
+    return new Router(nc, names, clusterKv, endpointsKv, watch, opts.logger);
+  }
+
+  private async follow(): Promise<void> {
+    for await (const entry of this.watch) {
+      try {
+        this.apply(entry);
+      } catch (err) {
+        this.logger?.warn({ err, key: entry.key }, "ignoring a routes record that does not parse");
+      }
+    }
+  }
+
+  private apply(entry: KvEntry): EndpointState | undefined {
+    const token = entry.key.slice(ROUTES_PREFIX.length);
+    const current = this.endpoints.get(token);
+    if (current && current.revision > entry.revision) return current;
+    if (entry.operation !== "PUT") {
+      this.endpoints.delete(token);
+      this.wake();
+      return undefined;
+    }
+    const record = EndpointRoutes.parse(JSON.parse(utf8.decode(entry.value)));
+    const state: EndpointState = { record, split: buildSplit(record.routes), revision: entry.revision };
+    this.endpoints.set(token, state);
+    this.wake();
+    return state;
+  }
+
+  private wake(): void {
+    for (const w of this.waiters) w();
+    this.waiters.clear();
+  }
+
+  /** Sleeps `ms`, or less when any endpoint's routes change. */
+  private pause(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.waiters.delete(done);
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      this.waiters.add(done);
+    });
+  }
+
+  /** The live routes of an endpoint as the watch last saw them (no I/O). */
+  routesOf(endpoint: string): EndpointRoutes | undefined {
+    return this.endpoints.get(subjectToken(endpoint))?.record;
+  }
+
+  /**
+   * The live routes of an endpoint, reading KV when the watch has not seen any (e.g. right after start).
+   * Undefined when the endpoint exists but has no routes yet; RESOURCE_DOES_NOT_EXIST when it does not exist.
+   */
+  async lookup(endpoint: string): Promise<EndpointRoutes | undefined> {
+    return (this.endpoints.get(subjectToken(endpoint)) ?? (await this.slowLookup(endpoint)))?.record;
+  }
+
+  private async slowLookup(endpoint: string): Promise<EndpointState | undefined> {
+    if (!isResourceName(endpoint)) throw notFound(`endpoint '${endpoint}' does not exist`);
+    const entry = await this.clusterKv.get(keys.routes(endpoint));
+    if (entry && entry.operation === "PUT") {
+      const state = this.apply(entry);
+      if (state) return state;
+    }
+    const record = await this.endpointsKv.get(keys.endpoint(endpoint));
+    if (record?.operation !== "PUT" || isDeletedRecord(record.value)) {
+      throw notFound(`endpoint '${endpoint}' does not exist`);
+    }
+    return undefined;
+  }
+
+  private choose(state: EndpointState, endpoint: string, point: number, opts: InvokeOptions) {
+    const routes = state.record.routes;
+    if (routes.length === 0) return undefined;
+    if (opts.servedModel !== undefined) {
+      for (const r of routes) if (r.served_model_name === opts.servedModel) return r;
+      throw notFound(
+        `served model '${opts.servedModel}' is not served by endpoint '${endpoint}' ` +
+          `(served: ${routes.map((r) => r.served_model_name).join(", ")})`,
+      );
+    }
+    if (opts.modelVersion !== undefined) {
+      let best: LiveRoute | undefined;
+      for (const r of routes) {
+        if (
+          r.model_version === opts.modelVersion &&
+          (!best || r.traffic_percentage > best.traffic_percentage)
+        ) {
+          best = r;
+        }
+      }
+      if (best) return best;
+      throw notFound(
+        `endpoint '${endpoint}' serves no model version ${opts.modelVersion} ` +
+          `(serves: ${[...new Set(routes.map((r) => r.model_version))].join(", ")})`,
+      );
+    }
+    return pickRoute(state.split, point >= 0 ? point : Math.random());
+  }
+
+  /**
+   * Sends `body` to a served model of `endpoint` and returns its reply (an error reply too: `errorCode` set).
+   * `headers` (content-type, x-request-id, x-switchyard-format, …) travel with it; the router adds
+   * `x-switchyard-deadline` and an `x-request-id` when absent. Throws SwitchyardError for what the router
+   * itself decides: RESOURCE_DOES_NOT_EXIST (unknown endpoint or served model), DEADLINE_EXCEEDED.
+   */
+  async invoke(
+    endpoint: string,
+    body: Uint8Array,
+    headers?: MsgHdrs,
+    opts: InvokeOptions = {},
+  ): Promise<InvokeResult> {
+    const deadline = opts.deadlineMs ?? Date.now() + DEFAULT_TIMEOUT_MS;
+    const h = headers ?? natsHeaders();
+    let requestId = h.get(H.requestId);
+    if (!requestId) {
+      requestId = randomUUID();
+      h.append(H.requestId, requestId);
+    }
+    h.set(H.deadline, String(deadline));
+    const point = opts.routeKey ? routeKeyPoint(opts.routeKey) : -1;
+    const token = subjectToken(endpoint);
+    let backoff = INITIAL_BACKOFF_MS;
+    let retried = false;
+    let pinned: LiveRoute | undefined;
+    let waitedFor: string | undefined;
+
+    for (;;) {
+      if (this.closed) throw new SwitchyardError("TEMPORARILY_UNAVAILABLE", "the router is closed");
+      let route = pinned;
+      if (!route) {
+        const state = this.endpoints.get(token) ?? (await this.slowLookup(endpoint));
+        route = state ? this.choose(state, endpoint, point, opts) : undefined;
+      }
+      const left = deadline - Date.now();
+      if (left <= 0) {
+        throw deadlineExceeded(
+          waitedFor
+            ? `no replica of ${waitedFor} answered before the deadline`
+            : `endpoint '${endpoint}' has no ready served model; none became ready before the deadline`,
+        );
+      }
+      if (!route) {
+        await this.pause(Math.min(backoff, left));
+        backoff = Math.min(backoff * 2, MAX_BACKOFF_MS);
+        continue;
+      }
+      try {
+        // setTimeout cannot wait longer than 2^31-1 ms (it would fire at once).
+        const timeout = Math.min(left, 0x7fffffff);
+        const msg = await this.nc.request(route.subject, body, { timeout, headers: h });
+        const code = msg.headers?.get(H.errorCode) || undefined;
+        if (code !== undefined && !retried && isRetryable(code) && deadline - Date.now() > 0) {
+          // Once more on the same served model: the queue group hands it to any of its replicas.
+          retried = true;
+          pinned = route;
+          continue;
+        }
+        return { data: msg.data, headers: msg.headers, errorCode: code, requestId, route };
+      } catch (err) {
+        if (err instanceof RequestError && err.isNoResponders()) {
+          // A replica that is starting (or, later, scaling from zero): hold the request and try again.
+          waitedFor = `served model '${route.served_model_name}' of endpoint '${endpoint}'`;
+          pinned = undefined;
+          const wait = Math.min(backoff, deadline - Date.now());
+          backoff = Math.min(backoff * 2, MAX_BACKOFF_MS);
+          if (wait > 0) await this.pause(wait);
+          continue;
+        }
+        if (err instanceof TimeoutError) {
+          throw deadlineExceeded(
+            `served model '${route.served_model_name}' of endpoint '${endpoint}' did not answer before the deadline`,
+          );
+        }
+        throw new SwitchyardError(
+          "TEMPORARILY_UNAVAILABLE",
+          `NATS request failed: ${(err as Error).message}`,
+          {
+            cause: err,
+          },
+        );
+      }
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.watch.stop();
+    this.wake();
+  }
+}
+
+function isDeletedRecord(value: Uint8Array): boolean {
+  try {
+    return (JSON.parse(utf8.decode(value)) as { deleted?: unknown }).deleted === true;
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,285 @@
+// The management API every coordinator serves (queue group `api`): Databricks' serving-endpoints bodies in,
+// Databricks' response shapes out, errors as `{"error_code","message"}` plus the error-code header. Writes
+// to the endpoints bucket use compare-and-set on the KV revision; it never reconciles (the leader does).
+import { randomUUID } from "node:crypto";
+import {
+  type Msg,
+  type NatsConnection,
+  headers as natsHeaders,
+  type Subscription,
+} from "@nats-io/transport-node";
+import {
+  type ApiOp,
+  type ClusterNames,
+  type ConfigProblem,
+  CreateEndpointRequest,
+  configError,
+  type EndpointRecord,
+  EndpointRecord as EndpointRecordSchema,
+  EndpointRoutes,
+  H,
+  isResourceName,
+  keys,
+  ReplicaStatus,
+  SwitchyardError,
+} from "@switchyard/protocol";
+import type { Registry } from "@switchyard/registry";
+import type { Logger } from "pino";
+import { cleanupEndpoint, liveTargets } from "./reconcile.js";
+import { ModelLookup, resolveVersions, validateConfig } from "./resolve.js";
+import { deploymentOf, readAll, readAssignments, readRecord, type Stores } from "./state.js";
+import { targetsOf } from "./targets.js";
+import { type EndpointObservation, type EndpointView, endpointView, type ServedObservation } from "./view.js";
+
+/** Optional request header naming who asks (the bridge sets it from the token); recorded as `creator`. */
+export const CREATOR_HEADER = "x-switchyard-user";
+/** Compare-and-set attempts against concurrent writers (the leader) before answering RESOURCE_CONFLICT. */
+const CAS_ATTEMPTS = 5;
+
+export interface ApiOptions {
+  nc: NatsConnection;
+  names: ClusterNames;
+  stores: Stores;
+  registry: Registry;
+  log: Logger;
+}
+
+export class ManagementApi {
+  private readonly subs: Subscription[] = [];
+
+  constructor(private readonly o: ApiOptions) {}
+
+  start(): void {
+    const ops: Record<ApiOp, (body: Record<string, unknown>, msg: Msg) => Promise<unknown>> = {
+      "endpoints.create": (b, m) => this.create(b, m),
+      "endpoints.update": (b) => this.update(b),
+      "endpoints.get": (b) => this.get(b),
+      "endpoints.list": () => this.list(),
+      "endpoints.delete": (b) => this.delete(b),
+    };
+    for (const [op, handler] of Object.entries(ops) as Array<[ApiOp, (typeof ops)[ApiOp]]>) {
+      const sub = this.o.nc.subscribe(this.o.names.subjects.api(op), {
+        queue: "api",
+        callback: (err, msg) => {
+          if (err) return;
+          void this.serve(op, msg, handler);
+        },
+      });
+      this.subs.push(sub);
+    }
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all(this.subs.map((s) => s.drain().catch(() => undefined)));
+  }
+
+  private async serve(
+    op: ApiOp,
+    msg: Msg,
+    handler: (body: Record<string, unknown>, msg: Msg) => Promise<unknown>,
+  ): Promise<void> {
+    try {
+      let body: unknown;
+      try {
+        body = msg.data.length ? JSON.parse(new TextDecoder().decode(msg.data)) : {};
+      } catch {
+        throw new SwitchyardError("BAD_REQUEST", "request body is not valid JSON");
+      }
+      if (typeof body !== "object" || body === null || Array.isArray(body)) {
+        throw new SwitchyardError("BAD_REQUEST", "request body must be a JSON object");
+      }
+      msg.respond(JSON.stringify(await handler(body as Record<string, unknown>, msg)));
+    } catch (err) {
+      const e = SwitchyardError.from(err);
+      if (e.code === "INTERNAL_ERROR") this.o.log.error({ err: e.cause ?? err, op }, "management API error");
+      const h = natsHeaders();
+      h.set(H.errorCode, e.code);
+      h.set(H.contentType, "application/json");
+      msg.respond(JSON.stringify(e.toBody()), { headers: h });
+    }
+  }
+
+  private nameOf(body: Record<string, unknown>): string {
+    const name = body.name;
+    if (typeof name !== "string" || !isResourceName(name)) {
+      throw new SwitchyardError(
+        "INVALID_PARAMETER_VALUE",
+        `name: expected an endpoint name of 1-63 letters, digits, '_' or '-', got ${JSON.stringify(name ?? null)}`,
+      );
+    }
+    return name;
+  }
+
+  async create(body: Record<string, unknown>, msg?: Msg): Promise<EndpointView> {
+    const problems: ConfigProblem[] = [];
+    const parsed = CreateEndpointRequest.safeParse(body);
+    if (!parsed.success) {
+      for (const i of parsed.error.issues) {
+        if (i.path[0] === "config") continue; // validateConfig lists these with their fields
+        problems.push({ field: i.path.map(String).join(".") || "body", message: i.message });
+      }
+    }
+    const name = body.name;
+    if (typeof name === "string" && !isResourceName(name)) {
+      problems.push({ field: "name", message: `'${name}' is not an endpoint name ([A-Za-z0-9_-]{1,63})` });
+    }
+    const lookup = new ModelLookup(this.o.registry);
+    const checked = await validateConfig(lookup, body.config ?? {}, "config");
+    problems.push(...checked.problems);
+    if (problems.length || !checked.config || typeof name !== "string") throw configError(problems);
+
+    const now = Date.now();
+    const { name: _n, config: _c, ...extra } = body;
+    const record: EndpointRecord = {
+      name,
+      id: randomUUID().replaceAll("-", ""),
+      creator: msg?.headers?.get(CREATOR_HEADER) || "switchyard",
+      creation_timestamp: now,
+      last_updated_timestamp: now,
+      extra,
+      config: null,
+      config_version: 0,
+      pending_config: checked.config,
+      pending_config_version: 1,
+      pending_start_time: now,
+      state: { ready: "NOT_READY", config_update: "IN_PROGRESS", message: "" },
+      resolved: {},
+      rejected: {},
+      deleted: false,
+    };
+    try {
+      await this.o.stores.endpoints.create(keys.endpoint(name), JSON.stringify(record));
+    } catch (err) {
+      if (await readRecord(this.o.stores, name).catch(() => undefined)) {
+        throw new SwitchyardError("RESOURCE_ALREADY_EXISTS", `endpoint '${name}' already exists`);
+      }
+      throw err;
+    }
+    this.o.log.info({ endpoint: name }, "endpoint created");
+    return this.view(record, lookup);
+  }
+
+  async update(body: Record<string, unknown>): Promise<EndpointView> {
+    const name = this.nameOf(body);
+    const { name: _n, ...rest } = body;
+    // `{"name", "config": {...}}`, or the PUT .../config body itself next to the name.
+    const input = "config" in rest && Object.keys(rest).length === 1 ? rest.config : rest;
+    await this.existing(name);
+    const lookup = new ModelLookup(this.o.registry);
+    const checked = await validateConfig(lookup, input, "config");
+    if (!checked.config) throw configError(checked.problems);
+    for (let attempt = 0; attempt < CAS_ATTEMPTS; attempt++) {
+      const { record, revision } = await this.existing(name);
+      if (record.state.config_update === "IN_PROGRESS") {
+        throw new SwitchyardError(
+          "RESOURCE_CONFLICT",
+          `endpoint '${name}' has an update in progress (config version ${record.pending_config_version}); ` +
+            "wait until it completes or fails",
+        );
+      }
+      const now = Date.now();
+      const next: EndpointRecord = {
+        ...record,
+        last_updated_timestamp: now,
+        pending_config: checked.config,
+        pending_config_version: record.config_version + 1,
+        pending_start_time: now,
+        state: { ...record.state, config_update: "IN_PROGRESS", message: "" },
+      };
+      try {
+        await this.o.stores.endpoints.update(keys.endpoint(name), JSON.stringify(next), revision);
+        this.o.log.info(
+          { endpoint: name, configVersion: next.pending_config_version },
+          "endpoint update accepted",
+        );
+        return this.view(next, lookup);
+      } catch {
+        // Someone wrote in between: read again (and refuse if that was another update).
+      }
+    }
+    throw new SwitchyardError("RESOURCE_CONFLICT", `endpoint '${name}' changed concurrently; retry`);
+  }
+
+  async get(body: Record<string, unknown>): Promise<EndpointView> {
+    const { record } = await this.existing(this.nameOf(body));
+    return this.view(record, new ModelLookup(this.o.registry));
+  }
+
+  async list(): Promise<{ endpoints: EndpointView[] }> {
+    const all = await readAll(this.o.stores.endpoints, ">", EndpointRecordSchema);
+    const lookup = new ModelLookup(this.o.registry);
+    const live = all.filter((r) => !r.value.deleted).sort((a, b) => (a.value.name < b.value.name ? -1 : 1));
+    return { endpoints: await Promise.all(live.map((r) => this.view(r.value, lookup))) };
+  }
+
+  async delete(body: Record<string, unknown>): Promise<Record<string, never>> {
+    const name = this.nameOf(body);
+    for (let attempt = 0; ; attempt++) {
+      const { record, revision } = await this.existing(name);
+      try {
+        const next = { ...record, deleted: true, last_updated_timestamp: Date.now() };
+        await this.o.stores.endpoints.update(keys.endpoint(name), JSON.stringify(next), revision);
+        break;
+      } catch (err) {
+        if (attempt + 1 >= CAS_ATTEMPTS) throw err;
+      }
+    }
+    // Best effort here; the leader finishes the job if this process dies midway.
+    await cleanupEndpoint(this.o.stores, name).catch((err: unknown) =>
+      this.o.log.warn({ err, endpoint: name }, "endpoint cleanup left for the leader"),
+    );
+    this.o.log.info({ endpoint: name }, "endpoint deleted");
+    return {};
+  }
+
+  private async existing(name: string) {
+    const found = await readRecord(this.o.stores, name);
+    if (!found || found.record.deleted) {
+      throw new SwitchyardError("RESOURCE_DOES_NOT_EXIST", `endpoint '${name}' does not exist`);
+    }
+    return found;
+  }
+
+  /** The GET body: the record plus what is observed of its replicas (versions served, deployment states). */
+  private async view(record: EndpointRecord, lookup: ModelLookup): Promise<EndpointView> {
+    const [assignments, statusList, routesEntry] = await Promise.all([
+      readAssignments(this.o.stores),
+      readAll(this.o.stores.cluster, "replica.*", ReplicaStatus),
+      this.o.stores.cluster.get(keys.routes(record.name)),
+    ]);
+    const statuses = new Map(statusList.map((s) => [s.value.replica_id, s.value]));
+    const routes =
+      routesEntry?.operation === "PUT" ? EndpointRoutes.safeParse(routesEntry.json()).data : undefined;
+    const obs: EndpointObservation = { config: {}, pending: {} };
+    for (const t of liveTargets(this.o.names, record, routes)) {
+      obs.config[t.served_model] = {
+        version: t.model_version,
+        ...pick(deploymentOf(assignments, statuses, record.name, t.served_model, t.generation)),
+      };
+    }
+    if (record.pending_config && record.state.config_update === "IN_PROGRESS") {
+      try {
+        const versions = await resolveVersions(lookup, record.pending_config);
+        for (const t of targetsOf(this.o.names, record.name, record.pending_config, versions)) {
+          obs.pending[t.served_model] = {
+            version: t.model_version,
+            ...pick(deploymentOf(assignments, statuses, record.name, t.served_model, t.generation)),
+          };
+        }
+      } catch (err) {
+        for (const s of record.pending_config.served_models) {
+          obs.pending[s.name] = {
+            deployment: "DEPLOYMENT_FAILED",
+            message: String((err as Error).message ?? err),
+          };
+        }
+      }
+    }
+    return endpointView(record, obs);
+  }
+}
+
+const pick = (d: ServedObservation): Omit<ServedObservation, "version"> => ({
+  deployment: d.deployment,
+  message: d.message,
+});

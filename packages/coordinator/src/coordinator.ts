@@ -1,0 +1,134 @@
+// A coordinator: serves the management API (every instance), competes for the leader lease, and — while it
+// leads — reconciles on every change it sees in KV (endpoints, cluster, node heartbeats, models) and on a
+// periodic tick. Passes never overlap; a failed pass is logged and the next one starts from KV again.
+import { randomBytes } from "node:crypto";
+import type { KvWatchEntry } from "@nats-io/kv";
+import type { NatsConnection, QueuedIterator } from "@nats-io/transport-node";
+import { type ClusterNames, clusterNames, connectNats, keys, type NatsOptions } from "@switchyard/protocol";
+import { Registry } from "@switchyard/registry";
+import { type Logger, pino } from "pino";
+import { ManagementApi } from "./api.js";
+import { LeaderLease } from "./lease.js";
+import { Reconciler } from "./reconcile.js";
+import { openStores, type Stores } from "./state.js";
+
+export interface CoordinatorOptions {
+  /** An open connection (kept open on stop), or how to open one (closed on stop). */
+  nc?: NatsConnection;
+  nats?: NatsOptions;
+  /** Cluster name (default `sy`). */
+  cluster?: string;
+  /** This coordinator's id, the lease holder name (default: `coord-<random>`). */
+  id?: string;
+  logger?: Logger;
+  /** A new generation not READY within this fails its rollout (default 120 s). */
+  rolloutTimeoutMs?: number;
+  /** Reconcile at least this often while leading (default 2 s). */
+  tickMs?: number;
+}
+
+export const COORDINATOR_DEFAULTS = { rolloutTimeoutMs: 120_000, tickMs: 2_000 } as const;
+
+export class Coordinator {
+  readonly id: string;
+  readonly names: ClusterNames;
+  private readonly log: Logger;
+  private nc: NatsConnection | undefined;
+  private ownsConnection = false;
+  private stores: Stores | undefined;
+  private api: ManagementApi | undefined;
+  private lease: LeaderLease | undefined;
+  private reconciler: Reconciler | undefined;
+  private watches: Array<QueuedIterator<KvWatchEntry>> = [];
+  private tick: NodeJS.Timeout | undefined;
+  private running: Promise<void> | undefined;
+  private dirty = false;
+  private stopped = false;
+
+  constructor(private readonly opts: CoordinatorOptions) {
+    if (!opts.nc && !opts.nats) throw new TypeError("options.nc or options.nats is required");
+    this.names = clusterNames(opts.cluster);
+    this.id = opts.id ?? `coord-${randomBytes(4).toString("hex")}`;
+    this.log = (opts.logger ?? pino({ name: "coordinator" })).child({
+      coordinator: this.id,
+      cluster: this.names.cluster,
+    });
+  }
+
+  get isLeader(): boolean {
+    return this.lease?.isLeader ?? false;
+  }
+
+  async start(): Promise<void> {
+    this.nc =
+      this.opts.nc ?? (await connectNats({ ...this.opts.nats!, name: this.opts.nats?.name ?? this.id }));
+    this.ownsConnection = !this.opts.nc;
+    this.stores = await openStores(this.nc, this.names);
+    const registry = await Registry.open(this.nc, { cluster: this.names.cluster });
+    this.api = new ManagementApi({
+      nc: this.nc,
+      names: this.names,
+      stores: this.stores,
+      registry,
+      log: this.log,
+    });
+    this.api.start();
+    this.reconciler = new Reconciler({
+      names: this.names,
+      stores: this.stores,
+      registry,
+      log: this.log,
+      rolloutTimeoutMs: this.opts.rolloutTimeoutMs ?? COORDINATOR_DEFAULTS.rolloutTimeoutMs,
+    });
+    for (const [kv, key] of [
+      [this.stores.endpoints, ">"],
+      [this.stores.cluster, ">"],
+      [this.stores.liveness, keys.nodes],
+      [this.stores.models, ">"],
+    ] as const) {
+      const w = await kv.watch({ key, ignoreDeletes: false });
+      this.watches.push(w);
+      void (async () => {
+        for await (const _e of w) this.schedule();
+      })().catch((err: unknown) => this.log.warn({ err }, "watch ended"));
+    }
+    this.lease = new LeaderLease(this.stores.liveness, this.id, this.log, (leader) => {
+      if (leader) this.schedule();
+    });
+    this.lease.start();
+    this.tick = setInterval(() => this.schedule(), this.opts.tickMs ?? COORDINATOR_DEFAULTS.tickMs);
+    this.log.info("coordinator started");
+  }
+
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    clearInterval(this.tick);
+    for (const w of this.watches) w.stop();
+    await this.running;
+    await this.lease?.stop();
+    await this.api?.stop();
+    if (this.ownsConnection) await this.nc?.close();
+    this.log.info("coordinator stopped");
+  }
+
+  /** Asks for a reconcile pass (coalesced: at most one runs, and one more follows if asked meanwhile). */
+  private schedule(): void {
+    if (this.stopped || !this.isLeader) return;
+    this.dirty = true;
+    if (this.running) return;
+    this.running = (async () => {
+      while (this.dirty && !this.stopped && this.isLeader) {
+        this.dirty = false;
+        await new Promise((r) => setTimeout(r, 20)); // let a burst of KV events coalesce
+        try {
+          await this.reconciler!.pass();
+        } catch (err) {
+          this.log.error({ err }, "reconcile pass failed");
+        }
+      }
+    })().finally(() => {
+      this.running = undefined;
+    });
+  }
+}

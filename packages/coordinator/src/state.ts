@@ -1,0 +1,144 @@
+// The coordinator's view of cluster state, read fresh from KV (never an in-memory-only truth): endpoint
+// records with their revisions, routes, assignments, replica statuses and live nodes.
+import { type KV, Kvm } from "@nats-io/kv";
+import type { NatsConnection } from "@nats-io/transport-node";
+import {
+  type ClusterNames,
+  EndpointRecord,
+  EndpointRoutes,
+  keys,
+  LIVENESS_TTL_MS,
+  NodeHeartbeat,
+  ReplicaSpec,
+  ReplicaStatus,
+} from "@switchyard/protocol";
+import type { z } from "zod";
+import type { DeploymentState, ServedObservation } from "./view.js";
+
+export interface Stores {
+  endpoints: KV;
+  cluster: KV;
+  liveness: KV;
+  models: KV;
+}
+
+/** Opens (creating if missing) the buckets the control plane uses. */
+export async function openStores(nc: NatsConnection, names: ClusterNames): Promise<Stores> {
+  const kvm = new Kvm(nc);
+  const [endpoints, cluster, liveness, models] = await Promise.all([
+    kvm.create(names.buckets.endpoints, { history: 5 }),
+    kvm.create(names.buckets.cluster, { history: 1 }),
+    kvm.create(names.buckets.liveness, { history: 1, ttl: LIVENESS_TTL_MS }),
+    kvm.create(names.buckets.models, { history: 5 }),
+  ]);
+  return { endpoints, cluster, liveness, models };
+}
+
+export interface Assignment {
+  node_id: string;
+  replica_id: string;
+  spec: ReplicaSpec;
+}
+
+export interface StoredRecord {
+  record: EndpointRecord;
+  revision: number;
+}
+
+export interface ClusterSnapshot {
+  records: Map<string, StoredRecord>;
+  routes: Map<string, EndpointRoutes>;
+  assignments: Assignment[];
+  statuses: Map<string, ReplicaStatus>;
+  nodes: NodeHeartbeat[];
+}
+
+/** Every value under `filter` that parses with `schema`, with its key and revision (others are skipped). */
+export async function readAll<S extends z.ZodType>(
+  kv: KV,
+  filter: string,
+  schema: S,
+): Promise<Array<{ key: string; value: z.infer<S>; revision: number }>> {
+  const out: Array<{ key: string; value: z.infer<S>; revision: number }> = [];
+  const list: string[] = [];
+  for await (const k of await kv.keys(filter)) list.push(k);
+  const entries = await Promise.all(list.map((k) => kv.get(k)));
+  for (const e of entries) {
+    if (e?.operation !== "PUT") continue;
+    const parsed = schema.safeParse(safeJson(e.string()));
+    if (parsed.success) out.push({ key: e.key, value: parsed.data, revision: e.revision });
+  }
+  return out;
+}
+
+function safeJson(s: string): unknown {
+  try {
+    return JSON.parse(s);
+  } catch {
+    return undefined;
+  }
+}
+
+export async function readRecord(stores: Stores, name: string): Promise<StoredRecord | undefined> {
+  const e = await stores.endpoints.get(keys.endpoint(name));
+  if (e?.operation !== "PUT") return undefined;
+  const parsed = EndpointRecord.safeParse(safeJson(e.string()));
+  if (!parsed.success) throw new Error(`endpoint record '${name}' is malformed: ${parsed.error.message}`);
+  return { record: parsed.data, revision: e.revision };
+}
+
+export async function readAssignments(stores: Stores): Promise<Assignment[]> {
+  const all = await readAll(stores.cluster, keys.assignments, ReplicaSpec);
+  return all.map(({ key, value }) => {
+    const [, node_id = "", replica_id = ""] = key.split(".");
+    return { node_id, replica_id, spec: value };
+  });
+}
+
+export async function readSnapshot(stores: Stores): Promise<ClusterSnapshot> {
+  const [records, routes, assignments, statuses, nodes] = await Promise.all([
+    readAll(stores.endpoints, ">", EndpointRecord),
+    readAll(stores.cluster, keys.allRoutes, EndpointRoutes),
+    readAssignments(stores),
+    readAll(stores.cluster, keys.replicas, ReplicaStatus),
+    readAll(stores.liveness, keys.nodes, NodeHeartbeat),
+  ]);
+  return {
+    records: new Map(records.map((r) => [r.value.name, { record: r.value, revision: r.revision }])),
+    routes: new Map(routes.map((r) => [r.value.endpoint, r.value])),
+    assignments,
+    statuses: new Map(statuses.map((s) => [s.value.replica_id, s.value])),
+    nodes: nodes.map((n) => n.value),
+  };
+}
+
+/** The generation a route subject ends with (`<c>.rt.<endpoint>.<served>.<generation>`). */
+export const generationOfSubject = (subject: string) => subject.slice(subject.lastIndexOf(".") + 1);
+
+/**
+ * How one served model generation is deployed: READY when every assigned replica is READY (and there is
+ * one), FAILED when one failed (with its reason), else CREATING with a count of ready replicas.
+ */
+export function deploymentOf(
+  assignments: Assignment[],
+  statuses: Map<string, ReplicaStatus>,
+  endpoint: string,
+  served: string,
+  generation: string,
+): ServedObservation & { ready: number; total: number } {
+  const mine = assignments.filter(
+    (a) => a.spec.endpoint === endpoint && a.spec.served_model === served && a.spec.generation === generation,
+  );
+  const sts = mine.map((a) => statuses.get(a.replica_id)).filter((s) => s?.generation === generation);
+  const ready = sts.filter((s) => s?.state === "READY").length;
+  const failed = sts.find((s) => s?.state === "FAILED");
+  let deployment: DeploymentState = "DEPLOYMENT_CREATING";
+  let message = `${ready}/${mine.length} replicas ready`;
+  if (failed) {
+    deployment = "DEPLOYMENT_FAILED";
+    message = failed.message || "replica failed";
+  } else if (mine.length > 0 && ready === mine.length) {
+    deployment = "DEPLOYMENT_READY";
+  }
+  return { deployment, message, ready, total: mine.length };
+}

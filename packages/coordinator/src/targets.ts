@@ -1,0 +1,126 @@
+// What an endpoint config asks for once its versions are resolved: per served model a generation (a hash of
+// what the replica serves and how), its queue-group subject and its replica count. Pure; no NATS here.
+import { createHash } from "node:crypto";
+import {
+  type ClusterNames,
+  type EndpointConfig,
+  type EndpointRoutes,
+  type LiveRoute,
+  REPLICA_DEFAULTS,
+  type ServedModel,
+  WORKLOAD_REPLICAS,
+} from "@switchyard/protocol";
+import { groupKey } from "./placement.js";
+
+/** One served model of a config, resolved: everything a ReplicaSpec needs except id, node and threads. */
+export interface ServedTarget {
+  endpoint: string;
+  served_model: string;
+  traffic_percentage: number;
+  model_name: string;
+  model_version: number;
+  /** The alias the config follows (without '@'), if any. */
+  alias: string | undefined;
+  max_batch_size: number;
+  max_delay_us: number;
+  max_queue: number;
+  generation: string;
+  subject: string;
+  replicas: number;
+  group: string;
+}
+
+/** Provisioned concurrency per replica when a config gives min/max_provisioned_concurrency. */
+export const CONCURRENCY_PER_REPLICA = 8;
+
+/**
+ * Replicas for a served model: WORKLOAD_REPLICAS[workload_size], or — when provisioned concurrency is
+ * given — one replica per CONCURRENCY_PER_REPLICA of max_provisioned_concurrency (else of min), at least 1.
+ */
+export function replicasFor(s: ServedModel): number {
+  const c = s.max_provisioned_concurrency ?? s.min_provisioned_concurrency;
+  if (c !== undefined) return Math.max(1, Math.ceil(c / CONCURRENCY_PER_REPLICA));
+  return WORKLOAD_REPLICAS[s.workload_size];
+}
+
+/**
+ * Identifies what a replica serves and how it batches: model name, resolved version and batching settings.
+ * The replica count, workload size and traffic split are not in it, so changing them never restarts replicas.
+ */
+export function generationOf(g: {
+  model_name: string;
+  model_version: number;
+  max_batch_size: number;
+  max_delay_us: number;
+  max_queue: number;
+}): string {
+  const text = JSON.stringify([g.model_name, g.model_version, g.max_batch_size, g.max_delay_us, g.max_queue]);
+  return createHash("sha256").update(text).digest("hex").slice(0, 12);
+}
+
+/** The alias a version string follows ("@champion" → "champion"), or undefined for a number. */
+export const aliasOf = (version: string) => (version.startsWith("@") ? version.slice(1) : undefined);
+
+/** Resolves a config's served models; `versions` maps served name → resolved version number. */
+export function targetsOf(
+  names: ClusterNames,
+  endpoint: string,
+  config: EndpointConfig,
+  versions: Record<string, number>,
+): ServedTarget[] {
+  const pct = new Map(config.routes.map((r) => [r.served_model_name, r.traffic_percentage]));
+  return config.served_models.map((s) => {
+    const model_version = versions[s.name];
+    if (model_version === undefined) throw new Error(`served model '${s.name}' has no resolved version`);
+    const settings = {
+      model_name: s.model_name,
+      model_version,
+      max_batch_size: s.max_batch_size ?? REPLICA_DEFAULTS.max_batch_size,
+      max_delay_us: s.max_delay_us ?? REPLICA_DEFAULTS.max_delay_us,
+      max_queue: s.max_queue ?? REPLICA_DEFAULTS.max_queue,
+    };
+    const generation = generationOf(settings);
+    return {
+      endpoint,
+      served_model: s.name,
+      traffic_percentage: pct.get(s.name) ?? 0,
+      alias: aliasOf(s.model_version),
+      ...settings,
+      generation,
+      subject: `${names.subjects.served(endpoint, s.name)}.${generation}`,
+      replicas: replicasFor(s),
+      group: groupKey(endpoint, s.name, generation),
+    };
+  });
+}
+
+/** The live routes a set of targets gives (what routers split over). */
+export function routesOf(
+  endpoint: string,
+  configVersion: number,
+  targets: ServedTarget[],
+  now: number,
+): EndpointRoutes {
+  return {
+    endpoint,
+    config_version: configVersion,
+    routes: targets.map(
+      (t): LiveRoute => ({
+        served_model_name: t.served_model,
+        traffic_percentage: t.traffic_percentage,
+        subject: t.subject,
+        model_name: t.model_name,
+        model_version: t.model_version,
+      }),
+    ),
+    updated_at: now,
+  };
+}
+
+/** Whether routes already send the same traffic to the same subjects as these targets. */
+export function sameRoutes(routes: EndpointRoutes | undefined, targets: ServedTarget[]): boolean {
+  if (!routes) return false;
+  const a = routes.routes.map((r) => `${r.served_model_name} ${r.traffic_percentage} ${r.subject}`).sort();
+  const b = targets.map((t) => `${t.served_model} ${t.traffic_percentage} ${t.subject}`).sort();
+  return a.length === b.length && a.every((x, i) => x === b[i]);
+}

@@ -1,0 +1,19 @@
+// The flavor interface a worker thread loads a model through: one loader per `ModelVersion.flavor`. A flavor
+// runs inside a worker thread, one model instance per thread, so it may block that thread but never another.
+import type { Flavor, Params, Tensor } from "@switchyard/protocol";
+import type { WorkerInit } from "../task.js";
+
+export interface LoadedModel {
+  /** Runs one batch: feeds in signature order; outputs named as the model names them. */
+  run(feeds: Tensor[], params: Params): Promise<Tensor[]>;
+  close?(): Promise<void>;
+}
+
+export type FlavorLoader = (init: WorkerInit) => Promise<LoadedModel>;
+
+/** Thrown by a loader when the artifact is not a model of its flavor (becomes MALFORMED_MODEL). */
+export class ModelLoadError extends Error {
+  override name = "ModelLoadError";
+}
+
+export type FlavorTable = { readonly [F in Flavor]: () => Promise<FlavorLoader> };

@@ -1,0 +1,18 @@
+// Flavor loaders by `ModelVersion.flavor`, imported lazily so a worker loads only the runtime it needs.
+import type { Flavor } from "@switchyard/protocol";
+import { type FlavorLoader, type FlavorTable, ModelLoadError } from "./flavor.js";
+
+export { type FlavorLoader, type LoadedModel, ModelLoadError } from "./flavor.js";
+
+const FLAVORS: FlavorTable = {
+  onnx: async () => (await import("./onnx.js")).loadOnnx,
+  custom: async () => async () => {
+    throw new ModelLoadError("the custom flavor is not supported by this replica version yet");
+  },
+};
+
+export function flavorLoader(flavor: Flavor): Promise<FlavorLoader> {
+  const get = FLAVORS[flavor];
+  if (!get) return Promise.reject(new ModelLoadError(`unknown model flavor '${flavor}'`));
+  return get();
+}

@@ -1,0 +1,44 @@
+// The `onnx` flavor: one onnxruntime-node InferenceSession per worker thread with one intra-op and one
+// inter-op thread, so a replica's ORT threads equal its pool size (DESIGN.md "Threads and processes").
+import type { Params, Tensor } from "@switchyard/protocol";
+import ort from "onnxruntime-node";
+import type { WorkerInit } from "../task.js";
+import { type LoadedModel, ModelLoadError } from "./flavor.js";
+
+export async function loadOnnx(init: WorkerInit): Promise<LoadedModel> {
+  let session: ort.InferenceSession;
+  try {
+    session = await ort.InferenceSession.create(init.entry, {
+      intraOpNumThreads: 1,
+      interOpNumThreads: 1,
+      executionMode: "sequential",
+      graphOptimizationLevel: "all",
+    });
+  } catch (err) {
+    throw new ModelLoadError(`not a loadable ONNX model: ${firstLine((err as Error).message)}`);
+  }
+  const outputNames = session.outputNames;
+  return {
+    async run(feeds: Tensor[], _params: Params): Promise<Tensor[]> {
+      const input: Record<string, ort.Tensor> = {};
+      for (const f of feeds) {
+        input[f.name] = new ort.Tensor(f.dtype as ort.Tensor.Type, f.data as ort.Tensor.DataType, f.shape);
+      }
+      const out = await session.run(input);
+      const tensors: Tensor[] = [];
+      for (const name of outputNames) {
+        const t = out[name]!;
+        tensors.push({
+          name,
+          dtype: t.type as Tensor["dtype"],
+          shape: [...t.dims],
+          data: t.data as Tensor["data"],
+        });
+      }
+      return tensors;
+    },
+    close: () => session.release(),
+  };
+}
+
+const firstLine = (s: string) => s.split("\n", 1)[0] ?? s;

@@ -1,0 +1,489 @@
+// The replica actor: one served model version behind the queue group `replicas` on its route subject.
+// Admission, dynamic batching (batcher.ts), one worker hop per batch (runtime.ts), replies split per request,
+// stats, status in KV. It subscribes only once the model is loaded and warm; on stop it drains before closing.
+import { type KV, Kvm } from "@nats-io/kv";
+import {
+  type Msg,
+  type NatsConnection,
+  headers as natsHeaders,
+  type Subscription,
+} from "@nats-io/transport-node";
+import {
+  clusterNames,
+  concatTensors,
+  DEFAULT_TIMEOUT_MS,
+  type ErrorCode,
+  H,
+  keys,
+  type ModelVersion,
+  type Params,
+  type ReplicaSpec,
+  ReplicaStatus,
+  SwitchyardError,
+  splitTensor,
+  type Tensor,
+} from "@switchyard/protocol";
+import { Registry } from "@switchyard/registry";
+import { type Logger, pino } from "pino";
+import { type BatchClock, type BatchConfig, Batcher, type Pending, REPLICA_DEFAULTS } from "./batcher.js";
+import { ModelRunner } from "./runtime.js";
+import { ReplicaStats, type ReplicaStatsSnapshot } from "./stats.js";
+import {
+  type DecodedRequest,
+  decodeRequest,
+  encodeError,
+  encodeReply,
+  familyOf,
+  type ReplyFamily,
+} from "./wire.js";
+
+export const QUEUE_GROUP = "replicas";
+
+export interface ReplicaOptions {
+  nc: NatsConnection;
+  spec: ReplicaSpec;
+  cluster: string;
+  nodeId: string;
+  /** Where verified artifacts are cached on this host. */
+  cacheDir: string;
+  /** Default: `Registry.open(nc, { cluster })`. */
+  registry?: Registry;
+  /** Default: warnings and errors as JSON lines on stderr. */
+  logger?: Logger;
+  /** Test fixtures: a worker module wrapping `dist/worker.js`. */
+  workerFile?: string;
+  statsIntervalMs?: number;
+}
+
+interface Job extends Pending {
+  msg: Msg;
+  req: DecodedRequest;
+  requestId: string;
+  /** Time from arrival until its batch was dispatched. */
+  queueUs: number;
+}
+
+/** Real time for the batcher: monotonic µs; a zero delay waits only for the current tick's I/O. */
+export const REAL_CLOCK: BatchClock = {
+  now: () => performance.now() * 1000,
+  setTimer(fn, delayUs) {
+    if (delayUs <= 0) {
+      const h = setImmediate(fn);
+      return () => clearImmediate(h);
+    }
+    const h = setTimeout(fn, Math.ceil(delayUs / 1000));
+    return () => clearTimeout(h);
+  },
+};
+
+/** Which failures mean "this model cannot be served" (FAILED, exit 3) rather than a transient problem. */
+export function isLoadFailure(err: unknown): boolean {
+  return (
+    err instanceof SwitchyardError &&
+    ["MALFORMED_MODEL", "INTEGRITY_ERROR", "RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"].includes(
+      err.code,
+    )
+  );
+}
+
+export class Replica {
+  readonly stats = new ReplicaStats();
+  readonly config: Readonly<BatchConfig>;
+  private readonly batcher: Batcher<Job>;
+  private readonly solo: boolean;
+  private sub: Subscription | null = null;
+  private statsSub: Subscription | null = null;
+  private statsTimer: NodeJS.Timeout | null = null;
+  private state: "READY" | "DRAINING" = "READY";
+  private unanswered = 0;
+  private idle: (() => void) | null = null;
+  private stopping: Promise<void> | null = null;
+  private seq = 0;
+  private startedAt = Date.now();
+  private readonly statsSubject: string;
+
+  private constructor(
+    private readonly o: ReplicaOptions,
+    readonly runner: ModelRunner,
+    private readonly kv: KV,
+    private readonly log: Logger,
+  ) {
+    const s = o.spec;
+    this.config = {
+      max_batch_size: s.max_batch_size ?? REPLICA_DEFAULTS.max_batch_size,
+      max_delay_us: s.max_delay_us ?? REPLICA_DEFAULTS.max_delay_us,
+      max_queue: s.max_queue ?? REPLICA_DEFAULTS.max_queue,
+    };
+    this.batcher = new Batcher<Job>(this.config, runner.threads, REAL_CLOCK, {
+      dispatch: (batch) => this.runBatch(batch),
+      expire: (job) =>
+        this.fail(job, job.req.family, new SwitchyardError("DEADLINE_EXCEEDED", deadlineMessage)),
+    });
+    this.solo = !batchable(runner.version);
+    this.statsSubject = clusterNames(o.cluster).subjects.replicaStats(s.replica_id);
+  }
+
+  /**
+   * Loads `models:/<model_name>/<model_version>`, warms every worker, subscribes, writes READY. On a load
+   * failure it writes FAILED with the reason and throws (`isLoadFailure(err)` tells the kind).
+   */
+  static async start(o: ReplicaOptions): Promise<Replica> {
+    const s = o.spec;
+    const log =
+      o.logger ??
+      pino(
+        {
+          level: "warn",
+          base: { endpoint: s.endpoint, servedModel: s.served_model, replicaId: s.replica_id },
+        },
+        pino.destination(2),
+      );
+    const kv = await new Kvm(o.nc).create(clusterNames(o.cluster).buckets.cluster, { history: 1 });
+    let runner: ModelRunner;
+    try {
+      const registry = o.registry ?? (await Registry.open(o.nc, { cluster: o.cluster }));
+      const version = await registry.getVersion(s.model_name, s.model_version);
+      runner = await ModelRunner.load({
+        registry,
+        version,
+        cacheDir: o.cacheDir,
+        threads: s.threads,
+        ...(o.workerFile ? { workerFile: o.workerFile } : {}),
+      });
+    } catch (err) {
+      const reason = err instanceof Error ? err.message : String(err);
+      log.error(
+        { err, event: "load_failed" },
+        `models:/${s.model_name}/${s.model_version} failed to load: ${reason}`,
+      );
+      if (isLoadFailure(err)) await writeStatus(kv, o, "FAILED", reason).catch(() => {});
+      throw err;
+    }
+    const replica = new Replica(o, runner, kv, log);
+    await replica.serve();
+    return replica;
+  }
+
+  private async serve(): Promise<void> {
+    const { nc, spec } = this.o;
+    this.sub = nc.subscribe(spec.subject, {
+      queue: QUEUE_GROUP,
+      callback: (err, msg) => {
+        if (!err) this.onRequest(msg);
+      },
+    });
+    this.statsSub = nc.subscribe(this.statsSubject, {
+      callback: (err, msg) => {
+        if (!err && msg.reply) msg.respond(JSON.stringify(this.snapshot()));
+      },
+    });
+    await nc.flush();
+    this.startedAt = Date.now();
+    const every = this.o.statsIntervalMs ?? 1_000;
+    this.statsTimer = setInterval(() => {
+      try {
+        nc.publish(this.statsSubject, JSON.stringify(this.snapshot()));
+      } catch (err) {
+        this.log.warn({ err, event: "stats_publish_failed" }, "could not publish stats");
+      }
+    }, every);
+    this.statsTimer.unref();
+    await writeStatus(this.kv, this.o, "READY", "");
+    this.log.info(
+      { event: "ready", subject: spec.subject, threads: this.runner.threads, config: this.config },
+      "serving",
+    );
+  }
+
+  snapshot(): ReplicaStatsSnapshot {
+    const s = this.o.spec;
+    return {
+      replica_id: s.replica_id,
+      endpoint: s.endpoint,
+      served_model: s.served_model,
+      model_name: s.model_name,
+      model_version: s.model_version,
+      generation: s.generation,
+      node_id: this.o.nodeId,
+      pid: process.pid,
+      state: this.state,
+      threads: this.runner.threads,
+      config: { ...this.config },
+      at: Date.now(),
+      uptime_ms: Date.now() - this.startedAt,
+      in_flight: this.batcher.inFlight,
+      queued: this.batcher.queued,
+      ...this.stats.counters(),
+    };
+  }
+
+  // ---- hot path ---------------------------------------------------------------------------------------
+
+  private onRequest(msg: Msg): void {
+    const arrivedUs = performance.now() * 1000;
+    this.stats.requests++;
+    const h = msg.headers;
+    const contentType = h?.get(H.contentType) ?? "";
+    const format = h?.get(H.format) ?? "";
+    const requestId = h?.get(H.requestId) || `${this.o.spec.replica_id}-${++this.seq}`;
+    let req: DecodedRequest;
+    let key: string;
+    let rows: number;
+    try {
+      req = decodeRequest(msg.data, contentType, format, this.runner.signature);
+      rows = rowsOf(req.feeds);
+      key = this.solo || rows < 0 ? `solo:${this.seq++}` : batchKey(req.feeds, req.params);
+    } catch (err) {
+      this.reject(msg, familyOf(contentType, format), requestId, err);
+      return;
+    }
+    const deadlineUs = arrivedUs + (deadlineOf(h) - Date.now()) * 1000;
+    const job: Job = { key, rows: Math.max(rows, 0), arrivedUs, deadlineUs, msg, req, requestId, queueUs: 0 };
+    const admitted = this.batcher.offer(job);
+    if (admitted === "queued") {
+      this.unanswered++;
+      return;
+    }
+    this.reject(
+      msg,
+      req.family,
+      requestId,
+      admitted === "full"
+        ? new SwitchyardError(
+            "TEMPORARILY_UNAVAILABLE",
+            `replica ${this.o.spec.replica_id} is at capacity (${this.config.max_queue} requests queued or running); retry`,
+          )
+        : new SwitchyardError("DEADLINE_EXCEEDED", deadlineMessage),
+    );
+  }
+
+  private runBatch(batch: Job[]): void {
+    const startedUs = performance.now() * 1000;
+    let totalRows = 0;
+    for (const job of batch) {
+      totalRows += job.rows;
+      job.queueUs = startedUs - job.arrivedUs;
+      this.stats.queueUs.record(job.queueUs);
+    }
+    let feeds: Tensor[];
+    try {
+      const first = batch[0]!.req.feeds;
+      feeds =
+        batch.length === 1 ? first : first.map((_, i) => concatTensors(batch.map((j) => j.req.feeds[i]!)));
+    } catch (err) {
+      this.batcher.done(batch);
+      for (const job of batch) this.fail(job, job.req.family, err);
+      return;
+    }
+    this.runner.runTimed(feeds, batch[0]!.req.params).then(
+      ({ outputs, computeUs }) => {
+        const hopUs = performance.now() * 1000 - startedUs - computeUs;
+        this.stats.batch(totalRows, computeUs, hopUs);
+        this.batcher.done(batch);
+        this.answer(batch, outputs, totalRows, computeUs);
+      },
+      (err: unknown) => {
+        this.batcher.done(batch);
+        for (const job of batch) this.fail(job, job.req.family, err);
+      },
+    );
+  }
+
+  private answer(batch: Job[], outputs: Tensor[], totalRows: number, computeUs: number): void {
+    if (batch.length === 1) {
+      this.reply(batch[0]!, outputs, totalRows, computeUs);
+      return;
+    }
+    const counts = batch.map((j) => j.rows);
+    let pieces: Tensor[][];
+    try {
+      pieces = outputs.map((o) => {
+        if (o.shape[0] !== totalRows) {
+          throw new SwitchyardError(
+            "INTERNAL_ERROR",
+            `model output '${o.name}' has shape [${o.shape.join(", ")}] for a batch of ${totalRows} rows; it cannot be batched`,
+          );
+        }
+        return splitTensor(o, counts);
+      });
+    } catch (err) {
+      for (const job of batch) this.fail(job, job.req.family, err);
+      return;
+    }
+    for (let i = 0; i < batch.length; i++) {
+      this.reply(
+        batch[i]!,
+        pieces.map((p) => p[i]!),
+        totalRows,
+        computeUs,
+      );
+    }
+  }
+
+  private reply(job: Job, outputs: Tensor[], batchRows: number, computeUs: number): void {
+    let body: Uint8Array;
+    try {
+      body = encodeReply(job.req.family, outputs, job.req, this.identity(job.requestId));
+    } catch (err) {
+      this.fail(job, job.req.family, err);
+      return;
+    }
+    const h = this.baseHeaders(job.requestId);
+    h.set(H.queueUs, String(Math.round(job.queueUs)));
+    h.set(H.computeUs, String(Math.round(computeUs)));
+    h.set(H.batchSize, String(batchRows));
+    job.msg.respond(body, { headers: h });
+    this.stats.succeeded++;
+    this.answered();
+  }
+
+  /** An admitted job that will not run or failed. */
+  private fail(job: Job, family: ReplyFamily, err: unknown): void {
+    this.reject(job.msg, family, job.requestId, err);
+    this.answered();
+  }
+
+  private reject(msg: Msg, family: ReplyFamily, requestId: string, err: unknown): void {
+    const e = SwitchyardError.from(err);
+    if (e.code === "INTERNAL_ERROR") {
+      this.log.error(
+        {
+          err: err instanceof SwitchyardError && err.cause ? err.cause : err,
+          requestId,
+          event: "internal_error",
+        },
+        e.message,
+      );
+    }
+    this.stats.error(e.code as ErrorCode);
+    const h = this.baseHeaders(requestId);
+    h.set(H.errorCode, e.code);
+    msg.respond(encodeError(family, e.toBody()), { headers: h });
+  }
+
+  private baseHeaders(requestId: string) {
+    const s = this.o.spec;
+    const h = natsHeaders();
+    h.set(H.servedModel, s.served_model);
+    h.set(H.modelName, s.model_name);
+    h.set(H.modelVersion, String(s.model_version));
+    h.set(H.requestId, requestId);
+    return h;
+  }
+
+  private identity(requestId: string) {
+    return { modelName: this.o.spec.model_name, modelVersion: this.o.spec.model_version, requestId };
+  }
+
+  private answered(): void {
+    this.unanswered--;
+    if (this.unanswered === 0 && this.idle) this.idle();
+  }
+
+  // ---- stop --------------------------------------------------------------------------------------------
+
+  /** Drains: no new requests (unsubscribe, keeping what was delivered), answer everything admitted, then
+   * close the pool. Writes DRAINING first. Safe to call twice. */
+  stop(): Promise<void> {
+    this.stopping ??= this.drain();
+    return this.stopping;
+  }
+
+  private async drain(): Promise<void> {
+    this.state = "DRAINING";
+    await writeStatus(this.kv, this.o, "DRAINING", "").catch((err) =>
+      this.log.warn({ err, event: "status_write_failed" }, "could not write DRAINING"),
+    );
+    // drain(): the server stops sending at once; messages already delivered still reach the callback.
+    await this.sub?.drain().catch(() => {});
+    if (this.unanswered > 0) {
+      await new Promise<void>((resolve) => {
+        this.idle = resolve;
+      });
+    }
+    if (this.statsTimer) clearInterval(this.statsTimer);
+    await this.statsSub?.drain().catch(() => {});
+    await this.o.nc.flush().catch(() => {});
+    await this.runner.close();
+    this.log.info({ event: "stopped", stats: this.stats.counters() }, "drained");
+  }
+}
+
+const deadlineMessage = "the request's deadline passed before it could run";
+
+function deadlineOf(h: Msg["headers"]): number {
+  const abs = Number(h?.get(H.deadline) || Number.NaN);
+  if (Number.isFinite(abs)) return abs;
+  const rel = Number(h?.get(H.timeoutMs) || Number.NaN);
+  return Date.now() + (Number.isFinite(rel) && rel > 0 ? rel : DEFAULT_TIMEOUT_MS);
+}
+
+/** Rows of a request (every feed must agree); -1 when a feed has no row dimension (it runs alone). */
+function rowsOf(feeds: readonly Tensor[]): number {
+  const first = feeds[0];
+  if (!first || first.shape.length === 0) return -1;
+  const rows = first.shape[0]!;
+  for (const f of feeds) {
+    if (f.shape.length === 0) return -1;
+    if (f.shape[0] !== rows) {
+      throw new SwitchyardError(
+        "INVALID_PARAMETER_VALUE",
+        `input '${f.name}' has ${f.shape[0]} rows but input '${first.name}' has ${rows}; every input must have the same number of rows`,
+      );
+    }
+  }
+  return rows;
+}
+
+/** Requests share a batch only with equal input names, dtypes, trailing dimensions and params. */
+function batchKey(feeds: readonly Tensor[], params: Params): string {
+  let key = "";
+  for (const f of feeds) {
+    key += `${f.name}:${f.dtype}`;
+    for (let i = 1; i < f.shape.length; i++) key += `,${f.shape[i]}`;
+    key += "|";
+  }
+  for (const _ in params) return `${key}${JSON.stringify(params)}`;
+  return key;
+}
+
+/** A model batches when every input and output has a dynamic first dimension. */
+function batchable(v: ModelVersion): boolean {
+  const sig = v.signature;
+  if (!sig) return false;
+  const dynamic = (s: { shape: (number | string)[] | null }) =>
+    s.shape === null ||
+    (s.shape.length > 0 && (typeof s.shape[0] === "string" || (s.shape[0] as number) < 0));
+  return sig.inputs.every(dynamic) && sig.outputs.every(dynamic);
+}
+
+async function writeStatus(
+  kv: KV,
+  o: Pick<ReplicaOptions, "spec" | "nodeId">,
+  state: ReplicaStatus["state"],
+  message: string,
+): Promise<void> {
+  const key = keys.replica(o.spec.replica_id);
+  let restarts = 0;
+  const cur = await kv.get(key).catch(() => null);
+  if (cur && cur.operation === "PUT") {
+    try {
+      restarts = (JSON.parse(cur.string()) as { restarts?: number }).restarts ?? 0;
+    } catch {
+      // An unreadable record is replaced.
+    }
+  }
+  const status: ReplicaStatus = ReplicaStatus.parse({
+    replica_id: o.spec.replica_id,
+    node_id: o.nodeId,
+    endpoint: o.spec.endpoint,
+    served_model: o.spec.served_model,
+    generation: o.spec.generation,
+    pid: process.pid,
+    state,
+    message,
+    restarts,
+    updated_at: Date.now(),
+  });
+  await kv.put(key, JSON.stringify(status));
+}

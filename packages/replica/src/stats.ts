@@ -1,0 +1,147 @@
+// A replica's counters: requests, errors by code, batch sizes, queue and compute time histograms. Read by
+// the autoscaler and dashboard (published on `<c>.stats.replica.<id>`). Recording allocates nothing.
+import type { ErrorCode } from "@switchyard/protocol";
+
+/** Upper bounds (µs) of the time histograms' buckets; the last bucket is everything above. */
+export const TIME_BUCKETS_US = [
+  50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000,
+] as const;
+
+export interface TimeSummary {
+  count: number;
+  sum_us: number;
+  /** Bucket upper bounds (µs), the last `null` for everything above. */
+  le_us: (number | null)[];
+  counts: number[];
+  /** Estimated from the buckets (the bucket's upper bound; the largest seen for the last bucket). */
+  p50_us: number;
+  p99_us: number;
+  max_us: number;
+}
+
+export interface ReplicaStatsSnapshot {
+  replica_id: string;
+  endpoint: string;
+  served_model: string;
+  model_name: string;
+  model_version: number;
+  generation: string;
+  node_id: string;
+  pid: number;
+  state: "READY" | "DRAINING";
+  threads: number;
+  config: { max_batch_size: number; max_delay_us: number; max_queue: number };
+  /** Epoch ms of this snapshot, and since the replica started serving. */
+  at: number;
+  uptime_ms: number;
+  /** Requests received (admitted or not), replies with predictions, rows run. */
+  requests: number;
+  succeeded: number;
+  rows: number;
+  errors: Partial<Record<ErrorCode, number>>;
+  in_flight: number;
+  queued: number;
+  batches: number;
+  /** Batches run by their size in rows: `{"1": 10, "7": 3}`. */
+  batch_sizes: Record<string, number>;
+  avg_batch_size: number;
+  queue_us: TimeSummary;
+  compute_us: TimeSummary;
+  /** Round trip to the worker thread minus compute: the cost of the hop. */
+  hop_us: TimeSummary;
+}
+
+export class TimeHistogram {
+  private readonly counts = new Array<number>(TIME_BUCKETS_US.length + 1).fill(0);
+  private count = 0;
+  private sum = 0;
+  private max = 0;
+
+  record(us: number, times = 1): void {
+    let i = 0;
+    while (i < TIME_BUCKETS_US.length && us > TIME_BUCKETS_US[i]!) i++;
+    this.counts[i]! += times;
+    this.count += times;
+    this.sum += us * times;
+    if (us > this.max) this.max = us;
+  }
+
+  summary(): TimeSummary {
+    return {
+      count: this.count,
+      sum_us: Math.round(this.sum),
+      le_us: [...TIME_BUCKETS_US, null],
+      counts: [...this.counts],
+      p50_us: this.quantile(0.5),
+      p99_us: this.quantile(0.99),
+      max_us: Math.round(this.max),
+    };
+  }
+
+  private quantile(q: number): number {
+    if (this.count === 0) return 0;
+    const rank = Math.ceil(q * this.count);
+    let seen = 0;
+    for (let i = 0; i < this.counts.length; i++) {
+      seen += this.counts[i]!;
+      if (seen >= rank)
+        return i < TIME_BUCKETS_US.length
+          ? Math.min(TIME_BUCKETS_US[i]!, Math.round(this.max))
+          : Math.round(this.max);
+    }
+    return Math.round(this.max);
+  }
+}
+
+export class ReplicaStats {
+  requests = 0;
+  succeeded = 0;
+  rows = 0;
+  batches = 0;
+  readonly errors = new Map<ErrorCode, number>();
+  readonly batchSizes = new Map<number, number>();
+  readonly queueUs = new TimeHistogram();
+  readonly computeUs = new TimeHistogram();
+  readonly hopUs = new TimeHistogram();
+
+  error(code: ErrorCode): void {
+    this.errors.set(code, (this.errors.get(code) ?? 0) + 1);
+  }
+
+  batch(rows: number, computeUs: number, hopUs: number): void {
+    this.batches++;
+    this.rows += rows;
+    this.batchSizes.set(rows, (this.batchSizes.get(rows) ?? 0) + 1);
+    this.computeUs.record(computeUs);
+    this.hopUs.record(hopUs);
+  }
+
+  /** The counters part of a snapshot (the replica adds who it is and its live queue). */
+  counters(): Pick<
+    ReplicaStatsSnapshot,
+    | "requests"
+    | "succeeded"
+    | "rows"
+    | "errors"
+    | "batches"
+    | "batch_sizes"
+    | "avg_batch_size"
+    | "queue_us"
+    | "compute_us"
+    | "hop_us"
+  > {
+    const sizes = [...this.batchSizes.entries()].sort((a, b) => a[0] - b[0]);
+    return {
+      requests: this.requests,
+      succeeded: this.succeeded,
+      rows: this.rows,
+      errors: Object.fromEntries(this.errors),
+      batches: this.batches,
+      batch_sizes: Object.fromEntries(sizes.map(([k, v]) => [String(k), v])),
+      avg_batch_size: this.batches === 0 ? 0 : Math.round((this.rows / this.batches) * 100) / 100,
+      queue_us: this.queueUs.summary(),
+      compute_us: this.computeUs.summary(),
+      hop_us: this.hopUs.summary(),
+    };
+  }
+}

@@ -1,0 +1,137 @@
+// Runs Switchyard as a user does: the built `switchyard` CLI in child processes, `switchyard up` with its
+// own nats-server, HTTP through the bridge. Used by the end-to-end tests.
+import { type ChildProcess, execFile, spawn } from "node:child_process";
+import { readFileSync } from "node:fs";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+
+export const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
+export const BIN = path.join(root, "packages/cli/bin/switchyard.js");
+
+export interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+export function cli(args: string[], env: Record<string, string> = {}): Promise<Run> {
+  return new Promise((resolve) => {
+    execFile(
+      process.execPath,
+      [BIN, ...args],
+      {
+        cwd: root,
+        env: { ...process.env, SWITCHYARD_NATS_URL: "", ...env },
+        timeout: 120_000,
+        maxBuffer: 64 << 20,
+      },
+      (err, stdout, stderr) => {
+        const code = err ? (typeof err.code === "number" ? err.code : 1) : 0;
+        resolve({ code, stdout, stderr });
+      },
+    );
+  });
+}
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Polls until fn returns something other than undefined (errors count as "not yet"). */
+export async function eventually<T>(
+  fn: () => T | undefined | Promise<T | undefined>,
+  what: string,
+  ms = 30_000,
+): Promise<T> {
+  const end = Date.now() + ms;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await fn();
+      if (v !== undefined) return v;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > end)
+      throw new Error(`timed out after ${ms} ms waiting for ${what}${last ? `: ${last}` : ""}`);
+    await sleep(100);
+  }
+}
+
+export function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Direct children of pid whose command line contains `match`. */
+export function childrenMatching(pid: number, match: string): number[] {
+  try {
+    const kids = readFileSync(`/proc/${pid}/task/${pid}/children`, "utf8")
+      .trim()
+      .split(/\s+/)
+      .filter(Boolean);
+    return kids.filter((k) => readFileSync(`/proc/${k}/cmdline`, "utf8").includes(match)).map(Number);
+  } catch {
+    return [];
+  }
+}
+
+export interface ClusterInfo {
+  cluster: string;
+  natsUrl: string;
+  httpUrl?: string;
+  token?: string;
+  pid: number;
+}
+
+export interface Up {
+  proc: ChildProcess;
+  dataDir: string;
+  output(): string;
+  exited: Promise<number | null>;
+  info(): ClusterInfo;
+  stop(): Promise<number | null>;
+}
+
+export function spawnUp(dataDir: string, extra: string[] = []): Up {
+  const proc = spawn(
+    process.execPath,
+    [BIN, "up", "--data-dir", dataDir, "--nats-port", "0", "--http-port", "0", ...extra],
+    { cwd: root, stdio: ["ignore", "pipe", "pipe"] },
+  );
+  let out = "";
+  proc.stdout!.on("data", (d) => (out += d));
+  proc.stderr!.on("data", (d) => (out += d));
+  const exited = new Promise<number | null>((r) => proc.on("exit", (code) => r(code)));
+  return {
+    proc,
+    dataDir,
+    output: () => out,
+    exited,
+    info: () => JSON.parse(readFileSync(path.join(dataDir, "cluster.json"), "utf8")) as ClusterInfo,
+    stop: async () => {
+      if (proc.exitCode === null && proc.signalCode === null) proc.kill("SIGTERM");
+      return exited;
+    },
+  };
+}
+
+/** Starts `switchyard up` and waits until it says it is up. */
+export async function startUp(dataDir: string, extra: string[] = []): Promise<Up> {
+  const up = spawnUp(dataDir, extra);
+  await eventually(
+    () =>
+      up.output().includes("is up")
+        ? true
+        : up.proc.exitCode !== null
+          ? Promise.reject(new Error(up.output()))
+          : undefined,
+    "switchyard up",
+    60_000,
+  ).catch((err) => {
+    throw new Error(`switchyard up did not start: ${err.message}\n${up.output()}`);
+  });
+  return up;
+}
