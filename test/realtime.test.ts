@@ -8,7 +8,7 @@ import { clusterNames, connectNats } from "@switchyard/protocol";
 import { buildLinear, buildMlp, buildMultiInput, tempDir, writeTempModel } from "@switchyard/testkit";
 import * as ort from "onnxruntime-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { cli, eventually, sleep, startUp, type Up } from "./helpers/up.js";
+import { alive, childrenMatching, cli, eventually, sleep, startUp, type Up } from "./helpers/up.js";
 
 const LR1 = buildLinear({ inputs: 2, sigmoid: true });
 const LR2 = buildLinear({ inputs: 2, sigmoid: true, bias: [0.75] });
@@ -116,7 +116,12 @@ describe("realtime serving through switchyard up", () => {
   });
 
   afterAll(async () => {
-    if (up) expect(await up.stop()).toBe(0);
+    if (!up) return;
+    const replicas = childrenMatching(up.proc.pid!, "replica");
+    expect(replicas.length).toBeGreaterThan(0);
+    expect(await up.stop()).toBe(0);
+    // Stopping `up` drains and stops every replica process it started, and its nats-server.
+    for (const pid of replicas) expect(alive(pid)).toBe(false);
   });
 
   it("answers the notes' curl body with MLflow predictions and the served model's headers", async () => {

@@ -8,7 +8,7 @@ export {
   type RunningBridge,
 } from "./bridge.js";
 export { errorHeaders, RETRY_AFTER_SECONDS, statusOf, toClientError } from "./errors.js";
-export { OIP_DATATYPE, type OipModelMetadata, type OipTensorMetadata } from "./oip.js";
+export type { OipModelMetadata } from "./oip.js";
 export {
   type CreatedToken,
   hashToken,

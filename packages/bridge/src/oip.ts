@@ -2,37 +2,14 @@
 // routes to. Model versions are immutable, so their metadata is cached for the life of the bridge.
 import type { NatsConnection } from "@nats-io/transport-node";
 import {
-  type Dtype,
   type EndpointRoutes,
   type LiveRoute,
   type ModelVersion,
   notFound,
-  type TensorSpec,
+  type OipTensorMetadata,
+  oipTensorMetadata,
 } from "@switchyard/protocol";
 import { Registry } from "@switchyard/registry";
-
-/** OIP v2 datatypes by onnxruntime element type. */
-export const OIP_DATATYPE: Record<Dtype, string> = {
-  bool: "BOOL",
-  uint8: "UINT8",
-  uint16: "UINT16",
-  uint32: "UINT32",
-  uint64: "UINT64",
-  int8: "INT8",
-  int16: "INT16",
-  int32: "INT32",
-  int64: "INT64",
-  float16: "FP16",
-  float32: "FP32",
-  float64: "FP64",
-  string: "BYTES",
-};
-
-export interface OipTensorMetadata {
-  name: string;
-  datatype: string;
-  shape: number[];
-}
 
 export interface OipModelMetadata {
   name: string;
@@ -67,12 +44,6 @@ export function oipRoute(routes: EndpointRoutes, version: number | undefined): L
   return best;
 }
 
-const tensorMetadata = (t: TensorSpec): OipTensorMetadata => ({
-  name: t.name,
-  datatype: OIP_DATATYPE[t.dtype],
-  shape: (t.shape ?? [-1]).map((d) => (typeof d === "number" ? d : -1)),
-});
-
 export class OipMetadata {
   private registry: Promise<Registry> | undefined;
   private readonly versions = new Map<string, Promise<ModelVersion>>();
@@ -103,8 +74,8 @@ export class OipMetadata {
       name: routes.endpoint,
       versions: versions.map(String),
       platform: mv.flavor === "onnx" ? "onnxruntime_onnx" : "switchyard_custom",
-      inputs: (mv.signature?.inputs ?? []).map(tensorMetadata),
-      outputs: (mv.signature?.outputs ?? []).map(tensorMetadata),
+      inputs: (mv.signature?.inputs ?? []).map(oipTensorMetadata),
+      outputs: (mv.signature?.outputs ?? []).map(oipTensorMetadata),
     };
   }
 }
