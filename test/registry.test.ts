@@ -342,9 +342,14 @@ describe("Registry", () => {
       /alias 'v2' is invalid/,
     );
     await rejection(
-      reg.register("m", good, { flavor: "custom" as "onnx" }),
+      reg.register("m", good, { flavor: "pyfunc" as "onnx" }),
       "INVALID_PARAMETER_VALUE",
-      /flavor 'custom'/,
+      /unknown flavor 'pyfunc': expected 'onnx' or 'custom'/,
+    );
+    await rejection(
+      reg.register("m", good, { flavor: "custom" }),
+      "INVALID_PARAMETER_VALUE",
+      /is not a directory; a custom model is a directory/,
     );
 
     await rejection(reg.getModel("m"), "RESOURCE_DOES_NOT_EXIST");

@@ -21,7 +21,6 @@ import {
   authHeaders,
   createEndpoint,
   invocationUrl,
-  invokeSubject,
   redact,
   registerModel,
   type SwitchyardCluster,
@@ -448,7 +447,8 @@ export const realtimeBench: Bench = {
         notes.push(
           `Switchyard: \`switchyard up\` (pid ${cluster.pid}, NATS ${redact(cluster.file.natsUrl)}, HTTP ${cluster.file.httpUrl}); ` +
             `endpoints workload_size Small; (3) POST {httpUrl}/serving-endpoints/<name>/invocations with Bearer token; ` +
-            `(4) NATS request on ${invokeSubject(cluster, "<name>")}; CPU = the up process and all its descendants ` +
+            "(4) the TypeScript SDK (`SwitchyardClient.invoke(endpoint, frame)`: in-process router, msgpack frames straight " +
+            "to the replicas; each pool row is parsed into a Frame once); CPU = the up process and all its descendants " +
             "(nats-server, coordinator, agent, replicas, bridge).",
         );
       }

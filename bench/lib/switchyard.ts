@@ -5,7 +5,7 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
-import { type ClusterFile, clusterNames } from "@switchyard/protocol";
+import type { ClusterFile } from "@switchyard/protocol";
 import { treeCpuTicks } from "./cpu.js";
 import { repoRoot, stopChild, tail } from "./procs.js";
 
@@ -114,10 +114,6 @@ export function authHeaders(sy: SwitchyardCluster): Record<string, string> {
 
 export function invocationUrl(sy: SwitchyardCluster, endpoint: string): string {
   return `${sy.file.httpUrl!.replace(/\/$/, "")}/serving-endpoints/${endpoint}/invocations`;
-}
-
-export function invokeSubject(sy: SwitchyardCluster, endpoint: string): string {
-  return clusterNames(sy.file.cluster).subjects.invoke(endpoint);
 }
 
 interface EndpointState {

@@ -170,7 +170,19 @@ describe("startCluster", () => {
 
     const nc = await connected({ servers: cluster.urls });
     const jsm = await jetstreamManager(nc);
-    const info = await jsm.streams.add({ name: "R3_TEST", subjects: ["r3.test"], num_replicas: 3 });
+    // JetStream answers once a meta leader exists, which can be before it has heard from every peer
+    // ("no suitable peers for placement"): an R3 stream can be created eventually, within 30 s.
+    const addDeadline = Date.now() + 30_000;
+    let info = await jsm.streams
+      .add({ name: "R3_TEST", subjects: ["r3.test"], num_replicas: 3 })
+      .catch((err: Error) => err);
+    while (info instanceof Error && Date.now() < addDeadline) {
+      await new Promise((r) => setTimeout(r, 250));
+      info = await jsm.streams
+        .add({ name: "R3_TEST", subjects: ["r3.test"], num_replicas: 3 })
+        .catch((err: Error) => err);
+    }
+    if (info instanceof Error) throw info;
     expect(info.config.num_replicas).toBe(3);
     expect(info.cluster?.name).toBe("sy-cluster");
     expect(info.cluster?.leader).toMatch(/^sy-n[123]$/);

@@ -3,6 +3,7 @@ export * from "./codec.js";
 export * from "./config.js";
 export * from "./connect.js";
 export * from "./csv.js";
+export * from "./custom.js";
 export * from "./endpoint.js";
 export * from "./errors.js";
 export * from "./frame.js";

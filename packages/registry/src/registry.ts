@@ -12,6 +12,7 @@ import {
   assertModelName,
   type ClusterNames,
   clusterNames,
+  type Flavor,
   invalid,
   type ModelRef,
   ModelVersion,
@@ -22,8 +23,9 @@ import {
   SwitchyardError,
 } from "@switchyard/protocol";
 import { downloadVerified, localCopyMatches, readVerified, uploadFile } from "./artifacts.js";
+import { type CustomSource, readCustomSource } from "./custom.js";
 import { keys, objectPrefix } from "./keys.js";
-import { readModelSource } from "./source.js";
+import { type ModelSource, readModelSource } from "./source.js";
 
 export interface RegistryOptions {
   /** Cluster name (default `sy`): buckets are `<cluster>_models` and `<cluster>_artifacts`. */
@@ -35,8 +37,13 @@ export interface RegisterOptions {
   alias?: string;
   description?: string;
   tags?: Record<string, string>;
-  /** Only `onnx` is registered from a path; `custom` models come from the bundler. */
-  flavor?: "onnx";
+  /**
+   * `onnx` (default): an `.onnx` file or an MLflow directory. `custom`: a directory whose entry module
+   * default-exports a class with `predict`; it is bundled with esbuild and stored with every file.
+   */
+  flavor?: Flavor;
+  /** `custom` only: the entry module, relative to the directory (default: model.ts, model.js, index.ts, index.js). */
+  entry?: string;
 }
 
 /** KV history kept per key: enough to see the last few alias moves with `nats kv history`. */
@@ -62,14 +69,18 @@ export class Registry {
   }
 
   /**
-   * Registers an `.onnx` file or an MLflow model directory as the next version of `name`. Concurrent
-   * registrations of one name get distinct consecutive versions.
+   * Registers an `.onnx` file, an MLflow model directory, or (flavor `custom`) a custom model directory as the
+   * next version of `name`. Concurrent registrations of one name get distinct consecutive versions.
    */
   async register(name: string, path: string, opts: RegisterOptions = {}): Promise<ModelVersion> {
     assertModelName(name);
     if (opts.alias !== undefined) assertAlias(opts.alias);
-    if (opts.flavor !== undefined && opts.flavor !== "onnx") {
-      throw invalid(`flavor '${opts.flavor}' cannot be registered from a path: expected 'onnx'`);
+    const flavor = opts.flavor ?? "onnx";
+    if (flavor !== "onnx" && flavor !== "custom") {
+      throw invalid(`unknown flavor '${flavor}': expected 'onnx' or 'custom'`);
+    }
+    if (opts.entry !== undefined && flavor !== "custom") {
+      throw invalid("an entry module (--entry) is only for the custom flavor");
     }
     const tags = opts.tags ?? {};
     for (const [k, v] of Object.entries(tags)) {
@@ -78,7 +89,9 @@ export class Registry {
     if (opts.description !== undefined && typeof opts.description !== "string") {
       throw invalid("description must be a string");
     }
-    const src = await readModelSource(path);
+    // Everything that can refuse the model (bundling, the import check, signatures) runs before any upload.
+    const src: ModelSource | CustomSource =
+      flavor === "custom" ? await readCustomSource(path, opts.entry) : await readModelSource(path);
 
     const prefix = objectPrefix(name);
     const uploaded: string[] = [];
@@ -109,7 +122,7 @@ export class Registry {
       const version = ModelVersion.parse({
         name,
         version: model.latest_version,
-        flavor: "onnx",
+        flavor,
         entry: src.entry,
         signature: src.signature,
         mlflow_signature: src.mlflowSignature,
@@ -125,6 +138,7 @@ export class Registry {
       return version;
     } finally {
       if (!committed) await Promise.all(uploaded.map((o) => this.os.delete(o).catch(() => undefined)));
+      if ("cleanup" in src) await src.cleanup().catch(() => undefined);
     }
   }
 

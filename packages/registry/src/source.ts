@@ -120,12 +120,20 @@ function readMlflowSignature(sig: unknown, where: string): MlflowSignature | nul
   return parsed.data;
 }
 
-/** Every regular file under `root` (symlinks followed), as sorted '/'-separated relative paths. */
-async function listFiles(root: string): Promise<SourceFile[]> {
+/**
+ * Every regular file under `root` (symlinks followed), as sorted '/'-separated relative paths. Directories
+ * named in `skip` (e.g. node_modules) are left out at any depth.
+ */
+export async function listFiles(
+  root: string,
+  opts: { skip?: readonly string[] } = {},
+): Promise<SourceFile[]> {
   const out: SourceFile[] = [];
+  const skip = new Set(opts.skip ?? []);
   const walk = async (dir: string, depth: number): Promise<void> => {
     if (depth > 32) throw invalid(`'${dir}' is nested too deeply (a symlink loop?)`);
     for (const ent of await readdir(dir, { withFileTypes: true })) {
+      if (skip.has(ent.name)) continue;
       const abs = join(dir, ent.name);
       const kind = ent.isSymbolicLink() ? await stat(abs).catch(() => null) : ent;
       if (kind?.isDirectory()) await walk(abs, depth + 1);

@@ -13,9 +13,9 @@ import {
   concatTensors,
   DEFAULT_TIMEOUT_MS,
   type ErrorCode,
+  Frame,
   H,
   keys,
-  type ModelVersion,
   type Params,
   type ReplicaSpec,
   ReplicaStatus,
@@ -119,7 +119,7 @@ export class Replica {
       expire: (job) =>
         this.fail(job, job.req.family, new SwitchyardError("DEADLINE_EXCEEDED", deadlineMessage)),
     });
-    this.solo = !batchable(runner.version);
+    this.solo = !runner.batches;
     this.statsSubject = clusterNames(o.cluster).subjects.replicaStats(s.replica_id);
   }
 
@@ -230,9 +230,14 @@ export class Replica {
     let key: string;
     let rows: number;
     try {
-      req = decodeRequest(msg.data, contentType, format, this.runner.signature);
-      rows = rowsOf(req.feeds);
-      key = this.solo || rows < 0 ? `solo:${this.seq++}` : batchKey(req.feeds, req.params);
+      req = decodeRequest(msg.data, contentType, format, this.runner.signature, this.runner.frames);
+      rows = req.frame ? req.frame.length : rowsOf(req.feeds);
+      key =
+        this.solo || rows < 0
+          ? `solo:${this.seq++}`
+          : req.frame
+            ? frameBatchKey(req.frame, req.params)
+            : batchKey(req.feeds, req.params);
     } catch (err) {
       this.reject(msg, familyOf(contentType, format), requestId, err);
       return;
@@ -260,22 +265,32 @@ export class Replica {
   private runBatch(batch: Job[]): void {
     const startedUs = performance.now() * 1000;
     let totalRows = 0;
+    let deadlineUs = 0;
     for (const job of batch) {
       totalRows += job.rows;
+      deadlineUs = Math.max(deadlineUs, job.deadlineUs);
       job.queueUs = startedUs - job.arrivedUs;
       this.stats.queueUs.record(job.queueUs);
     }
-    let feeds: Tensor[];
+    let feeds: Tensor[] | Frame;
     try {
-      const first = batch[0]!.req.feeds;
-      feeds =
-        batch.length === 1 ? first : first.map((_, i) => concatTensors(batch.map((j) => j.req.feeds[i]!)));
+      const first = batch[0]!.req;
+      if (first.frame) {
+        feeds = batch.length === 1 ? first.frame : Frame.concat(batch.map((j) => j.req.frame!));
+      } else {
+        feeds =
+          batch.length === 1
+            ? first.feeds
+            : first.feeds.map((_, i) => concatTensors(batch.map((j) => j.req.feeds[i]!)));
+      }
     } catch (err) {
       this.batcher.done(batch);
       for (const job of batch) this.fail(job, job.req.family, err);
       return;
     }
-    this.runner.runTimed(feeds, batch[0]!.req.params).then(
+    // Custom code is bounded by the latest deadline in the batch (its worker is replaced when that passes).
+    const timeoutMs = (deadlineUs - performance.now() * 1000) / 1000;
+    this.runner.runTimed(feeds, batch[0]!.req.params, { timeoutMs }).then(
       ({ outputs, computeUs }) => {
         const hopUs = performance.now() * 1000 - startedUs - computeUs;
         this.stats.batch(totalRows, computeUs, hopUs);
@@ -447,14 +462,11 @@ function batchKey(feeds: readonly Tensor[], params: Params): string {
   return key;
 }
 
-/** A model batches when every input and output has a dynamic first dimension. */
-function batchable(v: ModelVersion): boolean {
-  const sig = v.signature;
-  if (!sig) return false;
-  const dynamic = (s: { shape: (number | string)[] | null }) =>
-    s.shape === null ||
-    (s.shape.length > 0 && (typeof s.shape[0] === "string" || (s.shape[0] as number) < 0));
-  return sig.inputs.every(dynamic) && sig.outputs.every(dynamic);
+/** Frames share a batch only with the same columns (names, order, kinds) and params. */
+function frameBatchKey(frame: Frame, params: Params): string {
+  const key = `frame|${frame.schemaKey()}|`;
+  for (const _ in params) return `${key}${JSON.stringify(params)}`;
+  return key;
 }
 
 async function writeStatus(

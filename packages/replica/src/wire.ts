@@ -2,10 +2,12 @@
 // feeds, and outputs/errors → replies in the request's own family. No zod here: this runs per request.
 import {
   CSV_TYPE,
+  customModelFrame,
   decode,
   decodeJsonOrMsgpack,
   type ErrorBody,
   encode,
+  type Frame,
   invalid,
   JSON_TYPE,
   MSGPACK,
@@ -29,7 +31,10 @@ export type ReplyFamily = "mlflow" | "oip" | "msgpack";
 
 export interface DecodedRequest {
   family: ReplyFamily;
+  /** ONNX models: feeds in signature order (empty for custom models). */
   feeds: Tensor[];
+  /** Custom models: the frame `predict` gets (null for ONNX models). */
+  frame: Frame | null;
   params: Params;
   /** OIP only: the request's `id` and its requested outputs (null: all). */
   oipId?: string | undefined;
@@ -45,16 +50,25 @@ export function familyOf(contentType: string, format: string): ReplyFamily {
   return contentType.includes("msgpack") ? "msgpack" : "mlflow";
 }
 
-/** Decodes one request into feeds for `signature`. Throws SwitchyardErrors users can act on. */
+/**
+ * Decodes one request into feeds for `signature`, or (`frames`, custom models) into the Frame `predict` gets,
+ * checked against the signature when there is one. Throws SwitchyardErrors users can act on.
+ */
 export function decodeRequest(
   data: Uint8Array,
   contentType: string,
   format: string,
-  signature: Signature,
+  signature: Signature | null,
+  frames = false,
 ): DecodedRequest {
+  const prepare = (input: Payload): Pick<DecodedRequest, "feeds" | "frame"> => {
+    if (frames) return { feeds: [], frame: customModelFrame(input, signature) };
+    if (!signature) throw new SwitchyardError("INTERNAL_ERROR", "the model has no signature");
+    return { feeds: modelInputs(input, signature), frame: null };
+  };
   if (format === "oip") {
     const req = parseOipRequest(data);
-    if (req.outputs) {
+    if (req.outputs && signature) {
       for (const name of req.outputs) {
         if (!signature.outputs.some((o) => o.name === name)) {
           throw invalid(
@@ -65,7 +79,7 @@ export function decodeRequest(
     }
     return {
       family: "oip",
-      feeds: modelInputs(req.inputs, signature),
+      ...prepare(req.inputs),
       params: req.params,
       oipId: req.id,
       oipOutputs: req.outputs,
@@ -80,17 +94,16 @@ export function decodeRequest(
   const type = contentType.toLowerCase();
   if (type.startsWith(JSON_TYPE) || type.includes("+json")) {
     const req = parseJsonRequest(data);
-    return { family: "mlflow", feeds: modelInputs(req.input, signature), params: req.params };
+    return { family: "mlflow", ...prepare(req.input), params: req.params };
   }
-  if (type.startsWith(CSV_TYPE))
-    return { family: "mlflow", feeds: modelInputs(parseCsv(data), signature), params: {} };
-  if (type.startsWith(MSGPACK)) return decodeMsgpack(decode(data, { copy: true }), signature);
+  if (type.startsWith(CSV_TYPE)) return { family: "mlflow", ...prepare(parseCsv(data)), params: {} };
+  if (type.startsWith(MSGPACK)) return decodeMsgpack(decode(data, { copy: true }), prepare);
   if (type === "") {
     // A raw client that sent no content type: JSON if it looks like JSON, msgpack otherwise.
     const { format: wire, value } = decodeJsonOrMsgpack(data);
-    if (wire === "msgpack") return decodeMsgpack(value, signature);
+    if (wire === "msgpack") return decodeMsgpack(value, prepare);
     const req = parseRequestBody(value);
-    return { family: "mlflow", feeds: modelInputs(req.input, signature), params: req.params };
+    return { family: "mlflow", ...prepare(req.input), params: req.params };
   }
   throw new SwitchyardError(
     "UNSUPPORTED_MEDIA_TYPE",
@@ -98,7 +111,10 @@ export function decodeRequest(
   );
 }
 
-function decodeMsgpack(value: unknown, signature: Signature): DecodedRequest {
+function decodeMsgpack(
+  value: unknown,
+  prepare: (input: Payload) => Pick<DecodedRequest, "feeds" | "frame">,
+): DecodedRequest {
   if (!isObject(value))
     throw new SwitchyardError("BAD_REQUEST", "a msgpack request must be a map {input, params}");
   const problem = payloadProblem(value.input);
@@ -109,7 +125,7 @@ function decodeMsgpack(value: unknown, signature: Signature): DecodedRequest {
   }
   return {
     family: "msgpack",
-    feeds: modelInputs(value.input as Payload, signature),
+    ...prepare(value.input as Payload),
     params: (params ?? {}) as Params,
   };
 }

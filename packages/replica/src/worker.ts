@@ -1,5 +1,6 @@
 // A Piscina worker thread: loads one model version through its flavor (once, at thread start) and runs one
 // batch per task. Output buffers are transferred back, not copied. Failures return as data, never throw.
+import { Frame, SwitchyardError } from "@switchyard/protocol";
 import { move, transferableSymbol, valueSymbol, workerData } from "piscina";
 import { flavorLoader, type LoadedModel, ModelLoadError } from "./flavors/mod.js";
 import type { RunResult, RunTask, WorkerInit } from "./task.js";
@@ -24,17 +25,25 @@ export default async function runBatch(task: RunTask): Promise<unknown> {
     };
     return result;
   }
+  if (task.warmUp) {
+    const result: RunResult = { ok: true, outputs: [], computeUs: 0, batching: model.batching !== false };
+    return result;
+  }
   const started = performance.now();
   let outputs: RunResult & { ok: true };
   try {
-    const out = await model.run(task.feeds, task.params);
+    const input = task.frame ? Frame.of(task.frame.columns, task.frame.length) : (task.feeds ?? []);
+    const out = await model.run(input, task.params);
     outputs = { ok: true, outputs: out, computeUs: Math.round((performance.now() - started) * 1000) };
   } catch (err) {
-    const result: RunResult = {
-      ok: false,
-      code: "INTERNAL_ERROR",
-      message: `inference failed: ${firstLine((err as Error)?.message ?? String(err))}`,
-    };
+    const result: RunResult =
+      err instanceof SwitchyardError
+        ? { ok: false, code: err.code, message: err.message }
+        : {
+            ok: false,
+            code: "INTERNAL_ERROR",
+            message: `inference failed: ${firstLine((err as Error)?.message ?? String(err))}`,
+          };
     return result;
   }
   const buffers = new Set<ArrayBuffer>();

@@ -28,7 +28,7 @@ describe("ModelRunner", () => {
       threads: 2,
     });
     try {
-      expect(runner.signature.inputs[0]).toMatchObject({
+      expect(runner.signature!.inputs[0]).toMatchObject({
         name: "input",
         dtype: "float32",
         shape: ["batch", 8],
@@ -46,7 +46,7 @@ describe("ModelRunner", () => {
     } finally {
       await runner.close();
     }
-    await expect(runner.run(warmUpFeeds(runner.signature))).rejects.toMatchObject({
+    await expect(runner.run(warmUpFeeds(runner.signature!))).rejects.toMatchObject({
       code: "TEMPORARILY_UNAVAILABLE",
     });
   });

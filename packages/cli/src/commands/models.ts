@@ -1,6 +1,6 @@
-// `switchyard models …`: register ONNX files and MLflow directories, list them, and move aliases.
+// `switchyard models …`: register ONNX files, MLflow directories and custom models, list them, and move aliases.
 
-import type { ModelVersion, RegisteredModel, TensorSpec } from "@switchyard/protocol";
+import type { Flavor, ModelVersion, RegisteredModel, TensorSpec } from "@switchyard/protocol";
 import { formatModelRef, parseVersion } from "@switchyard/protocol";
 import type { Command } from "commander";
 import { table, when } from "../output.js";
@@ -40,20 +40,42 @@ export function modelsCommand(program: Command, globals: () => GlobalOptions): v
 
   models
     .command("register")
-    .description("register an .onnx file or an MLflow model directory as a new version")
+    .description(
+      "register an .onnx file, an MLflow model directory, or a custom model directory (--flavor custom) as a new version",
+    )
     .argument("<name>", "model name, e.g. fraud or catalog.schema.fraud")
-    .argument("<path>", "an .onnx file, or a directory with an MLmodel file")
+    .argument("<path>", "an .onnx file, a directory with an MLmodel file, or a custom model directory")
+    .option(
+      "--flavor <flavor>",
+      "onnx, or custom: a TypeScript/JavaScript class bundled with esbuild",
+      "onnx",
+    )
+    .option(
+      "--entry <file>",
+      "custom flavor: the entry module (default: model.ts, model.js, index.ts, index.js)",
+    )
     .option("--alias <alias>", "point this alias (e.g. champion) at the new version")
     .option("--description <text>", "a description kept with the version")
-    .action(async (name: string, file: string, opts: { alias?: string; description?: string }) => {
-      await withRegistry(globals(), async (registry, out) => {
-        const v = await registry.register(name, file, { alias: opts.alias, description: opts.description });
-        const sig = v.signature
-          ? `, ${v.signature.inputs.length} input(s), ${v.signature.outputs.length} output(s)`
-          : "";
-        out.print(`Registered ${uriOf(v)} (${v.flavor}${sig})${opts.alias ? ` as @${opts.alias}` : ""}`, v);
-      });
-    });
+    .action(
+      async (
+        name: string,
+        file: string,
+        opts: { alias?: string; description?: string; flavor: string; entry?: string },
+      ) => {
+        await withRegistry(globals(), async (registry, out) => {
+          const v = await registry.register(name, file, {
+            alias: opts.alias,
+            description: opts.description,
+            flavor: opts.flavor as Flavor,
+            ...(opts.entry !== undefined ? { entry: opts.entry } : {}),
+          });
+          const sig = v.signature
+            ? `, ${v.signature.inputs.length} input(s), ${v.signature.outputs.length} output(s)`
+            : "";
+          out.print(`Registered ${uriOf(v)} (${v.flavor}${sig})${opts.alias ? ` as @${opts.alias}` : ""}`, v);
+        });
+      },
+    );
 
   models
     .command("list")

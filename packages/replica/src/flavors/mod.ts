@@ -6,9 +6,7 @@ export { type FlavorLoader, type LoadedModel, ModelLoadError } from "./flavor.js
 
 const FLAVORS: FlavorTable = {
   onnx: async () => (await import("./onnx.js")).loadOnnx,
-  custom: async () => async () => {
-    throw new ModelLoadError("the custom flavor is not supported by this replica version yet");
-  },
+  custom: async () => (await import("./custom.js")).loadCustom,
 };
 
 export function flavorLoader(flavor: Flavor): Promise<FlavorLoader> {

@@ -1,6 +1,6 @@
 // The `onnx` flavor: one onnxruntime-node InferenceSession per worker thread with one intra-op and one
 // inter-op thread, so a replica's ORT threads equal its pool size (DESIGN.md "Threads and processes").
-import type { Params, Tensor } from "@switchyard/protocol";
+import { type Frame, type Params, SwitchyardError, type Tensor } from "@switchyard/protocol";
 import ort from "onnxruntime-node";
 import type { WorkerInit } from "../task.js";
 import { type LoadedModel, ModelLoadError } from "./flavor.js";
@@ -19,7 +19,8 @@ export async function loadOnnx(init: WorkerInit): Promise<LoadedModel> {
   }
   const outputNames = session.outputNames;
   return {
-    async run(feeds: Tensor[], _params: Params): Promise<Tensor[]> {
+    async run(feeds: Tensor[] | Frame, _params: Params): Promise<Tensor[]> {
+      if (!Array.isArray(feeds)) throw new SwitchyardError("INTERNAL_ERROR", "an ONNX model takes tensors");
       const input: Record<string, ort.Tensor> = {};
       for (const f of feeds) {
         input[f.name] = new ort.Tensor(f.dtype as ort.Tensor.Type, f.data as ort.Tensor.DataType, f.shape);
