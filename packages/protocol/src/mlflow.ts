@@ -44,18 +44,76 @@ const badRequest = (message: string) => new SwitchyardError("BAD_REQUEST", `Inva
 const isObject = (v: unknown): v is Record<string, unknown> =>
   typeof v === "object" && v !== null && !Array.isArray(v) && !ArrayBuffer.isView(v);
 
-/** Parses a JSON request body (text or UTF-8 bytes). Malformed JSON → BAD_REQUEST. */
-export function parseJsonRequest(body: string | Uint8Array): ParsedRequest {
+/** A JSON body (text or UTF-8 bytes) as a value. Malformed JSON → BAD_REQUEST with MLflow's wording. */
+export function parseJsonBody(body: string | Uint8Array): unknown {
   const text = typeof body === "string" ? body : utf8.decode(body);
-  let value: unknown;
   try {
-    value = JSON.parse(text);
+    return JSON.parse(text);
   } catch (err) {
     throw badRequest(
       `Ensure that input is a valid JSON formatted string. Error: '${(err as Error).message}'`,
     );
   }
-  return parseRequestBody(value);
+}
+
+/** Parses a JSON request body (text or UTF-8 bytes). Malformed JSON → BAD_REQUEST. */
+export function parseJsonRequest(body: string | Uint8Array): ParsedRequest {
+  return parseRequestBody(parseJsonBody(body));
+}
+
+const ROW_KEYS = ["dataframe_split", "instances", "inputs"] as const;
+
+/**
+ * The realtime hot path: a body of numeric rows (`dataframe_split`, or `instances`/`inputs` as a list of
+ * lists) for a model whose only input is a 2-D float tensor becomes that tensor directly, rows copied into
+ * one typed array, instead of a Frame of one array per column cast afterwards. Anything unusual (nulls,
+ * strings, ragged rows, other keys, another kind of model) returns undefined and takes the general path,
+ * which gives the same result and the precise errors.
+ */
+export function numericRowsInput(
+  body: unknown,
+  signature: Signature,
+): { feeds: Tensor[]; params: Params } | undefined {
+  if (signature.inputs.length !== 1 || !isObject(body)) return undefined;
+  const spec = signature.inputs[0]!;
+  if ((spec.dtype !== "float32" && spec.dtype !== "float64") || spec.shape?.length !== 2) return undefined;
+  let key: (typeof ROW_KEYS)[number] | undefined;
+  for (const k of Object.keys(body)) {
+    if (k === "params") continue;
+    if (key !== undefined || !(ROW_KEYS as readonly string[]).includes(k)) return undefined;
+    key = k as (typeof ROW_KEYS)[number];
+  }
+  if (key === undefined) return undefined;
+  const params = body.params;
+  if (params !== undefined && !isObject(params)) return undefined;
+  let rows: unknown = body[key];
+  if (key === "dataframe_split") {
+    if (!isObject(rows) || !Array.isArray(rows.columns)) return undefined;
+    for (const k of Object.keys(rows)) if (k !== "columns" && k !== "data" && k !== "index") return undefined;
+    const width = rows.columns.length;
+    rows = rows.data;
+    if (!Array.isArray(rows) || (rows.length > 0 && (rows[0] as unknown[])?.length !== width))
+      return undefined;
+  }
+  if (!Array.isArray(rows) || rows.length === 0 || !Array.isArray(rows[0])) return undefined;
+  const k = (rows[0] as unknown[]).length;
+  const fixed = spec.shape[1];
+  if (k === 0 || (typeof fixed === "number" && fixed >= 0 && fixed !== k)) return undefined;
+  const n = rows.length;
+  const data = spec.dtype === "float32" ? new Float32Array(n * k) : new Float64Array(n * k);
+  for (let r = 0; r < n; r++) {
+    const row = rows[r];
+    if (!Array.isArray(row) || row.length !== k) return undefined;
+    for (let c = 0; c < k; c++) {
+      const v = row[c];
+      if (typeof v !== "number") return undefined;
+      data[r * k + c] = v;
+    }
+  }
+  return {
+    feeds: [{ name: spec.name, dtype: spec.dtype, shape: [n, k], data }],
+    params: (params ?? {}) as Params,
+  };
 }
 
 /**

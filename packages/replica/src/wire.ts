@@ -12,11 +12,12 @@ import {
   JSON_TYPE,
   MSGPACK,
   modelInputs,
+  numericRowsInput,
   oipResponse,
   type Params,
   type Payload,
   parseCsv,
-  parseJsonRequest,
+  parseJsonBody,
   parseOipRequest,
   parseRequestBody,
   payloadProblem,
@@ -93,7 +94,10 @@ export function decodeRequest(
   }
   const type = contentType.toLowerCase();
   if (type.startsWith(JSON_TYPE) || type.includes("+json")) {
-    const req = parseJsonRequest(data);
+    const body = parseJsonBody(data);
+    const rows = !frames && signature ? numericRowsInput(body, signature) : undefined;
+    if (rows) return { family: "mlflow", feeds: rows.feeds, frame: null, params: rows.params };
+    const req = parseRequestBody(body);
     return { family: "mlflow", ...prepare(req.input), params: req.params };
   }
   if (type.startsWith(CSV_TYPE)) return { family: "mlflow", ...prepare(parseCsv(data)), params: {} };
