@@ -2,53 +2,28 @@
 // repo registered with the CLI (`--flavor custom`), endpoints created with Databricks bodies, invocations over
 // HTTP. References are hand-computed or come from raw onnxruntime-node, never from Switchyard code.
 import path from "node:path";
-import { Kvm } from "@nats-io/kv";
-import { clusterNames, connectNats } from "@switchyard/protocol";
 import { tempDir } from "@switchyard/testkit";
 import * as ort from "onnxruntime-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { copyFixture, ENSEMBLE_LR, ENSEMBLE_MLP, ensembleDir } from "./helpers/custom.js";
-import { cli, eventually, startUp, type Up } from "./helpers/up.js";
+import { cli, clusterClient, eventually, startUp, type Up } from "./helpers/up.js";
+
+type Cluster = ReturnType<typeof clusterClient>;
 
 const noStack = (body: unknown) => expect(JSON.stringify(body)).not.toMatch(/\n\s+at |\\n\s+at /);
 
 describe("custom models through switchyard up", () => {
   let up: Up;
-  let http: string;
-  let token: string;
   const env = () => ({ SWITCHYARD_DATA_DIR: up.dataDir });
 
-  const call = async (method: string, p: string, body?: unknown, headers: Record<string, string> = {}) => {
-    const res = await fetch(`${http}${p}`, {
-      method,
-      headers: { authorization: `Bearer ${token}`, "content-type": "application/json", ...headers },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    const text = await res.text();
-    let json: any;
-    try {
-      json = JSON.parse(text);
-    } catch {
-      json = undefined;
-    }
-    return { status: res.status, headers: res.headers, json };
-  };
-  const invoke = (ep: string, body: unknown, headers: Record<string, string> = {}) =>
-    call("POST", `/serving-endpoints/${ep}/invocations`, body, headers);
+  let call: Cluster["call"];
+  let invoke: Cluster["invoke"];
+  let waitReady: Cluster["waitReady"];
+  let replicaPids: Cluster["replicaPids"];
   const endpointState = async (name: string) =>
     (await call("GET", `/api/2.0/serving-endpoints/${name}`)).json?.state as
       | { ready: string; config_update: string; message?: string }
       | undefined;
-  const waitReady = (name: string) =>
-    eventually(
-      async () => {
-        const s = await endpointState(name);
-        if (s?.config_update === "UPDATE_FAILED") throw new Error(JSON.stringify(s));
-        return s?.ready === "READY" && s.config_update === "NOT_UPDATING" ? s : undefined;
-      },
-      `endpoint ${name} READY`,
-      60_000,
-    );
   const register = async (name: string, dir: string) => {
     const r = await cli(["models", "register", name, dir, "--flavor", "custom", "--json"], env());
     expect(r.stderr).toBe("");
@@ -62,25 +37,9 @@ describe("custom models through switchyard up", () => {
     });
     expect(r.status).toBe(200);
   };
-  const replicaPids = async (endpoint: string) => {
-    const nc = await connectNats({ servers: up.info().natsUrl, reconnect: false });
-    try {
-      const kv = await new Kvm(nc).open(clusterNames("sy").buckets.cluster);
-      const pids: number[] = [];
-      for await (const key of await kv.keys("replica.*")) {
-        const s = (await kv.get(key))?.json<{ endpoint: string; state: string; pid: number | null }>();
-        if (s?.endpoint === endpoint && s.state === "READY" && s.pid) pids.push(s.pid);
-      }
-      return pids.sort();
-    } finally {
-      await nc.close();
-    }
-  };
-
   beforeAll(async () => {
     up = await startUp(path.join(tempDir("sy-custom-up-"), "data"));
-    http = up.info().httpUrl!;
-    token = up.info().token!;
+    ({ call, invoke, waitReady, replicaPids } = clusterClient(up));
     const registered = await Promise.all([
       register("catalog.schema.custom_model", copyFixture("sentiment")),
       register("ensemble", ensembleDir()),
@@ -138,12 +97,10 @@ describe("custom models through switchyard up", () => {
     const instances = await invoke("custom-model-endpoint", { instances: ["good", "meh"] });
     expect(instances.status).toBe(200);
     expect(instances.json).toEqual({ predictions: ["OK", "BAD"] });
-    const csv = await fetch(`${http}/serving-endpoints/custom-model-endpoint/invocations`, {
-      method: "POST",
-      headers: { authorization: `Bearer ${token}`, "content-type": "text/csv" },
-      body: "text\nso GOOD\nnope\n",
+    const csv = await invoke("custom-model-endpoint", "text\nso GOOD\nnope\n", {
+      "content-type": "text/csv",
     });
-    expect(await csv.json()).toEqual({ predictions: ["OK", "BAD"] });
+    expect(csv.json).toEqual({ predictions: ["OK", "BAD"] });
   });
 
   it("serves an ensemble equal to the mean of its two ONNX models run directly, batched", async () => {

@@ -3,12 +3,22 @@
 // References come from raw onnxruntime-node on the same model bytes, never from Switchyard code.
 import { writeFileSync } from "node:fs";
 import path from "node:path";
-import { Kvm } from "@nats-io/kv";
 import { clusterNames, connectNats } from "@switchyard/protocol";
 import { buildLinear, buildMlp, buildMultiInput, tempDir, writeTempModel } from "@switchyard/testkit";
 import * as ort from "onnxruntime-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { alive, childrenMatching, cli, eventually, sleep, startUp, type Up } from "./helpers/up.js";
+import {
+  alive,
+  childrenMatching,
+  cli,
+  clusterClient,
+  eventually,
+  sleep,
+  startUp,
+  type Up,
+} from "./helpers/up.js";
+
+type Cluster = ReturnType<typeof clusterClient>;
 
 const LR1 = buildLinear({ inputs: 2, sigmoid: true });
 const LR2 = buildLinear({ inputs: 2, sigmoid: true, bias: [0.75] });
@@ -42,38 +52,12 @@ function expectClose(actual: unknown, expected: number[], tol = 1e-5) {
 describe("realtime serving through switchyard up", () => {
   let up: Up;
   let http: string;
-  let token: string;
   const env = () => ({ SWITCHYARD_DATA_DIR: up.dataDir });
 
-  const call = async (method: string, p: string, body?: unknown, headers: Record<string, string> = {}) => {
-    const res = await fetch(`${http}${p}`, {
-      method,
-      headers: { authorization: `Bearer ${token}`, "content-type": "application/json", ...headers },
-      body: body === undefined ? undefined : typeof body === "string" ? body : JSON.stringify(body),
-    });
-    const text = await res.text();
-    let json: unknown;
-    try {
-      json = JSON.parse(text);
-    } catch {
-      json = undefined;
-    }
-    return { status: res.status, headers: res.headers, text, json: json as Record<string, any> };
-  };
-  const invoke = (ep: string, body: unknown, headers: Record<string, string> = {}) =>
-    call("POST", `/serving-endpoints/${ep}/invocations`, body, headers);
-  const waitReady = (name: string, ms = 90_000) =>
-    eventually(
-      async () => {
-        const r = await call("GET", `/api/2.0/serving-endpoints/${name}`);
-        if (r.json?.state?.config_update === "UPDATE_FAILED") throw new Error(JSON.stringify(r.json));
-        return r.json?.state?.ready === "READY" && r.json?.state?.config_update === "NOT_UPDATING"
-          ? r.json
-          : undefined;
-      },
-      `endpoint ${name} READY`,
-      ms,
-    );
+  let call: Cluster["call"];
+  let invoke: Cluster["invoke"];
+  let waitReady: Cluster["waitReady"];
+  let replicaPids: Cluster["replicaPids"];
   const register = async (name: string, bytes: Uint8Array, extra: string[] = []) => {
     const r = await cli(["models", "register", name, writeTempModel(bytes), "--json", ...extra], env());
     expect(r.stderr).toBe("");
@@ -86,7 +70,7 @@ describe("realtime serving through switchyard up", () => {
     expect(info.httpUrl).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
     expect(info.token).toBeTruthy();
     http = info.httpUrl!;
-    token = info.token!;
+    ({ call, invoke, waitReady, replicaPids } = clusterClient(up));
     expect(await register("catalog.schema.my_model", LR1)).toBe(1);
     expect(await register("catalog.schema.my_model", LR2)).toBe(2);
     expect(await register("multi", MULTI)).toBe(1);
@@ -456,14 +440,7 @@ describe("realtime serving through switchyard up", () => {
   });
 
   it("survives kill -9 of a replica under load: every request succeeds or fails retryably, none hangs", async () => {
-    const nc = await connectNats({ servers: up.info().natsUrl, reconnect: false });
-    const kv = await new Kvm(nc).open(clusterNames("sy").buckets.cluster);
-    const pids: number[] = [];
-    for await (const key of await kv.keys("replica.*")) {
-      const status = (await kv.get(key))?.json<{ endpoint: string; state: string; pid: number | null }>();
-      if (status?.endpoint === "my-endpoint" && status.state === "READY" && status.pid) pids.push(status.pid);
-    }
-    await nc.close();
+    const pids = await replicaPids("my-endpoint");
     expect(pids).toHaveLength(1);
     let stop = false;
     const results: { status: number; ms: number; code?: string }[] = [];

@@ -4,6 +4,8 @@ import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { Kvm } from "@nats-io/kv";
+import { clusterNames, connectNats } from "@switchyard/protocol";
 
 export const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 export const BIN = path.join(root, "packages/cli/bin/switchyard.js");
@@ -134,4 +136,67 @@ export async function startUp(dataDir: string, extra: string[] = []): Promise<Up
     throw new Error(`switchyard up did not start: ${err.message}\n${up.output()}`);
   });
   return up;
+}
+
+export interface HttpReply {
+  status: number;
+  headers: Headers;
+  text: string;
+  json: any;
+}
+
+/** What the end-to-end tests do against a running `switchyard up`: HTTP as curl does it, and cluster state. */
+export function clusterClient(up: Up) {
+  const { httpUrl, token, natsUrl } = up.info();
+  const call = async (
+    method: string,
+    p: string,
+    body?: unknown,
+    headers: Record<string, string> = {},
+  ): Promise<HttpReply> => {
+    const res = await fetch(`${httpUrl}${p}`, {
+      method,
+      headers: { authorization: `Bearer ${token}`, "content-type": "application/json", ...headers },
+      body: body === undefined ? undefined : typeof body === "string" ? body : JSON.stringify(body),
+    });
+    const text = await res.text();
+    let json: any;
+    try {
+      json = JSON.parse(text);
+    } catch {
+      json = undefined;
+    }
+    return { status: res.status, headers: res.headers, text, json };
+  };
+  const invoke = (endpoint: string, body: unknown, headers: Record<string, string> = {}) =>
+    call("POST", `/serving-endpoints/${endpoint}/invocations`, body, headers);
+  /** Resolves with the GET body once READY and NOT_UPDATING; fails at once on UPDATE_FAILED. */
+  const waitReady = (name: string, ms = 90_000) =>
+    eventually(
+      async () => {
+        const r = await call("GET", `/api/2.0/serving-endpoints/${name}`);
+        if (r.json?.state?.config_update === "UPDATE_FAILED") throw new Error(JSON.stringify(r.json));
+        return r.json?.state?.ready === "READY" && r.json?.state?.config_update === "NOT_UPDATING"
+          ? r.json
+          : undefined;
+      },
+      `endpoint ${name} READY`,
+      ms,
+    );
+  /** Pids of the READY replicas of an endpoint, from the replica states in KV. */
+  const replicaPids = async (endpoint: string): Promise<number[]> => {
+    const nc = await connectNats({ servers: natsUrl, reconnect: false });
+    try {
+      const kv = await new Kvm(nc).open(clusterNames(up.info().cluster).buckets.cluster);
+      const pids: number[] = [];
+      for await (const key of await kv.keys("replica.*")) {
+        const s = (await kv.get(key))?.json<{ endpoint: string; state: string; pid: number | null }>();
+        if (s?.endpoint === endpoint && s.state === "READY" && s.pid) pids.push(s.pid);
+      }
+      return pids.sort();
+    } finally {
+      await nc.close();
+    }
+  };
+  return { http: httpUrl!, token: token!, call, invoke, waitReady, replicaPids };
 }

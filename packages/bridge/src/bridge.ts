@@ -1,5 +1,6 @@
 // The HTTP bridge: Databricks/MLflow-compatible invocations, the management API and Open Inference Protocol v2
 // on Fastify, with bearer-token auth. Invocation bodies stay bytes: it never parses them (the replica does).
+import type { IncomingMessage } from "node:http";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { headers as natsHeaders } from "@nats-io/transport-node";
 import { EndpointsApi, type InvokeOptions, parseTimeoutMs, Router } from "@switchyard/client";
@@ -113,10 +114,13 @@ export async function createBridge(opts: BridgeOptions): Promise<FastifyInstance
     done(null, body);
   });
 
-  app.setErrorHandler((err, req, reply) => {
+  app.setErrorHandler(async (err, req, reply) => {
     const { error, unexpected } = toClientError(err, { bodyLimit, contentType: header(req, "content-type") });
     if (unexpected) log.error({ err, method: req.method, url: req.url }, "request failed");
-    void reply.code(error.status).headers(errorHeaders(error)).send(JSON.stringify(error.toBody()));
+    // A client still uploading would see its connection closed (EPIPE in fetch or requests) instead of our
+    // 413: read and discard the rest of the body first, up to a bound, so the answer reaches it.
+    if (error.status === 413) await discardBody(req.raw, DISCARD_LIMIT_FACTOR * bodyLimit);
+    return reply.code(error.status).headers(errorHeaders(error)).send(JSON.stringify(error.toBody()));
   });
 
   app.setNotFoundHandler((req) => {
@@ -309,4 +313,27 @@ export async function listenBridge(
   const port = typeof address === "object" && address ? address.port : (opts.port ?? 0);
   const shownHost = host.includes(":") ? `[${host}]` : host === "0.0.0.0" ? "127.0.0.1" : host;
   return { app, url: `http://${shownHost}:${port}`, close: () => app.close() };
+}
+
+/** How much of a too-large body the bridge reads (and drops) so the client can read its 413. */
+const DISCARD_LIMIT_FACTOR = 4;
+
+function discardBody(raw: IncomingMessage, limit: number): Promise<void> {
+  if (raw.complete || raw.destroyed) return Promise.resolve();
+  return new Promise((resolve) => {
+    let seen = 0;
+    const finish = () => {
+      raw.off("data", onData);
+      resolve();
+    };
+    const onData = (chunk: Buffer) => {
+      seen += chunk.length;
+      if (seen > limit) finish();
+    };
+    raw.on("data", onData);
+    raw.once("end", finish);
+    raw.once("error", finish);
+    raw.once("close", finish);
+    raw.resume();
+  });
 }
