@@ -521,7 +521,10 @@ export const realtimeBench: Bench = {
         concurrency,
         models: models.map((m) => `${m.key} (${m.features} features)`),
         bodyPool: `${POOL_ROWS} random rows per model, one row per request (dataframe_split), drawn at random`,
-        loadGenerators: { http: "autocannon 8, pipelining 1", nats: "nats.js request/reply, one connection" },
+        loadGenerators: {
+          http: "autocannon 8, pipelining 1",
+          nats: "SwitchyardClient.invoke (SDK: in-process router, msgpack Frame), one NATS connection",
+        },
         quietWait: {
           budgetS: (smoke ? 0 : QUIET_BUDGET_MS) / 1000,
           usedS: Math.round(((smoke ? 0 : QUIET_BUDGET_MS) - Math.max(0, quietBudgetMs)) / 1000),

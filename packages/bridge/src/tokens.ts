@@ -4,7 +4,7 @@
 import { createHash, randomBytes } from "node:crypto";
 import { type KV, type KvEntry, Kvm } from "@nats-io/kv";
 import type { NatsConnection, QueuedIterator } from "@nats-io/transport-node";
-import { clusterNames, notFound } from "@switchyard/protocol";
+import { clusterNames, listKeys, notFound } from "@switchyard/protocol";
 
 export const TOKEN_SCOPES = ["admin"] as const;
 export type TokenScope = (typeof TOKEN_SCOPES)[number];
@@ -47,7 +47,7 @@ export class TokenStore {
     const watch = await kv.watch({ key: `${PREFIX}*` });
     const store = new TokenStore(kv, watch);
     // Load what exists now, so a token created before this process started works on its first request.
-    for await (const key of await kv.keys(`${PREFIX}*`)) {
+    for (const key of await listKeys(kv, `${PREFIX}*`)) {
       const entry = await kv.get(key);
       if (entry) store.apply(entry);
     }

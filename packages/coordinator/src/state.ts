@@ -8,6 +8,7 @@ import {
   EndpointRoutes,
   keys,
   LIVENESS_TTL_MS,
+  listKeys,
   NodeHeartbeat,
   ReplicaSpec,
   ReplicaStatus,
@@ -60,8 +61,7 @@ export async function readAll<S extends z.ZodType>(
   schema: S,
 ): Promise<Array<{ key: string; value: z.infer<S>; revision: number }>> {
   const out: Array<{ key: string; value: z.infer<S>; revision: number }> = [];
-  const list: string[] = [];
-  for await (const k of await kv.keys(filter)) list.push(k);
+  const list = await listKeys(kv, filter);
   const entries = await Promise.all(list.map((k) => kv.get(k)));
   for (const e of entries) {
     if (e?.operation !== "PUT") continue;

@@ -8,6 +8,7 @@ export * from "./endpoint.js";
 export * from "./errors.js";
 export * from "./frame.js";
 export * from "./headers.js";
+export * from "./kv.js";
 export * from "./launch.js";
 export * from "./messages.js";
 export * from "./mlflow.js";

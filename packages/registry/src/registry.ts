@@ -14,6 +14,7 @@ import {
   clusterNames,
   type Flavor,
   invalid,
+  listKeys,
   type ModelRef,
   ModelVersion,
   notFound,
@@ -349,8 +350,7 @@ export class Registry {
     schema: { safeParse(v: unknown): { success: true; data: T } | { success: false; error: Error } },
     what: string,
   ): Promise<T[]> {
-    const found: string[] = [];
-    for await (const key of await this.kv.keys(filter)) found.push(key);
+    const found = await listKeys(this.kv, filter);
     const records = await Promise.all(found.map((key) => this.readRecord(key, schema, what)));
     return records.flatMap((r) => (r ? [r.record] : []));
   }
