@@ -223,3 +223,54 @@ function writeNotOnnx(): string {
   writeFileSync(file, "this is not a model\n".repeat(20));
   return file;
 }
+
+describe("switchyard up --no-auth", () => {
+  it("serves HTTP without tokens only when asked, and says so", async () => {
+    const up = await startUp(path.join(tempDir("sy-noauth-"), "data"), ["--no-auth"]);
+    try {
+      expect(up.output()).toMatch(/WARNING: authentication is OFF/);
+      const info = up.info();
+      expect(info.token).toBeUndefined();
+      const res = await fetch(`${info.httpUrl}/api/2.0/serving-endpoints`);
+      expect(res.status).toBe(200);
+      expect(await res.json()).toEqual({ endpoints: [] });
+    } finally {
+      expect(await up.stop()).toBe(0);
+    }
+  });
+
+  it("requires a bearer token by default", async () => {
+    const up = await startUp(path.join(tempDir("sy-auth-"), "data"));
+    try {
+      const info = up.info();
+      expect(up.output()).toContain(`admin token: ${info.token}`);
+      const anonymous = await fetch(`${info.httpUrl}/api/2.0/serving-endpoints`);
+      expect(anonymous.status).toBe(401);
+      expect(await anonymous.json()).toMatchObject({ error_code: "UNAUTHENTICATED" });
+      const admin = await fetch(`${info.httpUrl}/api/2.0/serving-endpoints`, {
+        headers: { authorization: `Bearer ${info.token}` },
+      });
+      expect(admin.status).toBe(200);
+
+      const env = { SWITCHYARD_DATA_DIR: up.dataDir };
+      const created = await cli(["tokens", "create", "--json"], env);
+      expect(created.code).toBe(0);
+      const { token, id } = JSON.parse(created.stdout) as { token: string; id: string };
+      const withNew = { headers: { authorization: `Bearer ${token}` } };
+      expect((await fetch(`${info.httpUrl}/api/2.0/serving-endpoints`, withNew)).status).toBe(200);
+      const listed = JSON.parse((await cli(["tokens", "list", "--json"], env)).stdout) as { id: string }[];
+      expect(listed.map((t) => t.id)).toContain(id);
+      expect(JSON.stringify(listed)).not.toContain(token);
+      expect((await cli(["tokens", "revoke", id], env)).code).toBe(0);
+      await eventually(
+        async () =>
+          (await fetch(`${info.httpUrl}/api/2.0/serving-endpoints`, withNew)).status === 403
+            ? true
+            : undefined,
+        "the revoked token to be refused",
+      );
+    } finally {
+      expect(await up.stop()).toBe(0);
+    }
+  });
+});
