@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { isDeepStrictEqual } from "node:util";
-import { type KV, Kvm, type KvWatchEntry } from "@nats-io/kv";
+import type { KV, KvWatchEntry } from "@nats-io/kv";
 import type { NatsConnection, QueuedIterator } from "@nats-io/transport-node";
 import {
   type ClusterNames,
@@ -17,9 +17,9 @@ import {
   EXIT_LOAD_FAILED,
   HEARTBEAT_INTERVAL_MS,
   keys,
-  LIVENESS_TTL_MS,
   type NatsOptions,
   type NodeHeartbeat,
+  openBucket,
   REPLICA_ENV,
   type ReplicaLaunch,
   ReplicaSpec,
@@ -111,10 +111,9 @@ export class NodeAgent {
   async start(): Promise<void> {
     this.entry = this.opts.replicaEntry ?? (await defaultReplicaEntry());
     this.nc = await connectNats({ ...this.opts.nats, name: `agent-${this.nodeId}` });
-    const kvm = new Kvm(this.nc);
     [this.cluster, this.liveness] = await Promise.all([
-      kvm.create(this.names.buckets.cluster, { history: 1 }),
-      kvm.create(this.names.buckets.liveness, { history: 1, ttl: LIVENESS_TTL_MS }),
+      openBucket(this.nc, this.names, "cluster"),
+      openBucket(this.nc, this.names, "liveness"),
     ]);
     this.startedAt = Date.now();
     await this.beat();

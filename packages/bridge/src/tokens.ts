@@ -2,9 +2,9 @@
 // hashes are stored; the plaintext exists once, in createToken's answer. Lookups hit an in-memory map a KV
 // watch keeps current, so checking a token costs one SHA-256 and no NATS round trip.
 import { createHash, randomBytes } from "node:crypto";
-import { type KV, type KvEntry, Kvm } from "@nats-io/kv";
+import type { KV, KvEntry } from "@nats-io/kv";
 import type { NatsConnection, QueuedIterator } from "@nats-io/transport-node";
-import { clusterNames, listKeys, notFound } from "@switchyard/protocol";
+import { clusterNames, listKeys, notFound, openBucket } from "@switchyard/protocol";
 
 export const TOKEN_SCOPES = ["admin"] as const;
 export type TokenScope = (typeof TOKEN_SCOPES)[number];
@@ -43,7 +43,7 @@ export class TokenStore {
   /** Opens the token store of a cluster; resolves once the stored tokens are loaded. */
   static async open(nc: NatsConnection, opts: { cluster?: string } = {}): Promise<TokenStore> {
     const names = clusterNames(opts.cluster);
-    const kv = await new Kvm(nc).create(names.buckets.cluster, { history: 1 });
+    const kv = await openBucket(nc, names, "cluster");
     const watch = await kv.watch({ key: `${PREFIX}*` });
     const store = new TokenStore(kv, watch);
     // Load what exists now, so a token created before this process started works on its first request.

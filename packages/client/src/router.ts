@@ -2,7 +2,7 @@
 // that served model's queue group, with a deadline, one retry on a retryable error, and a wait while nothing
 // answers yet. It never parses request or reply bodies: this runs once per request in the bridge.
 import { randomUUID } from "node:crypto";
-import { type KV, type KvEntry, Kvm } from "@nats-io/kv";
+import type { KV, KvEntry } from "@nats-io/kv";
 import {
   type MsgHdrs,
   type NatsConnection,
@@ -23,6 +23,7 @@ import {
   keys,
   type LiveRoute,
   notFound,
+  openBucket,
   SwitchyardError,
   subjectToken,
 } from "@switchyard/protocol";
@@ -99,11 +100,10 @@ export class Router {
   /** Opens the cluster's buckets and starts watching `routes.*`. */
   static async start(nc: NatsConnection, opts: RouterOptions = {}): Promise<Router> {
     const names = clusterNames(opts.cluster);
-    const kvm = new Kvm(nc);
     // Opened with the coordinator's settings, in case the router is the first to create them.
     const [clusterKv, endpointsKv] = await Promise.all([
-      kvm.create(names.buckets.cluster, { history: 1 }),
-      kvm.create(names.buckets.endpoints, { history: 5 }),
+      openBucket(nc, names, "cluster"),
+      openBucket(nc, names, "endpoints"),
     ]);
     const watch = await clusterKv.watch({ key: keys.allRoutes });
     return new Router(nc, names, clusterKv, endpointsKv, watch, opts.logger);

@@ -1,15 +1,15 @@
 // The coordinator's view of cluster state, read fresh from KV (never an in-memory-only truth): endpoint
 // records with their revisions, routes, assignments, replica statuses and live nodes.
-import { type KV, Kvm } from "@nats-io/kv";
+import type { KV } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/transport-node";
 import {
   type ClusterNames,
   EndpointRecord,
   EndpointRoutes,
   keys,
-  LIVENESS_TTL_MS,
   listKeys,
   NodeHeartbeat,
+  openBucket,
   ReplicaSpec,
   ReplicaStatus,
 } from "@switchyard/protocol";
@@ -25,12 +25,11 @@ export interface Stores {
 
 /** Opens (creating if missing) the buckets the control plane uses. */
 export async function openStores(nc: NatsConnection, names: ClusterNames): Promise<Stores> {
-  const kvm = new Kvm(nc);
   const [endpoints, cluster, liveness, models] = await Promise.all([
-    kvm.create(names.buckets.endpoints, { history: 5 }),
-    kvm.create(names.buckets.cluster, { history: 1 }),
-    kvm.create(names.buckets.liveness, { history: 1, ttl: LIVENESS_TTL_MS }),
-    kvm.create(names.buckets.models, { history: 5 }),
+    openBucket(nc, names, "endpoints"),
+    openBucket(nc, names, "cluster"),
+    openBucket(nc, names, "liveness"),
+    openBucket(nc, names, "models"),
   ]);
   return { endpoints, cluster, liveness, models };
 }

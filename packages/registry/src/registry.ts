@@ -3,7 +3,7 @@
 // artifacts are uploaded first and deleted again if anything fails before that record is committed.
 import { mkdir } from "node:fs/promises";
 import { dirname, isAbsolute, relative, resolve as resolvePath } from "node:path";
-import { type KV, type KvEntry, Kvm } from "@nats-io/kv";
+import type { KV, KvEntry } from "@nats-io/kv";
 import { type ObjectStore, Objm } from "@nats-io/obj";
 import type { NatsConnection } from "@nats-io/transport-node";
 import {
@@ -18,6 +18,7 @@ import {
   type ModelRef,
   ModelVersion,
   notFound,
+  openBucket,
   parseModelUri,
   parseVersion,
   RegisteredModel,
@@ -47,8 +48,6 @@ export interface RegisterOptions {
   entry?: string;
 }
 
-/** KV history kept per key: enough to see the last few alias moves with `nats kv history`. */
-const KV_HISTORY = 5;
 /** Compare-and-set retries before giving up with RESOURCE_CONFLICT; contention clears within a few. */
 const CAS_ATTEMPTS = 100;
 
@@ -63,7 +62,7 @@ export class Registry {
   static async open(nc: NatsConnection, opts: RegistryOptions = {}): Promise<Registry> {
     const names = clusterNames(opts.cluster);
     const [kv, os] = await Promise.all([
-      new Kvm(nc).create(names.buckets.models, { history: KV_HISTORY }),
+      openBucket(nc, names, "models"),
       new Objm(nc).create(names.buckets.artifacts),
     ]);
     return new Registry(kv, os, names);

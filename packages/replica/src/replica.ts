@@ -1,7 +1,7 @@
 // The replica actor: one served model version behind the queue group `replicas` on its route subject.
 // Admission, dynamic batching (batcher.ts), one worker hop per batch (runtime.ts), replies split per request,
 // stats, status in KV. It subscribes only once the model is loaded and warm; on stop it drains before closing.
-import { type KV, Kvm } from "@nats-io/kv";
+import type { KV } from "@nats-io/kv";
 import {
   type Msg,
   type NatsConnection,
@@ -16,6 +16,7 @@ import {
   Frame,
   H,
   keys,
+  openBucket,
   type Params,
   type ReplicaSpec,
   ReplicaStatus,
@@ -138,7 +139,7 @@ export class Replica {
         },
         pino.destination(2),
       );
-    const kv = await new Kvm(o.nc).create(clusterNames(o.cluster).buckets.cluster, { history: 1 });
+    const kv = await openBucket(o.nc, clusterNames(o.cluster), "cluster");
     let runner: ModelRunner;
     try {
       const registry = o.registry ?? (await Registry.open(o.nc, { cluster: o.cluster }));
