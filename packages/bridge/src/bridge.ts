@@ -62,9 +62,11 @@ function header(req: FastifyRequest, name: string): string | undefined {
   return typeof v === "string" && v !== "" ? v : undefined;
 }
 
+/**
+ * A management request's JSON body, whatever its Content-Type: Databricks' REST API reads JSON either way,
+ * and users' `curl -d '{…}'` snippets send application/x-www-form-urlencoded.
+ */
 function jsonBody(req: FastifyRequest): Record<string, unknown> {
-  const type = mediaType(req);
-  if (type !== JSON_TYPE) throw unsupportedMediaType(header(req, "content-type"));
   const body = req.body as Buffer | undefined;
   if (!body || body.length === 0) throw new SwitchyardError("BAD_REQUEST", "the request body is empty");
   let value: unknown;
@@ -110,7 +112,8 @@ export async function createBridge(opts: BridgeOptions): Promise<FastifyInstance
 
   // Bodies stay Buffers: invocations forward them as they came; management routes parse their own.
   app.removeAllContentTypeParsers();
-  app.addContentTypeParser([JSON_TYPE, CSV_TYPE], { parseAs: "buffer" }, (_req, body, done) => {
+  // Every media type is read as bytes here; each route decides what it accepts (invocations: JSON or CSV).
+  app.addContentTypeParser("*", { parseAs: "buffer" }, (_req, body, done) => {
     done(null, body);
   });
 

@@ -280,7 +280,7 @@ describe("error statuses", () => {
     expect(d.received.length).toBe(0);
   });
 
-  it("415 UNSUPPORTED_MEDIA_TYPE for text/plain (and CSV to OIP or management)", async () => {
+  it("415 UNSUPPORTED_MEDIA_TYPE for text/plain invocations and CSV to OIP", async () => {
     const s = await setup();
     await withEndpoint(s);
     const plain = { method: "POST", headers: { "content-type": "text/plain" }, body: '{"inputs": [1]}' };
@@ -293,7 +293,8 @@ describe("error statuses", () => {
     ).toContain("text/plain");
     const csv = { method: "POST", headers: { "content-type": "text/csv" }, body: "x\n1\n" };
     await expectError(await s.call("/v2/models/ep/infer", csv), 415, "UNSUPPORTED_MEDIA_TYPE");
-    await expectError(await s.call("/api/2.0/serving-endpoints", csv), 415, "UNSUPPORTED_MEDIA_TYPE");
+    // Management routes read JSON whatever the Content-Type: a CSV body is simply not JSON.
+    await expectError(await s.call("/api/2.0/serving-endpoints", csv), 400, "BAD_REQUEST");
   });
 
   it("503 TEMPORARILY_UNAVAILABLE with Retry-After after the one retry", async () => {
@@ -346,6 +347,25 @@ describe("error statuses", () => {
 });
 
 describe("management API", () => {
+  it("reads JSON bodies whatever their Content-Type, as Databricks does for `curl -d`", async () => {
+    const s = await setup();
+    const api = apiDouble(nc, s.cluster, (op, body) => ({
+      body: { name: (body as { name?: string }).name, op },
+    }));
+    cleanups.push(api.stop);
+    const config = { served_entities: [{ entity_name: "churn", entity_version: "3" }] };
+    // `curl -d '{…}'` sends application/x-www-form-urlencoded; fetch with a string body sends text/plain.
+    for (const headers of [{ "content-type": "application/x-www-form-urlencoded" }, {}]) {
+      const res = await s.call("/api/2.0/serving-endpoints", {
+        method: "POST",
+        headers,
+        body: JSON.stringify({ name: "e1", config }),
+      });
+      expect(res.status).toBe(200);
+      expect(await res.json()).toEqual({ name: "e1", op: "endpoints.create" });
+    }
+  });
+
   it("forwards Databricks paths and bodies to <c>.api.endpoints.* and their statuses back", async () => {
     const s = await setup();
     const api = apiDouble(nc, s.cluster, (op, body) => {
