@@ -85,14 +85,20 @@ export async function startLocalCluster(
     { level: process.env.SWITCHYARD_LOG_LEVEL ?? "info", base: { cluster: names.cluster } },
     pino.destination({ dest: path.join(dataDir, "logs", "switchyard.log"), mkdir: true, sync: false }),
   );
+  const natsLog = path.join(dataDir, "logs", "nats-server.log");
   const nats = await NatsServer.start({
     host: config.host,
     port: config.natsPort === 0 ? -1 : config.natsPort,
     storeDir: path.join(dataDir, "nats"),
     syncAlways: config.syncAlways,
     users: [secrets.internal, secrets.admin],
-    logFile: path.join(dataDir, "logs", "nats-server.log"),
+    logFile: natsLog,
     serverName: `${config.name}-local`,
+  }).catch((err: Error) => {
+    const reason = err.message.split("\n", 1)[0];
+    throw new Error(
+      `${reason}; its log is ${natsLog}${config.natsPort ? " (another port: --nats-port)" : ""}`,
+    );
   });
   say(`nats-server listening on ${nats.url} (JetStream store ${path.join(dataDir, "nats")})`);
 

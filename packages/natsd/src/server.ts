@@ -246,7 +246,16 @@ export class NatsServer {
         const how = status.error
           ? `could not be started (${status.error.message})`
           : `exited (${status.signal ?? `code ${status.code}`}) before it was ready`;
-        throw new Error(`nats-server ${spec.binary} ${how}; config ${this.configFile}\n${this.logs()}`);
+        // The server's own fatal line (a port in use, a bad config) is the reason a person needs first.
+        const logs = this.logs();
+        const fatal = logs
+          .split("\n")
+          .reverse()
+          .find((l) => /\[(FTL|ERR)\]/.test(l))
+          ?.replace(/^.*\[(FTL|ERR)\]\s*/, "");
+        throw new Error(
+          `nats-server ${how}${fatal ? `: ${fatal}` : ""} (binary ${spec.binary}; config ${this.configFile})\n${logs}`,
+        );
       }
       if (Date.now() > deadline) {
         await this.kill();
