@@ -355,7 +355,8 @@ describe("management API", () => {
     cleanups.push(api.stop);
     const config = { served_entities: [{ entity_name: "churn", entity_version: "3" }] };
     // `curl -d '{…}'` sends application/x-www-form-urlencoded; fetch with a string body sends text/plain.
-    for (const headers of [{ "content-type": "application/x-www-form-urlencoded" }, {}]) {
+    const variants: Record<string, string>[] = [{ "content-type": "application/x-www-form-urlencoded" }, {}];
+    for (const headers of variants) {
       const res = await s.call("/api/2.0/serving-endpoints", {
         method: "POST",
         headers,
