@@ -1,8 +1,9 @@
 // Finds the local cluster a command should talk to: --nats, then SWITCHYARD_NATS_URL, then the
 // cluster.json that `switchyard up` wrote into the data dir. Never guesses a server that might be someone else's.
-import { chmod, readFile, rename, rm, writeFile } from "node:fs/promises";
+import { readFile, rm } from "node:fs/promises";
 import path from "node:path";
 import { ClusterFile, SwitchyardError } from "@switchyard/protocol";
+import { writePrivateJson } from "./private-file.js";
 
 export const CLUSTER_FILE = "cluster.json";
 
@@ -29,13 +30,10 @@ export async function readClusterFile(dataDir: string): Promise<ClusterFile | un
   return parsed.data;
 }
 
-/** Written whole then renamed, mode 0600: it holds credentials, like a kubeconfig. */
+/** It holds credentials: written like secrets.json (whole, then renamed, mode 0600). */
 export async function writeClusterFile(dataDir: string, content: ClusterFile): Promise<string> {
   const file = path.join(dataDir, CLUSTER_FILE);
-  const tmp = `${file}.${process.pid}.tmp`;
-  await writeFile(tmp, `${JSON.stringify(content, null, 2)}\n`, { mode: 0o600 });
-  await chmod(tmp, 0o600);
-  await rename(tmp, file);
+  await writePrivateJson(file, content);
   return file;
 }
 

@@ -1,9 +1,10 @@
 // Credentials of a local cluster, generated on first start and kept in the data dir (mode 0600): the
 // internal user the cluster's own components connect as, and the admin user the CLI embeds in natsUrl.
 import { randomBytes } from "node:crypto";
-import { chmod, readFile, rename, writeFile } from "node:fs/promises";
+import { chmod, readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { z } from "zod";
+import { writePrivateJson } from "./private-file.js";
 
 const Credential = z.object({ user: z.string(), password: z.string() }).strict();
 export const ClusterSecrets = z
@@ -20,12 +21,8 @@ const FILE = "secrets.json";
 
 const password = () => randomBytes(24).toString("base64url");
 
-export async function saveSecrets(dataDir: string, secrets: ClusterSecrets): Promise<void> {
-  const file = path.join(dataDir, FILE);
-  const tmp = `${file}.${process.pid}.tmp`;
-  await writeFile(tmp, `${JSON.stringify(secrets, null, 2)}\n`, { mode: 0o600 });
-  await chmod(tmp, 0o600);
-  await rename(tmp, file);
+export function saveSecrets(dataDir: string, secrets: ClusterSecrets): Promise<void> {
+  return writePrivateJson(path.join(dataDir, FILE), secrets);
 }
 
 export async function loadOrCreateSecrets(dataDir: string): Promise<ClusterSecrets> {

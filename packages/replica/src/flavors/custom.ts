@@ -16,6 +16,7 @@ import {
 import ort from "onnxruntime-node";
 import type { WorkerInit } from "../task.js";
 import { type LoadedModel, ModelLoadError } from "./flavor.js";
+import { fromOrt } from "./ort.js";
 
 /** Artifacts under this directory are ours (the bundle), not the user's files. */
 const INTERNAL_DIR = "__switchyard__/";
@@ -118,14 +119,7 @@ function wrapSession(session: ort.InferenceSession): OnnxSession {
       }
       const out = await session.run(input);
       const tensors: Record<string, Tensor> = {};
-      for (const [name, t] of Object.entries(out)) {
-        tensors[name] = {
-          name,
-          dtype: t.type as Tensor["dtype"],
-          shape: [...t.dims],
-          data: t.data as Tensor["data"],
-        };
-      }
+      for (const [name, t] of Object.entries(out)) tensors[name] = fromOrt(name, t);
       return tensors;
     },
     release: () => session.release(),

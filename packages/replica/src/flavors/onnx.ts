@@ -4,6 +4,7 @@ import { type Frame, type Params, SwitchyardError, type Tensor } from "@switchya
 import ort from "onnxruntime-node";
 import type { WorkerInit } from "../task.js";
 import { type LoadedModel, ModelLoadError } from "./flavor.js";
+import { fromOrt } from "./ort.js";
 
 export async function loadOnnx(init: WorkerInit): Promise<LoadedModel> {
   let session: ort.InferenceSession;
@@ -27,15 +28,7 @@ export async function loadOnnx(init: WorkerInit): Promise<LoadedModel> {
       }
       const out = await session.run(input);
       const tensors: Tensor[] = [];
-      for (const name of outputNames) {
-        const t = out[name]!;
-        tensors.push({
-          name,
-          dtype: t.type as Tensor["dtype"],
-          shape: [...t.dims],
-          data: t.data as Tensor["data"],
-        });
-      }
+      for (const name of outputNames) tensors.push(fromOrt(name, out[name]!));
       return tensors;
     },
     close: () => session.release(),
