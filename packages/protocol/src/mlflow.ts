@@ -388,6 +388,18 @@ function checkRows(spec: TensorSpec, rows: number): void {
   }
 }
 
+/** Column kinds whose values are plain JS numbers in their typed arrays (no bigint, bool or float16 bits). */
+const PLAIN_NUMERIC: ReadonlySet<Dtype> = new Set<Dtype>([
+  "float64",
+  "float32",
+  "int8",
+  "uint8",
+  "int16",
+  "uint16",
+  "int32",
+  "uint32",
+]);
+
 /**
  * Frame → feeds. A model with exactly one 2-D input `[N, k]` takes the frame's columns in order as its k
  * features. Otherwise columns match inputs by name (request order does not matter): a missing, extra or
@@ -409,8 +421,14 @@ export function frameToModelInputs(frame: Frame, signature: Signature): Tensor[]
     const n = frame.length;
     const width = cols.length;
     const out = allocate(only.dtype, n * width);
+    const floatTarget = only.dtype === "float32" || only.dtype === "float64";
     cols.forEach((c, j) => {
-      const values = castColumn(c.data, c.kind, only.dtype, `column '${c.name}'`);
+      // Plain numeric columns go straight into a float input (typed-array stores round like the cast);
+      // everything else takes the checked cast, which names the column when a value cannot be converted.
+      const values =
+        floatTarget && PLAIN_NUMERIC.has(c.kind)
+          ? c.data
+          : castColumn(c.data, c.kind, only.dtype, `column '${c.name}'`);
       for (let r = 0; r < n; r++) (out as unknown[])[r * width + j] = values[r];
     });
     return [{ name: only.name, dtype: only.dtype, shape: [n, width], data: out }];

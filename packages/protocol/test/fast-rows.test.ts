@@ -1,5 +1,12 @@
 import { describe, expect, it } from "vitest";
-import { modelInputs, numericRowsInput, parseRequestBody, type Signature } from "../src/mod.js";
+import {
+  Frame,
+  frameToModelInputs,
+  modelInputs,
+  numericRowsInput,
+  parseRequestBody,
+  type Signature,
+} from "../src/mod.js";
 
 const sig = (dtype: "float32" | "float64", k: number | string): Signature => ({
   inputs: [{ name: "input", dtype, shape: ["batch", k] }],
@@ -77,5 +84,23 @@ describe("numericRowsInput, the realtime fast path", () => {
       inputs: [sig("float32", 3).inputs[0]!, { name: "y", dtype: "float32" as const, shape: [-1, 1] }],
     };
     expect(numericRowsInput(body, two)).toBeUndefined();
+  });
+});
+
+describe("frameToModelInputs into one 2-D float input", () => {
+  it("interleaves plain numeric columns of any width, rounding to float32", () => {
+    const frame = Frame.fromColumns({
+      a: Float64Array.from([0.1, 2.5]),
+      b: Int32Array.from([-3, 7]),
+      c: Uint8Array.from([255, 0]),
+    });
+    const [feed] = frameToModelInputs(frame, sig("float32", 3));
+    expect(feed!.shape).toEqual([2, 3]);
+    expect(feed!.data).toEqual(Float32Array.from([0.1, -3, 255, 2.5, 7, 0]));
+  });
+
+  it("still refuses a column that cannot become a float, naming it", () => {
+    const frame = Frame.fromColumns({ a: Float64Array.from([1]), b: ["x"], c: Float64Array.from([2]) });
+    expect(() => frameToModelInputs(frame, sig("float32", 3))).toThrow(/column 'b'/);
   });
 });
