@@ -1,12 +1,10 @@
-// The HTTP bridge over real HTTP and a real nats-server, with replica and management-API doubles: statuses and
-// error codes users see, headers both ways, token auth, management forwarding and Open Inference Protocol v2.
-import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { H } from "@switchyard/protocol";
 import { Registry } from "@switchyard/registry";
 import { buildLinear, writeTempModel } from "@switchyard/testkit";
-import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import {
   apiDouble,
+  natsPerFile,
   putEndpoint,
   putEndpointWithRoutes,
   type ReplicaReply,
@@ -17,18 +15,8 @@ import {
 import { listenBridge, type RunningBridge } from "../src/bridge.js";
 import { TokenStore } from "../src/tokens.js";
 
-let nc: NatsConnection;
-const cleanups: (() => unknown)[] = [];
-
-beforeAll(async () => {
-  nc = await connect({ servers: inject("natsUrl") });
-});
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
-});
-afterAll(async () => {
-  await nc.close();
-});
+const files = natsPerFile();
+const cleanups = files.cleanups;
 
 interface Setup {
   cluster: string;
@@ -42,10 +30,15 @@ interface Setup {
 
 async function setup(opts: { auth?: boolean; bodyLimit?: number } = {}): Promise<Setup> {
   const cluster = uniqueCluster();
-  const tokens = await TokenStore.open(nc, { cluster });
+  const tokens = await TokenStore.open(files.nc(), { cluster });
   cleanups.push(() => tokens.close());
   const { token, id: tokenId } = await tokens.createToken();
-  const bridge = await listenBridge({ nc, cluster, auth: opts.auth ?? true, bodyLimit: opts.bodyLimit });
+  const bridge = await listenBridge({
+    nc: files.nc(),
+    cluster,
+    auth: opts.auth ?? true,
+    bodyLimit: opts.bodyLimit,
+  });
   cleanups.push(() => bridge.close());
   const call = (path: string, init: RequestInit & { headers?: Record<string, string> } = {}) =>
     fetch(bridge.url + path, {
@@ -58,9 +51,9 @@ async function setup(opts: { auth?: boolean; bodyLimit?: number } = {}): Promise
 /** An endpoint `ep` with one served model `a` (model churn v3) answered by a double. */
 async function withEndpoint(s: Setup, answer?: Parameters<typeof replicaDouble>[2]) {
   const a = route(s.cluster, "ep", "a", 100, "churn", 3);
-  const d = replicaDouble(nc, a, answer);
+  const d = replicaDouble(files.nc(), a, answer);
   cleanups.push(d.stop);
-  await putEndpointWithRoutes(nc, s.cluster, "ep", [a]);
+  await putEndpointWithRoutes(files.nc(), s.cluster, "ep", [a]);
   return d;
 }
 
@@ -144,8 +137,8 @@ describe("invocations", () => {
     const s = await setup();
     const a = route(s.cluster, "ep", "a", 100);
     const b = route(s.cluster, "ep", "b", 0);
-    for (const r of [a, b]) cleanups.push(replicaDouble(nc, r).stop);
-    await putEndpointWithRoutes(nc, s.cluster, "ep", [a, b]);
+    for (const r of [a, b]) cleanups.push(replicaDouble(files.nc(), r).stop);
+    await putEndpointWithRoutes(files.nc(), s.cluster, "ep", [a, b]);
     const res = await s.call("/serving-endpoints/ep/served-models/b/invocations", json(BODY));
     expect(res.status).toBe(200);
     expect(res.headers.get("x-served-model")).toBe("b");
@@ -157,8 +150,8 @@ describe("invocations", () => {
     const s = await setup();
     const a = route(s.cluster, "ep", "a", 70);
     const b = route(s.cluster, "ep", "b", 30);
-    for (const r of [a, b]) cleanups.push(replicaDouble(nc, r).stop);
-    await putEndpointWithRoutes(nc, s.cluster, "ep", [a, b]);
+    for (const r of [a, b]) cleanups.push(replicaDouble(files.nc(), r).stop);
+    await putEndpointWithRoutes(files.nc(), s.cluster, "ep", [a, b]);
     let countA = 0;
     const n = 1_000;
     for (let i = 0; i < n; i += 50) {
@@ -311,7 +304,7 @@ describe("error statuses", () => {
   it("504 DEADLINE_EXCEEDED within the timeout when nothing answers", async () => {
     const s = await setup();
     await withEndpoint(s, () => ({ silent: true }));
-    await putEndpoint(nc, s.cluster, "starting"); // exists, no routes yet
+    await putEndpoint(files.nc(), s.cluster, "starting"); // exists, no routes yet
     for (const ep of ["ep", "starting"]) {
       const started = Date.now();
       const res = await s.call(`/serving-endpoints/${ep}/invocations`, {
@@ -335,7 +328,7 @@ describe("error statuses", () => {
       },
       close: async () => {},
     } as unknown as import("@switchyard/client").Router;
-    const bridge = await listenBridge({ nc, cluster, auth: false, router, logger });
+    const bridge = await listenBridge({ nc: files.nc(), cluster, auth: false, router, logger });
     cleanups.push(() => bridge.close());
     const res = await fetch(`${bridge.url}/serving-endpoints/ep/invocations`, json(BODY));
     const text = await res.text();
@@ -349,7 +342,7 @@ describe("error statuses", () => {
 describe("management API", () => {
   it("reads JSON bodies whatever their Content-Type, as Databricks does for `curl -d`", async () => {
     const s = await setup();
-    const api = apiDouble(nc, s.cluster, (op, body) => ({
+    const api = apiDouble(files.nc(), s.cluster, (op, body) => ({
       body: { name: (body as { name?: string }).name, op },
     }));
     cleanups.push(api.stop);
@@ -369,7 +362,7 @@ describe("management API", () => {
 
   it("forwards Databricks paths and bodies to <c>.api.endpoints.* and their statuses back", async () => {
     const s = await setup();
-    const api = apiDouble(nc, s.cluster, (op, body) => {
+    const api = apiDouble(files.nc(), s.cluster, (op, body) => {
       const name = (body as { name?: string }).name;
       if (name === "missing")
         return { error: { code: "RESOURCE_DOES_NOT_EXIST", message: "no such endpoint" } };
@@ -433,15 +426,15 @@ describe("management API", () => {
 describe("Open Inference Protocol v2", () => {
   it("serves model metadata from the registry signature, readiness, and infer with the oip format", async () => {
     const s = await setup();
-    const registry = await Registry.open(nc, { cluster: s.cluster });
+    const registry = await Registry.open(files.nc(), { cluster: s.cluster });
     const v1 = await registry.register("churn", writeTempModel(buildLinear({ inputs: 4, sigmoid: true })));
     const v2 = await registry.register("churn", writeTempModel(buildLinear({ inputs: 4, outputs: 2 })));
     const a = route(s.cluster, "ep", "a", 80, "churn", v1.version);
     const b = route(s.cluster, "ep", "b", 20, "churn", v2.version);
-    const da = replicaDouble(nc, a, () => ({ body: { model_name: "ep", outputs: [] } }));
-    const db = replicaDouble(nc, b, () => ({ body: { model_name: "ep", outputs: [] } }));
+    const da = replicaDouble(files.nc(), a, () => ({ body: { model_name: "ep", outputs: [] } }));
+    const db = replicaDouble(files.nc(), b, () => ({ body: { model_name: "ep", outputs: [] } }));
     cleanups.push(da.stop, db.stop);
-    await putEndpointWithRoutes(nc, s.cluster, "ep", [a, b]);
+    await putEndpointWithRoutes(files.nc(), s.cluster, "ep", [a, b]);
 
     const meta = await s.call("/v2/models/ep");
     expect(meta.status).toBe(200);

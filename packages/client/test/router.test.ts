@@ -1,35 +1,27 @@
 // The router against a real nats-server, with replica doubles on the route subjects and routes written to KV.
-import { connect, type NatsConnection, headers as natsHeaders } from "@nats-io/transport-node";
-import { H, SwitchyardError } from "@switchyard/protocol";
-import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from "vitest";
+import { headers as natsHeaders } from "@nats-io/transport-node";
+import { H } from "@switchyard/protocol";
+import { describe, expect, it } from "vitest";
 import { Router } from "../src/router.js";
 import {
+  natsPerFile,
   putEndpoint,
   putEndpointWithRoutes,
   putRoutes,
   type ReplicaDouble,
+  rejection,
   replicaDouble,
   route,
   sleep,
   uniqueCluster,
 } from "./fixtures/doubles.js";
 
-let nc: NatsConnection;
-const cleanups: (() => unknown)[] = [];
-
-beforeAll(async () => {
-  nc = await connect({ servers: inject("natsUrl") });
-});
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
-});
-afterAll(async () => {
-  await nc.close();
-});
+const files = natsPerFile();
+const cleanups = files.cleanups;
 
 async function setup() {
   const cluster = uniqueCluster();
-  const router = await Router.start(nc, { cluster });
+  const router = await Router.start(files.nc(), { cluster });
   cleanups.push(() => router.close());
   return { cluster, router };
 }
@@ -43,24 +35,14 @@ const utf8 = new TextDecoder();
 const body = new TextEncoder().encode('{"inputs": [[1, 2]]}');
 const text = (data: Uint8Array) => utf8.decode(data);
 
-async function rejection(p: Promise<unknown>): Promise<SwitchyardError> {
-  try {
-    await p;
-  } catch (err) {
-    expect(err).toBeInstanceOf(SwitchyardError);
-    return err as SwitchyardError;
-  }
-  throw new Error("expected a rejection");
-}
-
 describe("Router", () => {
   it("splits 2,000 real requests by traffic_percentage", async () => {
     const { cluster, router } = await setup();
     const a = route(cluster, "ep", "a", 80);
     const b = route(cluster, "ep", "b", 20);
-    track(replicaDouble(nc, a));
-    track(replicaDouble(nc, b));
-    await putEndpointWithRoutes(nc, cluster, "ep", [a, b]);
+    track(replicaDouble(files.nc(), a));
+    track(replicaDouble(files.nc(), b));
+    await putEndpointWithRoutes(files.nc(), cluster, "ep", [a, b]);
     const counts: Record<string, number> = { a: 0, b: 0 };
     const n = 2_000;
     for (let i = 0; i < n; i += 100) {
@@ -76,9 +58,9 @@ describe("Router", () => {
     const { cluster, router } = await setup();
     const a = route(cluster, "ep", "a", 50);
     const b = route(cluster, "ep", "b", 50);
-    track(replicaDouble(nc, a));
-    track(replicaDouble(nc, b));
-    await putEndpointWithRoutes(nc, cluster, "ep", [a, b]);
+    track(replicaDouble(files.nc(), a));
+    track(replicaDouble(files.nc(), b));
+    await putEndpointWithRoutes(files.nc(), cluster, "ep", [a, b]);
     const seen = new Set<string>();
     for (let k = 0; k < 40; k++) {
       const picks = new Set<string>();
@@ -96,11 +78,11 @@ describe("Router", () => {
     const { cluster, router } = await setup();
     const a = route(cluster, "ep", "a", 100);
     const b = route(cluster, "ep", "b", 0);
-    track(replicaDouble(nc, a));
-    track(replicaDouble(nc, b));
-    await putEndpointWithRoutes(nc, cluster, "ep", [a, b]);
+    track(replicaDouble(files.nc(), a));
+    track(replicaDouble(files.nc(), b));
+    await putEndpointWithRoutes(files.nc(), cluster, "ep", [a, b]);
     expect(text((await router.invoke("ep", body)).data)).toBe('{"predictions":["a"]}');
-    await putRoutes(nc, cluster, "ep", [
+    await putRoutes(files.nc(), cluster, "ep", [
       { ...a, traffic_percentage: 0 },
       { ...b, traffic_percentage: 100 },
     ]);
@@ -112,9 +94,9 @@ describe("Router", () => {
     const { cluster, router } = await setup();
     const a = route(cluster, "ep", "a", 100);
     const b = route(cluster, "ep", "b", 0);
-    track(replicaDouble(nc, a));
-    track(replicaDouble(nc, b));
-    await putEndpointWithRoutes(nc, cluster, "ep", [a, b]);
+    track(replicaDouble(files.nc(), a));
+    track(replicaDouble(files.nc(), b));
+    await putEndpointWithRoutes(files.nc(), cluster, "ep", [a, b]);
     const r = await router.invoke("ep", body, undefined, { servedModel: "b" });
     expect(text(r.data)).toBe('{"predictions":["b"]}');
     const err = await rejection(router.invoke("ep", body, undefined, { servedModel: "zzz" }));
@@ -126,9 +108,9 @@ describe("Router", () => {
     const { cluster, router } = await setup();
     const a = route(cluster, "ep", "a", 90, "m", 3);
     const b = route(cluster, "ep", "b", 10, "m", 4);
-    track(replicaDouble(nc, a));
-    track(replicaDouble(nc, b));
-    await putEndpointWithRoutes(nc, cluster, "ep", [a, b]);
+    track(replicaDouble(files.nc(), a));
+    track(replicaDouble(files.nc(), b));
+    await putEndpointWithRoutes(files.nc(), cluster, "ep", [a, b]);
     for (let i = 0; i < 10; i++) {
       expect((await router.invoke("ep", body, undefined, { modelVersion: 4 })).route.served_model_name).toBe(
         "b",
@@ -142,8 +124,8 @@ describe("Router", () => {
   it("sets the deadline and a request id, and keeps a given one", async () => {
     const { cluster, router } = await setup();
     const a = route(cluster, "ep", "a", 100);
-    const d = track(replicaDouble(nc, a));
-    await putEndpointWithRoutes(nc, cluster, "ep", [a]);
+    const d = track(replicaDouble(files.nc(), a));
+    await putEndpointWithRoutes(files.nc(), cluster, "ep", [a]);
     const deadline = Date.now() + 5_000;
     const r1 = await router.invoke("ep", body, undefined, { deadlineMs: deadline });
     expect(d.received[0]!.headers[H.deadline]).toBe(String(deadline));
@@ -169,9 +151,9 @@ describe("Router", () => {
       ++calls === 1
         ? { error: { code: "TEMPORARILY_UNAVAILABLE", message: "overloaded" } }
         : { body: { predictions: [1] } };
-    const r1 = track(replicaDouble(nc, a, answer, "r1"));
-    const r2 = track(replicaDouble(nc, a, answer, "r2"));
-    await putEndpointWithRoutes(nc, cluster, "ep", [a]);
+    const r1 = track(replicaDouble(files.nc(), a, answer, "r1"));
+    const r2 = track(replicaDouble(files.nc(), a, answer, "r2"));
+    await putEndpointWithRoutes(files.nc(), cluster, "ep", [a]);
     const r = await router.invoke("ep", body);
     expect(r.errorCode).toBeUndefined();
     expect(text(r.data)).toBe('{"predictions":[1]}');
@@ -183,13 +165,17 @@ describe("Router", () => {
     const a = route(cluster, "ep", "a", 100);
     const b = route(cluster, "ep2", "b", 100);
     const da = track(
-      replicaDouble(nc, a, () => ({ error: { code: "TEMPORARILY_UNAVAILABLE", message: "overloaded" } })),
+      replicaDouble(files.nc(), a, () => ({
+        error: { code: "TEMPORARILY_UNAVAILABLE", message: "overloaded" },
+      })),
     );
     const db = track(
-      replicaDouble(nc, b, () => ({ error: { code: "INVALID_PARAMETER_VALUE", message: "bad column" } })),
+      replicaDouble(files.nc(), b, () => ({
+        error: { code: "INVALID_PARAMETER_VALUE", message: "bad column" },
+      })),
     );
-    await putEndpointWithRoutes(nc, cluster, "ep", [a]);
-    await putEndpointWithRoutes(nc, cluster, "ep2", [b]);
+    await putEndpointWithRoutes(files.nc(), cluster, "ep", [a]);
+    await putEndpointWithRoutes(files.nc(), cluster, "ep2", [b]);
     const ra = await router.invoke("ep", body);
     expect(ra.errorCode).toBe("TEMPORARILY_UNAVAILABLE");
     expect(da.received.length).toBe(2);
@@ -202,11 +188,11 @@ describe("Router", () => {
   it("holds a request while no replica answers, until one does", async () => {
     const { cluster, router } = await setup();
     const a = route(cluster, "ep", "a", 100);
-    await putEndpointWithRoutes(nc, cluster, "ep", [a]);
+    await putEndpointWithRoutes(files.nc(), cluster, "ep", [a]);
     const started = Date.now();
     const pending = router.invoke("ep", body, undefined, { deadlineMs: Date.now() + 10_000 });
     await sleep(400);
-    track(replicaDouble(nc, a));
+    track(replicaDouble(files.nc(), a));
     const r = await pending;
     expect(text(r.data)).toBe('{"predictions":["a"]}');
     expect(Date.now() - started).toBeGreaterThanOrEqual(400);
@@ -214,20 +200,20 @@ describe("Router", () => {
 
   it("holds a request for an endpoint that exists but has no routes yet", async () => {
     const { cluster, router } = await setup();
-    await putEndpoint(nc, cluster, "ep");
+    await putEndpoint(files.nc(), cluster, "ep");
     const pending = router.invoke("ep", body, undefined, { deadlineMs: Date.now() + 10_000 });
     await sleep(300);
     const a = route(cluster, "ep", "a", 100);
-    track(replicaDouble(nc, a));
-    await putRoutes(nc, cluster, "ep", [a]);
+    track(replicaDouble(files.nc(), a));
+    await putRoutes(files.nc(), cluster, "ep", [a]);
     expect(text((await pending).data)).toBe('{"predictions":["a"]}');
   });
 
   it("answers DEADLINE_EXCEEDED when the replica does not answer in time", async () => {
     const { cluster, router } = await setup();
     const a = route(cluster, "ep", "a", 100);
-    track(replicaDouble(nc, a, () => ({ silent: true })));
-    await putEndpointWithRoutes(nc, cluster, "ep", [a]);
+    track(replicaDouble(files.nc(), a, () => ({ silent: true })));
+    await putEndpointWithRoutes(files.nc(), cluster, "ep", [a]);
     const started = Date.now();
     const err = await rejection(router.invoke("ep", body, undefined, { deadlineMs: Date.now() + 300 }));
     expect(err.code).toBe("DEADLINE_EXCEEDED");
@@ -237,8 +223,8 @@ describe("Router", () => {
 
   it("answers DEADLINE_EXCEEDED when nothing answers before the deadline", async () => {
     const { cluster, router } = await setup();
-    await putEndpointWithRoutes(nc, cluster, "ep", [route(cluster, "ep", "a", 100)]);
-    await putEndpoint(nc, cluster, "empty");
+    await putEndpointWithRoutes(files.nc(), cluster, "ep", [route(cluster, "ep", "a", 100)]);
+    await putEndpoint(files.nc(), cluster, "empty");
     for (const ep of ["ep", "empty"]) {
       const started = Date.now();
       const err = await rejection(router.invoke(ep, body, undefined, { deadlineMs: Date.now() + 300 }));
@@ -258,9 +244,9 @@ describe("Router", () => {
   it("finds routes written before it started (before the watch catches up)", async () => {
     const cluster = uniqueCluster();
     const a = route(cluster, "ep", "a", 100);
-    track(replicaDouble(nc, a));
-    await putEndpointWithRoutes(nc, cluster, "ep", [a]);
-    const router = await Router.start(nc, { cluster });
+    track(replicaDouble(files.nc(), a));
+    await putEndpointWithRoutes(files.nc(), cluster, "ep", [a]);
+    const router = await Router.start(files.nc(), { cluster });
     cleanups.push(() => router.close());
     expect(text((await router.invoke("ep", body)).data)).toBe('{"predictions":["a"]}');
   });

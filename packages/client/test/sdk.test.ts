@@ -1,24 +1,22 @@
 // The SDK (JSON and msgpack invocations, the management API) and the invoke actor that serves raw NATS clients.
-import { connect, type NatsConnection, headers as natsHeaders } from "@nats-io/transport-node";
-import { decode, encode, Frame, H, SwitchyardError, type Tensor } from "@switchyard/protocol";
-import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from "vitest";
+import { connect, headers as natsHeaders } from "@nats-io/transport-node";
+import { decode, encode, Frame, H, type Tensor } from "@switchyard/protocol";
+import { describe, expect, inject, it } from "vitest";
 import { SwitchyardClient } from "../src/client.js";
 import { serveInvoke } from "../src/invoke-actor.js";
 import { Router } from "../src/router.js";
-import { apiDouble, putEndpointWithRoutes, replicaDouble, route, uniqueCluster } from "./fixtures/doubles.js";
+import {
+  apiDouble,
+  natsPerFile,
+  putEndpointWithRoutes,
+  rejection,
+  replicaDouble,
+  route,
+  uniqueCluster,
+} from "./fixtures/doubles.js";
 
-let nc: NatsConnection;
-const cleanups: (() => unknown)[] = [];
-
-beforeAll(async () => {
-  nc = await connect({ servers: inject("natsUrl") });
-});
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
-});
-afterAll(async () => {
-  await nc.close();
-});
+const files = natsPerFile();
+const cleanups = files.cleanups;
 
 const utf8 = new TextDecoder();
 
@@ -28,25 +26,15 @@ async function client(cluster: string): Promise<SwitchyardClient> {
   return c;
 }
 
-async function rejection(p: Promise<unknown>): Promise<SwitchyardError> {
-  try {
-    await p;
-  } catch (err) {
-    expect(err).toBeInstanceOf(SwitchyardError);
-    return err as SwitchyardError;
-  }
-  throw new Error("expected a rejection");
-}
-
 describe("SwitchyardClient.invoke", () => {
   it("sends an MLflow body as JSON and returns the predictions", async () => {
     const cluster = uniqueCluster();
     const a = route(cluster, "ep", "a", 100);
-    const d = replicaDouble(nc, a, (req) => ({
+    const d = replicaDouble(files.nc(), a, (req) => ({
       body: { predictions: [JSON.parse(utf8.decode(req.data)).dataframe_split.data[0][0] * 2] },
     }));
     cleanups.push(d.stop);
-    await putEndpointWithRoutes(nc, cluster, "ep", [a]);
+    await putEndpointWithRoutes(files.nc(), cluster, "ep", [a]);
     const c = await client(cluster);
     const out = await c.invoke(
       "ep",
@@ -61,7 +49,7 @@ describe("SwitchyardClient.invoke", () => {
   it("sends Frames and Tensors as msgpack {input, params} and returns the output", async () => {
     const cluster = uniqueCluster();
     const a = route(cluster, "ep", "a", 100);
-    const d = replicaDouble(nc, a, (req) => {
+    const d = replicaDouble(files.nc(), a, (req) => {
       const { input, params } = decode(req.data, { copy: true }) as { input: unknown; params: unknown };
       const x =
         input instanceof Frame ? (input.entries()[0]!.data as Float64Array) : (input as Tensor[])[0]!.data;
@@ -70,7 +58,7 @@ describe("SwitchyardClient.invoke", () => {
       return { data: encode({ output, params }) };
     });
     cleanups.push(d.stop);
-    await putEndpointWithRoutes(nc, cluster, "ep", [a]);
+    await putEndpointWithRoutes(files.nc(), cluster, "ep", [a]);
     const c = await client(cluster);
     const tensors: Tensor[] = [{ name: "x", dtype: "float32", shape: [2, 1], data: Float32Array.of(1, 2) }];
     const out = (await c.invoke("ep", tensors, { params: { k: 1 } })) as Tensor[];
@@ -85,11 +73,11 @@ describe("SwitchyardClient.invoke", () => {
   it("rebuilds error replies as SwitchyardError", async () => {
     const cluster = uniqueCluster();
     const a = route(cluster, "ep", "a", 100);
-    const d = replicaDouble(nc, a, () => ({
+    const d = replicaDouble(files.nc(), a, () => ({
       error: { code: "INVALID_PARAMETER_VALUE", message: "missing column 'x'" },
     }));
     cleanups.push(d.stop);
-    await putEndpointWithRoutes(nc, cluster, "ep", [a]);
+    await putEndpointWithRoutes(files.nc(), cluster, "ep", [a]);
     const c = await client(cluster);
     const err = await rejection(c.invoke("ep", { inputs: [[1]] }));
     expect(err.code).toBe("INVALID_PARAMETER_VALUE");
@@ -101,7 +89,7 @@ describe("SwitchyardClient.invoke", () => {
 describe("SwitchyardClient.endpoints", () => {
   it("calls <c>.api.endpoints.* with the HTTP API's JSON bodies", async () => {
     const cluster = uniqueCluster();
-    const api = apiDouble(nc, cluster, (op, body) => {
+    const api = apiDouble(files.nc(), cluster, (op, body) => {
       const name = (body as { name?: string }).name;
       if (op === "endpoints.list") return { body: { endpoints: [{ name: "e1" }, { name: "e2" }] } };
       if (op === "endpoints.delete") return { body: {} };
@@ -140,11 +128,11 @@ describe("invoke actor (raw NATS clients)", () => {
   it("answers a plain JSON request on <c>.invoke.<endpoint> with the JSON reply and headers", async () => {
     const cluster = uniqueCluster();
     const a = route(cluster, "ep", "a", 100, "churn", 3);
-    const d = replicaDouble(nc, a);
+    const d = replicaDouble(files.nc(), a);
     cleanups.push(d.stop);
-    await putEndpointWithRoutes(nc, cluster, "ep", [a]);
-    const router = await Router.start(nc, { cluster });
-    const actor = serveInvoke(nc, router, cluster);
+    await putEndpointWithRoutes(files.nc(), cluster, "ep", [a]);
+    const router = await Router.start(files.nc(), { cluster });
+    const actor = serveInvoke(files.nc(), router, cluster);
     cleanups.push(
       () => router.close(),
       () => actor.stop(),
