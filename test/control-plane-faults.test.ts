@@ -21,7 +21,7 @@ import {
   LIVENESS_TTL_MS,
 } from "@switchyard/protocol";
 import { Registry } from "@switchyard/registry";
-import { buildLinear, linearPredict, writeTempModel } from "@switchyard/testkit";
+import { buildLinear, eventually, linearPredict, writeTempModel } from "@switchyard/testkit";
 import { pino } from "pino";
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from "vitest";
 
@@ -82,15 +82,7 @@ async function setup() {
   return { cluster, kv, liveness, api };
 }
 
-async function eventually<T>(what: string, f: () => Promise<T | undefined>, ms = 60_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await f().catch(() => undefined);
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
+const settled = <T>(what: string, f: () => Promise<T | undefined>, ms = 60_000) => eventually(f, what, ms);
 
 async function routesOf(kv: KV, endpoint: string): Promise<EndpointRoutes | undefined> {
   const e = await kv.get(keys.routes(endpoint));
@@ -133,7 +125,7 @@ describe("faults", () => {
       ["na", start(AGENT_MAIN, ["--cluster", cluster, "--node", "na", "--threads", "2"])],
       ["nb", start(AGENT_MAIN, ["--cluster", cluster, "--node", "nb", "--threads", "2"])],
     ]);
-    await eventually("both heartbeats", async () =>
+    await settled("both heartbeats", async () =>
       (await liveness.get(keys.node("na"))) && (await liveness.get(keys.node("nb"))) ? true : undefined,
     );
 
@@ -141,7 +133,7 @@ describe("faults", () => {
       name: "ha",
       config: { served_entities: [{ entity_name: "lr", entity_version: "1", workload_size: "Small" }] },
     });
-    const routes = await eventually("READY", async () => routesOf(kv, "ha"));
+    const routes = await settled("READY", async () => routesOf(kv, "ha"));
     const subject = routes.routes[0]!.subject;
     expectClose(await predict(subject), linearPredict(LR, ROWS));
 
@@ -149,7 +141,7 @@ describe("faults", () => {
     const survivor = victim === "na" ? "nb" : "na";
     killGroup(agents.get(victim!)!);
     const t0 = Date.now();
-    await eventually(
+    await settled(
       "replica back on the survivor, serving",
       async () => {
         const nodes = await nodesOf(kv);
@@ -184,16 +176,16 @@ describe("faults", () => {
       const e = await liveness.get(keys.lease);
       return e?.operation === "PUT" ? Lease.parse(e.json()).holder : undefined;
     };
-    const leader = await eventually("a leader", holder, 20_000);
+    const leader = await settled("a leader", holder, 20_000);
     await api("endpoints.create", {
       name: "before",
       config: { served_entities: [{ entity_name: "lr", entity_version: "1" }] },
     });
-    await eventually("first endpoint READY", async () => routesOf(kv, "before"));
+    await settled("first endpoint READY", async () => routesOf(kv, "before"));
 
     killGroup(coords.get(leader)!);
     const standby = leader === "c1" ? "c2" : "c1";
-    const created = await eventually(
+    const created = await settled(
       "API answered by the standby",
       async () => {
         const r = await api("endpoints.create", {
@@ -205,12 +197,12 @@ describe("faults", () => {
       20_000,
     );
     expect(created.body.state.config_update).toBe("IN_PROGRESS");
-    await eventually(
+    await settled(
       "standby takes the lease",
       async () => ((await holder()) === standby ? true : undefined),
       LIVENESS_TTL_MS + 10_000,
     );
-    const routes = await eventually("endpoint created after the kill becomes READY", async () =>
+    const routes = await settled("endpoint created after the kill becomes READY", async () =>
       routesOf(kv, "after"),
     );
     expectClose(await predict(routes.routes[0]!.subject), linearPredict(LR, ROWS));

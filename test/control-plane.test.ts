@@ -19,7 +19,7 @@ import {
   ReplicaStatus,
 } from "@switchyard/protocol";
 import { Registry } from "@switchyard/registry";
-import { buildLinear, linearPredict, writeTempModel } from "@switchyard/testkit";
+import { buildLinear, eventually, linearPredict, writeTempModel } from "@switchyard/testkit";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 
@@ -70,15 +70,7 @@ async function api(op: ApiOp, body: unknown) {
   return { code: m.headers?.get(H.errorCode) || undefined, body: m.json<Record<string, any>>() };
 }
 
-async function eventually<T>(what: string, f: () => Promise<T | undefined>, ms = 60_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await f().catch(() => undefined);
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
+const settled = <T>(what: string, f: () => Promise<T | undefined>, ms = 60_000) => eventually(f, what, ms);
 
 async function routesOf(endpoint: string): Promise<EndpointRoutes | undefined> {
   const e = await kv.get(keys.routes(endpoint));
@@ -105,7 +97,7 @@ const expectClose = (got: number[], want: number[][]) => {
 };
 
 async function readyState(name: string) {
-  return eventually(`${name} settled`, async () => {
+  return settled(`${name} settled`, async () => {
     const g = await api("endpoints.get", { name });
     return g.body.state?.config_update !== "IN_PROGRESS" ? g.body : undefined;
   });
@@ -178,7 +170,7 @@ describe("endpoint lifecycle with real replicas", () => {
     expect(after.routes[0]!.subject).not.toBe(before.routes[0]!.subject);
     expect(after.routes[0]!.model_version).toBe(2);
     expectClose((await predict(after.routes[0]!.subject)).predictions, linearPredict(LR2, ROWS));
-    await eventually("old replica exits", async () =>
+    await settled("old replica exits", async () =>
       !alive(old!.pid!) && !(await replicaStatuses("lr-ep")).some((s) => s.replica_id === old!.replica_id)
         ? true
         : undefined,
@@ -196,7 +188,7 @@ describe("endpoint lifecycle with real replicas", () => {
     expectClose((await predict(r1.routes[0]!.subject)).predictions, linearPredict(LR1, ROWS));
 
     await registry.setAlias("lr", "champion", 2);
-    const r2 = await eventually("alias rollout", async () => {
+    const r2 = await settled("alias rollout", async () => {
       const r = await routesOf("alias-ep");
       return r?.routes[0]?.model_version === 2 ? r : undefined;
     });
@@ -227,7 +219,7 @@ describe("endpoint lifecycle with real replicas", () => {
     expect(body.config).toMatchObject({ config_version: 2, served_entities: [{ entity_version: "2" }] });
     expect(await routesOf("lr-ep")).toEqual(before);
     expectClose((await predict(before.routes[0]!.subject)).predictions, linearPredict(LR2, ROWS));
-    await eventually("failed replica unassigned", async () =>
+    await settled("failed replica unassigned", async () =>
       (await replicaStatuses("lr-ep")).every(
         (s) => s.generation === before.routes[0]!.subject.split(".").at(-1),
       )
@@ -239,7 +231,7 @@ describe("endpoint lifecycle with real replicas", () => {
   it("deletes an endpoint: routes, then replicas, then the record", async () => {
     expect((await api("endpoints.delete", { name: "alias-ep" })).code).toBeUndefined();
     expect(await routesOf("alias-ep")).toBeUndefined();
-    await eventually("replicas gone", async () =>
+    await settled("replicas gone", async () =>
       (await replicaStatuses("alias-ep")).length === 0 ? true : undefined,
     );
     expect((await api("endpoints.get", { name: "alias-ep" })).code).toBe("RESOURCE_DOES_NOT_EXIST");

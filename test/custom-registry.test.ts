@@ -1,17 +1,17 @@
 // Registering custom models against a real nats-server: the esbuild bundle and every file of the directory stored
 // with digests as a normal version, signature.json read the MLflow way, and every bundle failure refused with
 // esbuild's (or the import check's) message and nothing left in KV or the object store.
-import { createHash, randomUUID } from "node:crypto";
+import { createHash } from "node:crypto";
 import { cpSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { Kvm } from "@nats-io/kv";
 import { Objm } from "@nats-io/obj";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { clusterNames, connectNats, SwitchyardError } from "@switchyard/protocol";
-import { Registry } from "@switchyard/registry";
 import { tempDir } from "@switchyard/testkit";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { copyFixture } from "./helpers/custom.js";
+import { freshRegistry } from "./helpers/registry.js";
 
 let nc: NatsConnection;
 beforeAll(async () => {
@@ -20,11 +20,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await nc?.close();
 });
-
-async function freshRegistry(): Promise<{ reg: Registry; cluster: string }> {
-  const cluster = `t${randomUUID().replaceAll("-", "").slice(0, 12)}`;
-  return { reg: await Registry.open(nc, { cluster }), cluster };
-}
 
 async function bucketContents(cluster: string): Promise<{ keys: string[]; objects: string[] }> {
   const names = clusterNames(cluster);
@@ -51,7 +46,7 @@ async function refusal(p: Promise<unknown>): Promise<SwitchyardError> {
 
 describe("registering custom models", () => {
   it("stores the bundle and every file (not node_modules/.git) with digests, as a custom version", async () => {
-    const { reg } = await freshRegistry();
+    const { reg } = await freshRegistry(nc);
     const dir = copyFixture("sentiment");
     mkdirSync(join(dir, "node_modules", "junk"), { recursive: true });
     writeFileSync(join(dir, "node_modules", "junk", "index.js"), "export default 1;\n");
@@ -90,7 +85,7 @@ describe("registering custom models", () => {
   });
 
   it("bundles local imports, keeps @switchyard/model external, and reads signature.json the MLflow way", async () => {
-    const { reg } = await freshRegistry();
+    const { reg } = await freshRegistry(nc);
     const v = await reg.register("scorer", copyFixture("text-two-outputs"), { flavor: "custom" });
     expect(v.signature).toEqual({
       inputs: [{ name: "text", dtype: "string", shape: [-1] }],
@@ -113,7 +108,7 @@ describe("registering custom models", () => {
   });
 
   it("takes the entry module from --entry, and refuses a directory without one", async () => {
-    const { reg, cluster } = await freshRegistry();
+    const { reg, cluster } = await freshRegistry(nc);
     const dir = copyFixture("sentiment");
     cpSync(join(dir, "model.ts"), join(dir, "main.ts"));
     const noEntry = join(tempDir("sy-custom-"), "only-main");
@@ -140,7 +135,7 @@ describe("registering custom models", () => {
   ];
   for (const [fixture, message] of failures) {
     it(`refuses ${fixture} with the bundler's message and leaves nothing behind`, async () => {
-      const { reg, cluster } = await freshRegistry();
+      const { reg, cluster } = await freshRegistry(nc);
       const e = await refusal(reg.register("broken", copyFixture(fixture), { flavor: "custom" }));
       expect(e.code).toBe("MALFORMED_MODEL");
       expect(e.message).toMatch(message);
@@ -150,7 +145,7 @@ describe("registering custom models", () => {
   }
 
   it("refuses a signature.json with an unknown column type, naming it", async () => {
-    const { reg, cluster } = await freshRegistry();
+    const { reg, cluster } = await freshRegistry(nc);
     const dir = copyFixture("text-two-outputs");
     writeFileSync(
       join(dir, "signature.json"),
@@ -163,7 +158,7 @@ describe("registering custom models", () => {
   });
 
   it("does not type-check: a type error still registers", async () => {
-    const { reg } = await freshRegistry();
+    const { reg } = await freshRegistry(nc);
     const dir = copyFixture("sentiment");
     writeFileSync(
       join(dir, "model.ts"),

@@ -20,6 +20,7 @@ import {
   writeTempModel,
 } from "@switchyard/testkit";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { freshRegistry } from "./helpers/registry.js";
 
 let nc: NatsConnection;
 
@@ -29,12 +30,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await nc?.close();
 });
-
-/** A registry in its own cluster namespace, so its buckets collide with no other test. */
-async function freshRegistry(): Promise<{ reg: Registry; cluster: string }> {
-  const cluster = `t${randomUUID().replaceAll("-", "").slice(0, 12)}`;
-  return { reg: await Registry.open(nc, { cluster }), cluster };
-}
 
 async function rejection(
   p: Promise<unknown>,
@@ -71,7 +66,7 @@ const sha256 = (b: Uint8Array) => `sha256:${createHash("sha256").update(b).diges
 
 describe("Registry", () => {
   it("registers an ONNX file: signature from the graph, artifact stored and verified, versions increment", async () => {
-    const { reg, cluster } = await freshRegistry();
+    const { reg, cluster } = await freshRegistry(nc);
     expect(await reg.listModels()).toEqual([]);
     const bytes = buildMultiInput();
     const path = writeTempModel(bytes, "classifier.onnx");
@@ -127,7 +122,7 @@ describe("Registry", () => {
   });
 
   it("registers an MLflow model directory: every file stored, mlflow_signature kept, entry from the onnx flavor", async () => {
-    const { reg } = await freshRegistry();
+    const { reg } = await freshRegistry(nc);
     const onnxBytes = buildMultiInput();
     const signature = {
       inputs: columnSpec({ a: "float", b: "float" }),
@@ -178,7 +173,7 @@ describe("Registry", () => {
   });
 
   it("ten concurrent registrations of one name get exactly versions 1..10", async () => {
-    const { reg } = await freshRegistry();
+    const { reg } = await freshRegistry(nc);
     const paths = Array.from({ length: 10 }, (_, i) => writeTempModel(buildLinear({ inputs: i + 1 })));
     const versions = await Promise.all(paths.map((p) => reg.register("cat.sch.racer", p)));
     expect(versions.map((v) => v.version).sort((a, b) => a - b)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
@@ -195,7 +190,7 @@ describe("Registry", () => {
   });
 
   it("aliases: set, move, delete; URIs by version, alias and latest; names that share a prefix stay apart", async () => {
-    const { reg } = await freshRegistry();
+    const { reg } = await freshRegistry(nc);
     const path = writeTempModel(buildLinear({ inputs: 2 }));
     for (let i = 0; i < 4; i++) await reg.register("main.ml.fraud", path);
     await reg.register("main.ml", path);
@@ -248,7 +243,7 @@ describe("Registry", () => {
   });
 
   it("unknown model, version and alias are RESOURCE_DOES_NOT_EXIST naming them; bad names and URIs are invalid", async () => {
-    const { reg } = await freshRegistry();
+    const { reg } = await freshRegistry(nc);
     await reg.register("known", writeTempModel(buildLinear({ inputs: 1 })));
     await rejection(reg.getModel("ghost"), "RESOURCE_DOES_NOT_EXIST", "model 'ghost' does not exist");
     await rejection(reg.listVersions("ghost"), "RESOURCE_DOES_NOT_EXIST", "model 'ghost' does not exist");
@@ -288,7 +283,7 @@ describe("Registry", () => {
   });
 
   it("refuses bad input with one-line errors and leaves no model, version or object behind", async () => {
-    const { reg, cluster } = await freshRegistry();
+    const { reg, cluster } = await freshRegistry(nc);
     const rand = prng(11);
     const noise = writeTempModel(
       Uint8Array.from({ length: 10_000 }, () => Math.floor(rand() * 256)),
@@ -372,7 +367,7 @@ describe("Registry", () => {
   });
 
   it("refuses an artifact whose object was replaced with other bytes (INTEGRITY_ERROR), in read and fetch", async () => {
-    const { reg, cluster } = await freshRegistry();
+    const { reg, cluster } = await freshRegistry(nc);
     const bytes = buildLinear({ inputs: 4 });
     const v = await reg.register("x", writeTempModel(bytes));
     const os = await new Objm(nc).open(clusterNames(cluster).buckets.artifacts);

@@ -35,28 +35,9 @@ export function cli(args: string[], env: Record<string, string> = {}): Promise<R
   });
 }
 
-export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+import { eventually } from "@switchyard/testkit";
 
-/** Polls until fn returns something other than undefined (errors count as "not yet"). */
-export async function eventually<T>(
-  fn: () => T | undefined | Promise<T | undefined>,
-  what: string,
-  ms = 30_000,
-): Promise<T> {
-  const end = Date.now() + ms;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v !== undefined) return v;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > end)
-      throw new Error(`timed out after ${ms} ms waiting for ${what}${last ? `: ${last}` : ""}`);
-    await sleep(100);
-  }
-}
+export { eventually, sleep } from "@switchyard/testkit";
 
 /** Whether pid runs; a zombie nobody reaped (this container's init reaps no orphans) counts as gone. */
 export function alive(pid: number): boolean {

@@ -14,6 +14,7 @@ import {
   type ReplicaSpec,
   ReplicaStatus,
 } from "@switchyard/protocol";
+import { eventually } from "@switchyard/testkit";
 import { pino } from "pino";
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from "vitest";
 
@@ -32,15 +33,7 @@ afterAll(async () => {
   await nc?.close();
 });
 
-async function until<T>(what: string, f: () => Promise<T | undefined>, ms = 20_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await f().catch(() => undefined);
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
+const until = <T>(what: string, f: () => Promise<T | undefined>, ms = 20_000) => eventually(f, what, ms);
 
 async function setup(threads = 4) {
   const cluster = `t${randomBytes(5).toString("hex")}`;

@@ -6,7 +6,7 @@ import type { NatsConnection } from "@nats-io/transport-node";
 import { Coordinator } from "@switchyard/coordinator";
 import { type ApiOp, clusterNames, connectNats, H } from "@switchyard/protocol";
 import { Registry } from "@switchyard/registry";
-import { buildLinear, writeTempModel } from "@switchyard/testkit";
+import { buildLinear, eventually, writeTempModel } from "@switchyard/testkit";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 
@@ -195,12 +195,4 @@ describe("management API", () => {
   });
 });
 
-async function until<T>(f: () => Promise<T | undefined>, ms = 20_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await f();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error("timed out");
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
+const until = <T>(f: () => Promise<T | undefined>, ms = 20_000) => eventually(f, "the condition", ms);

@@ -2,3 +2,4 @@
 // predictions computed in plain JS), MLflow model directories. Never imported by product code.
 export * from "./mlflow.js";
 export * from "./onnx.js";
+export * from "./wait.js";
