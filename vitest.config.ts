@@ -3,11 +3,16 @@ import { defineConfig } from "vitest/config";
 
 // Tests import the workspace packages from source, so no build is needed for in-process tests;
 // tests that spawn processes (switchyard up, replicas) run the built dist/ that `npm test` builds first.
-const pkg = (name: string) => fileURLToPath(new URL(`./packages/${name}/src/mod.ts`, import.meta.url));
+const src = (name: string, file: string) =>
+  fileURLToPath(new URL(`./packages/${name}/src/${file}.ts`, import.meta.url));
 
 export default defineConfig({
   resolve: {
-    alias: [{ find: /^@switchyard\/([a-z-]+)$/, replacement: pkg("$1") }],
+    alias: [
+      // Subpath entries (`@switchyard/data/codec`, `@switchyard/model/link`…) are files of the same name.
+      { find: /^@switchyard\/([a-z-]+)\/([a-z-]+)$/, replacement: src("$1", "$2") },
+      { find: /^@switchyard\/([a-z-]+)$/, replacement: src("$1", "mod") },
+    ],
   },
   test: {
     include: ["packages/*/test/**/*.test.ts", "test/**/*.test.ts"],

@@ -3,7 +3,7 @@
 import { existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { connect } from "@nats-io/transport-node";
-import { connectNats } from "@switchyard/protocol";
+import { connectNats } from "@switchyard/nats";
 import {
   buildLinear,
   buildMultiInput,

@@ -10,10 +10,11 @@ import type { NatsConnection } from "@nats-io/transport-node";
 import { headers as natsHeaders } from "@nats-io/transport-node";
 import { NodeAgent } from "@switchyard/agent";
 import { Coordinator } from "@switchyard/coordinator";
+import { registerModel } from "@switchyard/ingest";
+import { connectNats } from "@switchyard/nats";
 import {
   type ApiOp,
   clusterNames,
-  connectNats,
   EndpointRoutes,
   H,
   keys,
@@ -21,13 +22,13 @@ import {
   LIVENESS_TTL_MS,
 } from "@switchyard/protocol";
 import { Registry } from "@switchyard/registry";
-import { buildLinear, eventually, linearPredict, writeTempModel } from "@switchyard/testkit";
+import { buildLinear, eventually, linearPredict, tempDir, writeTempModel } from "@switchyard/testkit";
 import { pino } from "pino";
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from "vitest";
 
 const log = pino({ level: process.env.SY_TEST_LOG ?? "silent" });
-const AGENT_MAIN = fileURLToPath(new URL("../packages/agent/dist/main.js", import.meta.url));
-const COORDINATOR_MAIN = fileURLToPath(new URL("../packages/coordinator/dist/main.js", import.meta.url));
+/** The one entry point of every role, as users and container images run it. */
+const SWITCHYARD = fileURLToPath(new URL("../packages/cli/bin/switchyard.js", import.meta.url));
 const LR = { inputs: 2, weights: [0.5, -1.5], bias: [0.25], sigmoid: true };
 const ROWS = [
   [1, 2],
@@ -50,8 +51,8 @@ afterAll(async () => {
 });
 
 /** Starts a process entry in its own process group, so SIGKILL to the group takes its children too. */
-function start(entry: string, args: string[]): ChildProcess {
-  const c = spawn(process.execPath, [entry, "--nats", inject("natsUrl"), ...args], {
+function start(role: "coordinator" | "node", args: string[]): ChildProcess {
+  const c = spawn(process.execPath, [SWITCHYARD, role, "--nats", inject("natsUrl"), ...args], {
     detached: true,
     stdio: ["ignore", process.env.SY_TEST_LOG ? "inherit" : "ignore", "inherit"],
   });
@@ -71,7 +72,7 @@ async function setup() {
   const cluster = `t${randomBytes(5).toString("hex")}`;
   const names = clusterNames(cluster);
   const registry = await Registry.open(nc, { cluster });
-  await registry.register("lr", writeTempModel(buildLinear(LR)));
+  await registerModel(registry, "lr", writeTempModel(buildLinear(LR)));
   const kvm = new Kvm(nc);
   const kv = await kvm.create(names.buckets.cluster, { history: 1 });
   const liveness = await kvm.create(names.buckets.liveness, { history: 1, ttl: LIVENESS_TTL_MS });
@@ -122,8 +123,32 @@ describe("faults", () => {
     await coordinator.start();
     cleanups.push(() => coordinator.stop());
     const agents = new Map([
-      ["na", start(AGENT_MAIN, ["--cluster", cluster, "--node", "na", "--threads", "2"])],
-      ["nb", start(AGENT_MAIN, ["--cluster", cluster, "--node", "nb", "--threads", "2"])],
+      [
+        "na",
+        start("node", [
+          "--cluster",
+          cluster,
+          "--node-id",
+          "na",
+          "--threads",
+          "2",
+          "--cache-dir",
+          tempDir("sy-na-"),
+        ]),
+      ],
+      [
+        "nb",
+        start("node", [
+          "--cluster",
+          cluster,
+          "--node-id",
+          "nb",
+          "--threads",
+          "2",
+          "--cache-dir",
+          tempDir("sy-nb-"),
+        ]),
+      ],
     ]);
     await settled("both heartbeats", async () =>
       (await liveness.get(keys.node("na"))) && (await liveness.get(keys.node("nb"))) ? true : undefined,
@@ -169,8 +194,8 @@ describe("faults", () => {
     await agent.start();
     cleanups.push(() => agent.stop());
     const coords = new Map([
-      ["c1", start(COORDINATOR_MAIN, ["--cluster", cluster, "--id", "c1"])],
-      ["c2", start(COORDINATOR_MAIN, ["--cluster", cluster, "--id", "c2"])],
+      ["c1", start("coordinator", ["--cluster", cluster, "--id", "c1"])],
+      ["c2", start("coordinator", ["--cluster", cluster, "--id", "c2"])],
     ]);
     const holder = async () => {
       const e = await liveness.get(keys.lease);

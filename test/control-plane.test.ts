@@ -9,15 +9,9 @@ import type { NatsConnection } from "@nats-io/transport-node";
 import { headers as natsHeaders } from "@nats-io/transport-node";
 import { NodeAgent } from "@switchyard/agent";
 import { Coordinator } from "@switchyard/coordinator";
-import {
-  type ApiOp,
-  clusterNames,
-  connectNats,
-  EndpointRoutes,
-  H,
-  keys,
-  ReplicaStatus,
-} from "@switchyard/protocol";
+import { registerModel } from "@switchyard/ingest";
+import { connectNats } from "@switchyard/nats";
+import { type ApiOp, clusterNames, EndpointRoutes, H, keys, ReplicaStatus } from "@switchyard/protocol";
 import { Registry } from "@switchyard/registry";
 import { buildLinear, eventually, linearPredict, writeTempModel } from "@switchyard/testkit";
 import { pino } from "pino";
@@ -43,8 +37,8 @@ beforeAll(async () => {
   nc = await connectNats({ servers: inject("natsUrl"), name: "control-plane-test" });
   cluster = `t${randomBytes(5).toString("hex")}`;
   registry = await Registry.open(nc, { cluster });
-  await registry.register("lr", writeTempModel(buildLinear(LR1)), { alias: "champion" });
-  await registry.register("lr", writeTempModel(buildLinear(LR2)));
+  await registerModel(registry, "lr", writeTempModel(buildLinear(LR1)), { alias: "champion" });
+  await registerModel(registry, "lr", writeTempModel(buildLinear(LR2)));
   coordinator = new Coordinator({ nc, cluster, logger: log });
   await coordinator.start();
   agent = new NodeAgent({
@@ -202,7 +196,7 @@ describe("endpoint lifecycle with real replicas", () => {
   });
 
   it("fails an update whose model cannot load, with the reason, and keeps the old config serving", async () => {
-    const v3 = await registry.register("lr", writeTempModel(buildLinear(LR1)));
+    const v3 = await registerModel(registry, "lr", writeTempModel(buildLinear(LR1)));
     const os = await new Objm(nc).open(clusterNames(cluster).buckets.artifacts);
     await os.put({ name: v3.artifacts[0]!.object }, toStream(new TextEncoder().encode("not an onnx model")));
 

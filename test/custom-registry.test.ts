@@ -7,7 +7,9 @@ import { join } from "node:path";
 import { Kvm } from "@nats-io/kv";
 import { Objm } from "@nats-io/obj";
 import type { NatsConnection } from "@nats-io/transport-node";
-import { clusterNames, connectNats, SwitchyardError } from "@switchyard/protocol";
+import { registerModel } from "@switchyard/ingest";
+import { connectNats } from "@switchyard/nats";
+import { clusterNames, SwitchyardError } from "@switchyard/protocol";
 import { tempDir } from "@switchyard/testkit";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { copyFixture } from "./helpers/custom.js";
@@ -54,7 +56,10 @@ describe("registering custom models", () => {
     writeFileSync(join(dir, ".git", "HEAD"), "ref: refs/heads/main\n");
     writeFileSync(join(dir, "vocab.txt"), "good\n");
 
-    const v = await reg.register("catalog.schema.custom_model", dir, { flavor: "custom", alias: "champion" });
+    const v = await registerModel(reg, "catalog.schema.custom_model", dir, {
+      flavor: "custom",
+      alias: "champion",
+    });
     expect(v).toMatchObject({
       name: "catalog.schema.custom_model",
       version: 1,
@@ -86,7 +91,7 @@ describe("registering custom models", () => {
 
   it("bundles local imports, keeps @switchyard/model external, and reads signature.json the MLflow way", async () => {
     const { reg } = await freshRegistry(nc);
-    const v = await reg.register("scorer", copyFixture("text-two-outputs"), { flavor: "custom" });
+    const v = await registerModel(reg, "scorer", copyFixture("text-two-outputs"), { flavor: "custom" });
     expect(v.signature).toEqual({
       inputs: [{ name: "text", dtype: "string", shape: [-1] }],
       outputs: [
@@ -114,13 +119,13 @@ describe("registering custom models", () => {
     const noEntry = join(tempDir("sy-custom-"), "only-main");
     mkdirSync(noEntry);
     cpSync(join(dir, "main.ts"), join(noEntry, "main.ts"));
-    const e = await refusal(reg.register("m", noEntry, { flavor: "custom" }));
+    const e = await refusal(registerModel(reg, "m", noEntry, { flavor: "custom" }));
     expect(e.code).toBe("MALFORMED_MODEL");
     expect(e.message).toMatch(/no entry module: add one of model\.ts, model\.js, index\.ts, index\.js/);
-    const bad = await refusal(reg.register("m", noEntry, { flavor: "custom", entry: "nope.ts" }));
+    const bad = await refusal(registerModel(reg, "m", noEntry, { flavor: "custom", entry: "nope.ts" }));
     expect(bad.code).toBe("INVALID_PARAMETER_VALUE");
     expect(await bucketContents(cluster)).toEqual({ keys: [], objects: [] });
-    const v = await reg.register("m", noEntry, { flavor: "custom", entry: "main.ts" });
+    const v = await registerModel(reg, "m", noEntry, { flavor: "custom", entry: "main.ts" });
     expect(v.artifacts.map((a) => a.path).sort()).toEqual(["__switchyard__/bundle.mjs", "main.ts"]);
   });
 
@@ -136,7 +141,7 @@ describe("registering custom models", () => {
   for (const [fixture, message] of failures) {
     it(`refuses ${fixture} with the bundler's message and leaves nothing behind`, async () => {
       const { reg, cluster } = await freshRegistry(nc);
-      const e = await refusal(reg.register("broken", copyFixture(fixture), { flavor: "custom" }));
+      const e = await refusal(registerModel(reg, "broken", copyFixture(fixture), { flavor: "custom" }));
       expect(e.code).toBe("MALFORMED_MODEL");
       expect(e.message).toMatch(message);
       expect(e.message).not.toMatch(/\n\s+at /);
@@ -151,7 +156,7 @@ describe("registering custom models", () => {
       join(dir, "signature.json"),
       JSON.stringify({ inputs: [{ name: "text", type: "varchar" }] }),
     );
-    const e = await refusal(reg.register("sig", dir, { flavor: "custom" }));
+    const e = await refusal(registerModel(reg, "sig", dir, { flavor: "custom" }));
     expect(e.code).toBe("MALFORMED_MODEL");
     expect(e.message).toMatch(/inputs\[0\]: type "varchar" of column 'text' is not one of string, double/);
     expect(await bucketContents(cluster)).toEqual({ keys: [], objects: [] });
@@ -164,6 +169,6 @@ describe("registering custom models", () => {
       join(dir, "model.ts"),
       "export default class M { predict(input: number): string { const n: string = 5; return [input, n] as any; } }\n",
     );
-    expect((await reg.register("typed", dir, { flavor: "custom" })).flavor).toBe("custom");
+    expect((await registerModel(reg, "typed", dir, { flavor: "custom" })).flavor).toBe("custom");
   });
 });

@@ -5,24 +5,25 @@ import { randomUUID } from "node:crypto";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { NatsConnection } from "@nats-io/transport-node";
+import { Frame } from "@switchyard/data";
 import {
-  connectNats,
   customModelFrame,
-  Frame,
   mlflowColumnSignature,
-  parseJsonRequest,
-  type Signature,
-  SwitchyardError,
-} from "@switchyard/protocol";
+  parseJsonBody,
+  parseRequestBody,
+} from "@switchyard/formats";
+import { registerModel } from "@switchyard/ingest";
+import { connectNats } from "@switchyard/nats";
+import { type Signature, SwitchyardError } from "@switchyard/protocol";
 import { Registry } from "@switchyard/registry";
-import { ModelRunner } from "@switchyard/replica";
+import { ModelRunner } from "@switchyard/runtime";
 import { tempDir } from "@switchyard/testkit";
 import * as ort from "onnxruntime-node";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { copyFixture, ENSEMBLE_LR, ENSEMBLE_MLP, ensembleDir } from "./helpers/custom.js";
 
 const frameOf = (body: unknown, sig: Signature | null = null) =>
-  customModelFrame(parseJsonRequest(JSON.stringify(body)).input, sig);
+  customModelFrame(parseRequestBody(parseJsonBody(JSON.stringify(body))).input, sig);
 
 const TEXT_SIG = mlflowColumnSignature(
   { inputs: [{ name: "text", type: "string" }], outputs: [{ name: "label", type: "string" }], params: null },
@@ -104,7 +105,7 @@ describe("the model runtime with custom models", () => {
     await nc?.close();
   });
   const load = async (name: string, dir: string, threads = 1) => {
-    const version = await registry.register(name, dir, { flavor: "custom" });
+    const version = await registerModel(registry, name, dir, { flavor: "custom" });
     const runner = await ModelRunner.load({ registry, version, cacheDir: tempDir("sy-cache-"), threads });
     runners.push(runner);
     return runner;
@@ -151,7 +152,9 @@ describe("the model runtime with custom models", () => {
   });
 
   it("fails to load with MALFORMED_MODEL and load()'s message when load() throws", async () => {
-    const version = await registry.register("load-fails", copyFixture("load-fails"), { flavor: "custom" });
+    const version = await registerModel(registry, "load-fails", copyFixture("load-fails"), {
+      flavor: "custom",
+    });
     const err = await ModelRunner.load({
       registry,
       version,

@@ -3,7 +3,8 @@
 // References come from raw onnxruntime-node on the same model bytes, never from Switchyard code.
 import { writeFileSync } from "node:fs";
 import path from "node:path";
-import { clusterNames, connectNats } from "@switchyard/protocol";
+import { connectNats } from "@switchyard/nats";
+import { clusterNames } from "@switchyard/protocol";
 import { buildLinear, buildMlp, buildMultiInput, tempDir, writeTempModel } from "@switchyard/testkit";
 import * as ort from "onnxruntime-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";

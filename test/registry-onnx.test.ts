@@ -1,6 +1,7 @@
 // readOnnxSignature: what it reads from a graph, and what it refuses (pure, no NATS).
+
+import { readOnnxSignature } from "@switchyard/ingest";
 import { SwitchyardError } from "@switchyard/protocol";
-import { readOnnxSignature } from "@switchyard/registry";
 import { buildLinear, buildMlp, buildMultiInput, prng } from "@switchyard/testkit";
 import onnxProto from "onnx-proto";
 import { describe, expect, it } from "vitest";

@@ -1,7 +1,9 @@
 // The registry survives a nats-server crash: a server killed with SIGKILL and started again on the same store
 // serves the same models, aliases and verified artifacts, to the old connection (reconnected) and to new ones.
+
+import { registerModel } from "@switchyard/ingest";
+import { connectNats } from "@switchyard/nats";
 import { NatsServer } from "@switchyard/natsd";
-import { connectNats } from "@switchyard/protocol";
 import { Registry } from "@switchyard/registry";
 import { buildMlp, writeMlflowModelDir } from "@switchyard/testkit";
 import { expect, it } from "vitest";
@@ -26,7 +28,7 @@ it("survives a nats-server kill and restart on the same store", async () => {
     const reg = await Registry.open(nc, { cluster: "restart" });
     const bytes = buildMlp([16, 32, 1], { seed: 5 });
     const dir = writeMlflowModelDir({ onnx: bytes });
-    const v1 = await reg.register("ops.ml.survivor", dir, { alias: "champion" });
+    const v1 = await registerModel(reg, "ops.ml.survivor", dir, { alias: "champion" });
 
     await server.kill();
     await server.restart();
@@ -41,7 +43,7 @@ it("survives a nats-server kill and restart on the same store", async () => {
     try {
       const reg2 = await Registry.open(nc2, { cluster: "restart" });
       expect(await reg2.resolve("models:/ops.ml.survivor/latest")).toEqual(v1);
-      expect((await reg2.register("ops.ml.survivor", dir)).version).toBe(2);
+      expect((await registerModel(reg2, "ops.ml.survivor", dir)).version).toBe(2);
       expect((await reg2.getModel("ops.ml.survivor")).aliases).toEqual({ champion: 1 });
     } finally {
       await nc2.close();

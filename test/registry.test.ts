@@ -6,7 +6,9 @@ import { join } from "node:path";
 import { Kvm } from "@nats-io/kv";
 import { Objm } from "@nats-io/obj";
 import type { NatsConnection } from "@nats-io/transport-node";
-import { clusterNames, connectNats, type ErrorCode, SwitchyardError } from "@switchyard/protocol";
+import { registerModel } from "@switchyard/ingest";
+import { connectNats } from "@switchyard/nats";
+import { clusterNames, type ErrorCode, SwitchyardError } from "@switchyard/protocol";
 import { Registry } from "@switchyard/registry";
 import {
   buildLinear,
@@ -71,7 +73,7 @@ describe("Registry", () => {
     const bytes = buildMultiInput();
     const path = writeTempModel(bytes, "classifier.onnx");
 
-    const v1 = await reg.register("churn", path, { description: "first", tags: { team: "risk" } });
+    const v1 = await registerModel(reg, "churn", path, { description: "first", tags: { team: "risk" } });
     expect(v1).toMatchObject({
       name: "churn",
       version: 1,
@@ -107,7 +109,7 @@ describe("Registry", () => {
       /artifact 'nope\.bin' is not part of models:\/churn\/1/,
     );
 
-    const v2 = await reg.register("churn", writeTempModel(buildLinear({ inputs: 3 })));
+    const v2 = await registerModel(reg, "churn", writeTempModel(buildLinear({ inputs: 3 })));
     expect(v2.version).toBe(2);
     expect(v2.artifacts[0]!.object).not.toBe(v1.artifacts[0]!.object);
     expect((await reg.listVersions("churn")).map((v) => v.version)).toEqual([1, 2]);
@@ -135,7 +137,7 @@ describe("Registry", () => {
       signature,
       extraFiles: { "extra/labels.txt": "no\nyes\n" },
     });
-    const v = await reg.register("main.default.churn", dir);
+    const v = await registerModel(reg, "main.default.churn", dir);
     expect(v.version).toBe(1);
     expect(v.entry).toBe("clf.onnx");
     expect(v.mlflow_signature).toEqual(signature);
@@ -168,14 +170,14 @@ describe("Registry", () => {
 
     // A directory without a signature registers with mlflow_signature null; `dir/MLmodel` means the directory.
     const bare = writeMlflowModelDir({ onnx: buildLinear({ inputs: 2 }) });
-    const v2 = await reg.register("main.default.churn", join(bare, "MLmodel"));
+    const v2 = await registerModel(reg, "main.default.churn", join(bare, "MLmodel"));
     expect(v2).toMatchObject({ version: 2, entry: "model.onnx", mlflow_signature: null });
   });
 
   it("ten concurrent registrations of one name get exactly versions 1..10", async () => {
     const { reg } = await freshRegistry(nc);
     const paths = Array.from({ length: 10 }, (_, i) => writeTempModel(buildLinear({ inputs: i + 1 })));
-    const versions = await Promise.all(paths.map((p) => reg.register("cat.sch.racer", p)));
+    const versions = await Promise.all(paths.map((p) => registerModel(reg, "cat.sch.racer", p)));
     expect(versions.map((v) => v.version).sort((a, b) => a - b)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
     // Each version holds the model it was registered with.
     for (const v of versions) {
@@ -192,9 +194,9 @@ describe("Registry", () => {
   it("aliases: set, move, delete; URIs by version, alias and latest; names that share a prefix stay apart", async () => {
     const { reg } = await freshRegistry(nc);
     const path = writeTempModel(buildLinear({ inputs: 2 }));
-    for (let i = 0; i < 4; i++) await reg.register("main.ml.fraud", path);
-    await reg.register("main.ml", path);
-    const other = await reg.register("main.ml2", path, { alias: "champion" });
+    for (let i = 0; i < 4; i++) await registerModel(reg, "main.ml.fraud", path);
+    await registerModel(reg, "main.ml", path);
+    const other = await registerModel(reg, "main.ml2", path, { alias: "champion" });
     expect((await reg.getModel("main.ml2")).aliases).toEqual({ champion: other.version });
 
     expect((await reg.setAlias("main.ml.fraud", "champion", 1)).aliases).toEqual({ champion: 1 });
@@ -244,7 +246,7 @@ describe("Registry", () => {
 
   it("unknown model, version and alias are RESOURCE_DOES_NOT_EXIST naming them; bad names and URIs are invalid", async () => {
     const { reg } = await freshRegistry(nc);
-    await reg.register("known", writeTempModel(buildLinear({ inputs: 1 })));
+    await registerModel(reg, "known", writeTempModel(buildLinear({ inputs: 1 })));
     await rejection(reg.getModel("ghost"), "RESOURCE_DOES_NOT_EXIST", "model 'ghost' does not exist");
     await rejection(reg.listVersions("ghost"), "RESOURCE_DOES_NOT_EXIST", "model 'ghost' does not exist");
     await rejection(
@@ -300,49 +302,49 @@ describe("Registry", () => {
     const good = writeTempModel(buildLinear({ inputs: 2 }));
 
     await rejection(
-      reg.register("m", noise),
+      registerModel(reg, "m", noise),
       "MALFORMED_MODEL",
       new RegExp(`^'${noise}' is not an ONNX model: `),
     );
     await rejection(
-      reg.register("m", "./x.onnx"),
+      registerModel(reg, "m", "./x.onnx"),
       "RESOURCE_DOES_NOT_EXIST",
       "path './x.onnx' does not exist",
     );
     await rejection(
-      reg.register("m", sklearnOnly),
+      registerModel(reg, "m", sklearnOnly),
       "MALFORMED_MODEL",
       new RegExp(
         `^'${sklearnOnly}' has no onnx flavor in its MLmodel \\(flavors: python_function, sklearn\\)`,
       ),
     );
     await rejection(
-      reg.register("m", noMlmodel),
+      registerModel(reg, "m", noMlmodel),
       "MALFORMED_MODEL",
       new RegExp(`^'${noMlmodel}' is a directory without an MLmodel file`),
     );
     await rejection(
-      reg.register("m", missingData),
+      registerModel(reg, "m", missingData),
       "MALFORMED_MODEL",
       /names onnx data file 'gone\.onnx', which is not in/,
     );
     await rejection(
-      reg.register("bad name", good),
+      registerModel(reg, "bad name", good),
       "INVALID_PARAMETER_VALUE",
       /model name 'bad name' is invalid/,
     );
     await rejection(
-      reg.register("m", good, { alias: "v2" }),
+      registerModel(reg, "m", good, { alias: "v2" }),
       "INVALID_PARAMETER_VALUE",
       /alias 'v2' is invalid/,
     );
     await rejection(
-      reg.register("m", good, { flavor: "pyfunc" as "onnx" }),
+      registerModel(reg, "m", good, { flavor: "pyfunc" as "onnx" }),
       "INVALID_PARAMETER_VALUE",
       /unknown flavor 'pyfunc': expected 'onnx' or 'custom'/,
     );
     await rejection(
-      reg.register("m", good, { flavor: "custom" }),
+      registerModel(reg, "m", good, { flavor: "custom" }),
       "INVALID_PARAMETER_VALUE",
       /is not a directory; a custom model is a directory/,
     );
@@ -358,7 +360,7 @@ describe("Registry", () => {
     const reg = await Registry.open(nc, { cluster });
     const dir = writeMlflowModelDir({ onnx: buildMlp([64, 256, 1], { seed: 1 }) });
     await rejection(
-      reg.register("big", dir),
+      registerModel(reg, "big", dir),
       "INTERNAL_ERROR",
       /^uploading 'model\.onnx' to object store t\w+_artifacts failed: /,
     );
@@ -369,7 +371,7 @@ describe("Registry", () => {
   it("refuses an artifact whose object was replaced with other bytes (INTEGRITY_ERROR), in read and fetch", async () => {
     const { reg, cluster } = await freshRegistry(nc);
     const bytes = buildLinear({ inputs: 4 });
-    const v = await reg.register("x", writeTempModel(bytes));
+    const v = await registerModel(reg, "x", writeTempModel(bytes));
     const os = await new Objm(nc).open(clusterNames(cluster).buckets.artifacts);
     const forged = buildLinear({ inputs: 4, bias: [1] });
     await os.putBlob({ name: v.artifacts[0]!.object }, forged);

@@ -1,6 +1,9 @@
 // Codec: what it costs to move one request's data between our own processes (msgpack with typed arrays
 // kept binary) against the baseline, the JSON body an HTTP client sends (stringify + parse).
-import { decode, encode, Frame, parseJsonRequest } from "@switchyard/protocol";
+
+import { Frame } from "@switchyard/data";
+import { decode, encode } from "@switchyard/data/codec";
+import { parseJsonBody, parseRequestBody } from "@switchyard/formats";
 import { type Bench, fmt, opsPerSecond } from "../types.js";
 
 function frameOf(rows: number, cols: number, seed: number): Frame {
@@ -41,7 +44,7 @@ export const codecBench: Bench = {
       const json = JSON.stringify(body);
       const packed = encode(frame);
       const jsonRt = await opsPerSecond(() => JSON.parse(JSON.stringify(body)), ms);
-      const mlflowParse = await opsPerSecond(() => parseJsonRequest(json), ms);
+      const mlflowParse = await opsPerSecond(() => parseRequestBody(parseJsonBody(json)), ms);
       const msgpackRt = await opsPerSecond(() => decode(encode(frame)), ms);
       rows.push({
         shape: `${n}x${cols}`,

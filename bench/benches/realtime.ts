@@ -5,7 +5,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { connectNats } from "@switchyard/protocol";
+import { connectNats } from "@switchyard/nats";
 import {
   buildLinear,
   buildMlp,

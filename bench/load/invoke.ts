@@ -2,7 +2,8 @@
 // the TypeScript SDK, which routes in-process and sends msgpack frames straight to the replicas' subject.
 import type { NatsConnection } from "@nats-io/transport-node";
 import { SwitchyardClient } from "@switchyard/client";
-import { type Frame, type Payload, parseJsonRequest, predictionsBody } from "@switchyard/protocol";
+import type { Frame, Payload } from "@switchyard/data";
+import { parseJsonBody, parseRequestBody, predictionsBody } from "@switchyard/formats";
 
 export interface Reply {
   ok: boolean;
@@ -22,7 +23,7 @@ export function makeInvoke(nc: NatsConnection, cluster: string, endpoint: string
   return async (body) => {
     let frame = frames.get(body);
     if (!frame) {
-      frame = parseJsonRequest(body).input as Frame;
+      frame = parseRequestBody(parseJsonBody(body)).input as Frame;
       frames.set(body, frame);
     }
     try {

@@ -4,7 +4,7 @@
 // n concurrent closed loops (one NATS connection, like one SDK client) send one body each, drawn at
 // random from the pool, and await the reply. Prints one LoadResult JSON line.
 import { parseArgs } from "node:util";
-import { connectNats } from "@switchyard/protocol";
+import { connectNats } from "@switchyard/nats";
 import { createRecorder, positiveNumber, processCpuSeconds, readBodies, summarize } from "./common.js";
 import { makeInvoke } from "./invoke.js";
 

@@ -5,7 +5,8 @@ import { readFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { Kvm } from "@nats-io/kv";
-import { clusterNames, connectNats } from "@switchyard/protocol";
+import { connectNats } from "@switchyard/nats";
+import { clusterNames } from "@switchyard/protocol";
 
 export const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 export const BIN = path.join(root, "packages/cli/bin/switchyard.js");

@@ -3,23 +3,21 @@
 // cannot load as FAILED (no restart), and draining replicas whose assignment went away. It never decides
 // placement; the coordinator does.
 import { type ChildProcess, spawn } from "node:child_process";
+import { createRequire } from "node:module";
 import { availableParallelism, hostname, tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
-import { fileURLToPath } from "node:url";
 import { isDeepStrictEqual } from "node:util";
 import type { KV, KvWatchEntry } from "@nats-io/kv";
 import type { NatsConnection, QueuedIterator } from "@nats-io/transport-node";
+import { connectNats, type NatsOptions, openBucket } from "@switchyard/nats";
 import {
   type ClusterNames,
   clusterNames,
-  connectNats,
   EXIT_LOAD_FAILED,
   HEARTBEAT_INTERVAL_MS,
   keys,
-  type NatsOptions,
   type NodeHeartbeat,
-  openBucket,
   REPLICA_ENV,
   type ReplicaLaunch,
   ReplicaSpec,
@@ -65,15 +63,22 @@ interface Supervised {
   lastStderr: string[];
 }
 
-/** Resolves the replica entry: the replica package's export if it has one, else its conventional path. */
-export async function defaultReplicaEntry(): Promise<string> {
-  try {
-    const mod = (await import("@switchyard/replica")) as Record<string, unknown>;
-    if (typeof mod.replicaEntry === "string") return mod.replicaEntry;
-  } catch {
-    // fall through to the path inside the workspace
-  }
-  return fileURLToPath(new URL("../../replica/dist/main.js", import.meta.url));
+/**
+ * The replica process entry: the package export `@switchyard/replica/main`, resolved to its built file (a path
+ * `node` can run) without loading the replica package into this process.
+ */
+export const REPLICA_ENTRY = createRequire(import.meta.url).resolve("@switchyard/replica/main");
+
+/** Only how to reach and authenticate: a connection name or other client options are the replica's own. */
+function credentialsOf(o: NodeAgentOptions["nats"]): ReplicaLaunch["nats"] {
+  const { servers, user, pass, token, creds } = o;
+  return {
+    servers,
+    ...(user ? { user } : {}),
+    ...(pass ? { pass } : {}),
+    ...(token ? { token } : {}),
+    ...(creds ? { creds } : {}),
+  };
 }
 
 export class NodeAgent {
@@ -109,7 +114,7 @@ export class NodeAgent {
   }
 
   async start(): Promise<void> {
-    this.entry = this.opts.replicaEntry ?? (await defaultReplicaEntry());
+    this.entry = this.opts.replicaEntry ?? REPLICA_ENTRY;
     this.nc = await connectNats({ ...this.opts.nats, name: `agent-${this.nodeId}` });
     [this.cluster, this.liveness] = await Promise.all([
       openBucket(this.nc, this.names, "cluster"),
@@ -232,7 +237,7 @@ export class NodeAgent {
       cluster: this.names.cluster,
       node_id: this.nodeId,
       cache_dir: this.opts.cacheDir ?? join(tmpdir(), "switchyard-cache", this.names.cluster),
-      nats: this.opts.nats,
+      nats: credentialsOf(this.opts.nats),
     };
     const child = spawn(process.execPath, [this.entry], {
       env: { ...process.env, [REPLICA_ENV]: JSON.stringify(launch) },

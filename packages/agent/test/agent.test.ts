@@ -5,9 +5,9 @@ import { fileURLToPath } from "node:url";
 import { type KV, Kvm } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { NodeAgent } from "@switchyard/agent";
+import { connectNats } from "@switchyard/nats";
 import {
   clusterNames,
-  connectNats,
   keys,
   LIVENESS_TTL_MS,
   NodeHeartbeat,

@@ -118,7 +118,7 @@ export async function createBridge(opts: BridgeOptions): Promise<FastifyInstance
   });
 
   app.setErrorHandler(async (err, req, reply) => {
-    const { error, unexpected } = toClientError(err, { bodyLimit, contentType: header(req, "content-type") });
+    const { error, unexpected } = toClientError(err, { bodyLimit });
     if (unexpected) log.error({ err, method: req.method, url: req.url }, "request failed");
     // A client still uploading would see its connection closed (EPIPE in fetch or requests) instead of our
     // 413: read and discard the rest of the body first, up to a bound, so the answer reaches it.

@@ -1,5 +1,5 @@
 // Every error the bridge answers, as MLflow's body `{"error_code","message"}` with the catalog's status: ours
-// (SwitchyardError), Fastify's own (body too large, bad media type, bad JSON), and unexpected ones (500, no stack).
+// (SwitchyardError), Fastify's own (body too large, unknown route), and unexpected ones (500, no stack).
 import { ERROR_CATALOG, type ErrorCode, H, isErrorCode, SwitchyardError } from "@switchyard/protocol";
 
 /** Seconds a client should wait after a 503 before retrying. */
@@ -34,28 +34,20 @@ interface FastifyLikeError {
  */
 export function toClientError(
   err: unknown,
-  ctx: { bodyLimit: number; contentType?: string | undefined },
+  ctx: { bodyLimit: number },
 ): { error: SwitchyardError; unexpected: boolean } {
   if (err instanceof SwitchyardError) return { error: err, unexpected: err.status >= 500 && !err.retryable };
   const e = (err ?? {}) as FastifyLikeError;
-  switch (e.code) {
-    case "FST_ERR_CTP_BODY_TOO_LARGE":
-      return {
-        error: new SwitchyardError(
-          "REQUEST_TOO_LARGE",
-          `the request body is larger than the limit of ${ctx.bodyLimit} bytes`,
-        ),
-        unexpected: false,
-      };
-    case "FST_ERR_CTP_INVALID_MEDIA_TYPE":
-      return { error: unsupportedMediaType(ctx.contentType), unexpected: false };
-    case "FST_ERR_CTP_EMPTY_JSON_BODY":
-      return { error: new SwitchyardError("BAD_REQUEST", "the request body is empty"), unexpected: false };
-    case "FST_ERR_CTP_INVALID_JSON_BODY":
-      return {
-        error: new SwitchyardError("BAD_REQUEST", `the request body is not valid JSON: ${e.message ?? ""}`),
-        unexpected: false,
-      };
+  // The one Fastify body error that can happen: every body is read as a buffer by one catch-all parser, so
+  // media types and JSON are judged by our own code (415, 400 with MLflow's wording), never by Fastify.
+  if (e.code === "FST_ERR_CTP_BODY_TOO_LARGE") {
+    return {
+      error: new SwitchyardError(
+        "REQUEST_TOO_LARGE",
+        `the request body is larger than the limit of ${ctx.bodyLimit} bytes`,
+      ),
+      unexpected: false,
+    };
   }
   const status = e.statusCode;
   if (typeof status === "number" && status >= 400 && status < 500) {

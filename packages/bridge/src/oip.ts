@@ -1,14 +1,8 @@
 // Open Inference Protocol v2 model metadata from the registry signature of the served model an endpoint
 // routes to. Model versions are immutable, so their metadata is cached for the life of the bridge.
 import type { NatsConnection } from "@nats-io/transport-node";
-import {
-  type EndpointRoutes,
-  type LiveRoute,
-  type ModelVersion,
-  notFound,
-  type OipTensorMetadata,
-  oipTensorMetadata,
-} from "@switchyard/protocol";
+import { type OipTensorMetadata, oipTensorMetadata } from "@switchyard/formats";
+import { type EndpointRoutes, type LiveRoute, type ModelVersion, notFound } from "@switchyard/protocol";
 import { Registry } from "@switchyard/registry";
 
 export interface OipModelMetadata {

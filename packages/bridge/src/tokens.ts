@@ -4,7 +4,8 @@
 import { createHash, randomBytes } from "node:crypto";
 import type { KV, KvEntry } from "@nats-io/kv";
 import type { NatsConnection, QueuedIterator } from "@nats-io/transport-node";
-import { clusterNames, listKeys, notFound, openBucket } from "@switchyard/protocol";
+import { listKeys, openBucket } from "@switchyard/nats";
+import { clusterNames, notFound } from "@switchyard/protocol";
 
 export const TOKEN_SCOPES = ["admin"] as const;
 export type TokenScope = (typeof TOKEN_SCOPES)[number];

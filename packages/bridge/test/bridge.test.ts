@@ -1,3 +1,4 @@
+import { registerModel } from "@switchyard/ingest";
 import { H } from "@switchyard/protocol";
 import { Registry } from "@switchyard/registry";
 import { buildLinear, writeTempModel } from "@switchyard/testkit";
@@ -427,8 +428,12 @@ describe("Open Inference Protocol v2", () => {
   it("serves model metadata from the registry signature, readiness, and infer with the oip format", async () => {
     const s = await setup();
     const registry = await Registry.open(files.nc(), { cluster: s.cluster });
-    const v1 = await registry.register("churn", writeTempModel(buildLinear({ inputs: 4, sigmoid: true })));
-    const v2 = await registry.register("churn", writeTempModel(buildLinear({ inputs: 4, outputs: 2 })));
+    const v1 = await registerModel(
+      registry,
+      "churn",
+      writeTempModel(buildLinear({ inputs: 4, sigmoid: true })),
+    );
+    const v2 = await registerModel(registry, "churn", writeTempModel(buildLinear({ inputs: 4, outputs: 2 })));
     const a = route(s.cluster, "ep", "a", 80, "churn", v1.version);
     const b = route(s.cluster, "ep", "b", 20, "churn", v2.version);
     const da = replicaDouble(files.nc(), a, () => ({ body: { model_name: "ep", outputs: [] } }));

@@ -2,7 +2,8 @@
 // cluster.json that `switchyard up` wrote into the data dir. Never guesses a server that might be someone else's.
 import { readFile, rm } from "node:fs/promises";
 import path from "node:path";
-import { ClusterFile, SwitchyardError } from "@switchyard/protocol";
+import type { NatsOptions } from "@switchyard/nats";
+import { ClusterFile, DEFAULT_CLUSTER, SwitchyardError } from "@switchyard/protocol";
 import { writePrivateJson } from "./private-file.js";
 
 export const CLUSTER_FILE = "cluster.json";
@@ -10,6 +11,9 @@ export const CLUSTER_FILE = "cluster.json";
 export function defaultDataDir(): string {
   return process.env.SWITCHYARD_DATA_DIR ?? ".switchyard";
 }
+
+/** Where a node caches model artifacts unless told: `<data dir>/models` (`switchyard up` and `switchyard node`). */
+export const defaultCacheDir = (dataDir: string) => path.join(dataDir, "models");
 
 export async function readClusterFile(dataDir: string): Promise<ClusterFile | undefined> {
   const file = path.join(dataDir, CLUSTER_FILE);
@@ -43,18 +47,30 @@ export async function removeClusterFile(dataDir: string): Promise<void> {
 
 export interface Target {
   natsUrl: string;
+  /** A NATS credentials file (`--creds`, `$SWITCHYARD_NATS_CREDS`), for clusters run with decentralised auth. */
+  creds?: string;
   cluster: string;
 }
+
+/** How a command connects to the target's NATS. */
+export const natsOptionsOf = (t: Target, name: string): NatsOptions => ({
+  servers: t.natsUrl,
+  name,
+  ...(t.creds ? { creds: t.creds } : {}),
+});
 
 /** Where a CLI command connects. The error says exactly how to get a cluster when none is found. */
 export async function resolveTarget(opts: {
   nats?: string;
+  creds?: string;
   dataDir?: string;
   cluster?: string;
 }): Promise<Target> {
   const cluster = opts.cluster ?? process.env.SWITCHYARD_CLUSTER;
   const explicit = opts.nats ?? process.env.SWITCHYARD_NATS_URL;
-  if (explicit) return { natsUrl: explicit, cluster: cluster ?? "sy" };
+  const creds = opts.creds ?? process.env.SWITCHYARD_NATS_CREDS;
+  if (explicit)
+    return { natsUrl: explicit, cluster: cluster ?? DEFAULT_CLUSTER, ...(creds ? { creds } : {}) };
   const dataDir = opts.dataDir ?? defaultDataDir();
   const file = await readClusterFile(dataDir);
   if (!file) {
@@ -64,5 +80,5 @@ export async function resolveTarget(opts: {
         "`npm start` or `npx switchyard up`, or pass --nats <url> / set SWITCHYARD_NATS_URL",
     );
   }
-  return { natsUrl: file.natsUrl, cluster: cluster ?? file.cluster };
+  return { natsUrl: file.natsUrl, cluster: cluster ?? file.cluster, ...(creds ? { creds } : {}) };
 }

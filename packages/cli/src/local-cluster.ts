@@ -8,18 +8,17 @@ import path from "node:path";
 import { NodeAgent } from "@switchyard/agent";
 import { TokenStore } from "@switchyard/bridge";
 import { Coordinator } from "@switchyard/coordinator";
+import { connectNats, type NatsOptions } from "@switchyard/nats";
 import { NatsServer } from "@switchyard/natsd";
 import {
   type ClusterFile,
   clusterNames,
-  connectNats,
   type LocalClusterConfig,
-  type NatsOptions,
   SwitchyardError,
 } from "@switchyard/protocol";
 import { Registry } from "@switchyard/registry";
 import { type Logger, pino } from "pino";
-import { readClusterFile, removeClusterFile, writeClusterFile } from "./cluster-file.js";
+import { defaultCacheDir, readClusterFile, removeClusterFile, writeClusterFile } from "./cluster-file.js";
 import { startBridgeRole } from "./roles.js";
 import { type ClusterSecrets, loadOrCreateSecrets, saveSecrets } from "./secrets.js";
 
@@ -144,7 +143,7 @@ export async function startLocalCluster(
       nats: internal,
       cluster: names.cluster,
       threads,
-      cacheDir: path.join(dataDir, "models"),
+      cacheDir: defaultCacheDir(dataDir),
       logger,
     });
     await agent.start();

@@ -16,6 +16,7 @@ export function buildProgram(): Command {
       "--nats <url>",
       "NATS URL of the cluster (default: $SWITCHYARD_NATS_URL, else <data-dir>/cluster.json)",
     )
+    .option("--creds <file>", "NATS credentials file (default: $SWITCHYARD_NATS_CREDS)")
     .option("--data-dir <dir>", "local cluster data dir (default: $SWITCHYARD_DATA_DIR or ./.switchyard)")
     .option("--cluster <name>", "cluster name prefix (default: sy)")
     .option("--json", "print JSON")

@@ -2,7 +2,7 @@
 // `switchyard up` and `switchyard bridge` run exactly the same thing.
 import { listenBridge } from "@switchyard/bridge";
 import { Router, serveInvoke } from "@switchyard/client";
-import { connectNats, type NatsOptions } from "@switchyard/protocol";
+import { connectNats, type NatsOptions } from "@switchyard/nats";
 import type { Logger } from "pino";
 
 export interface BridgeRoleOptions {

@@ -6,21 +6,18 @@ import {
   headers as natsHeaders,
   RequestError,
 } from "@nats-io/transport-node";
+import { Frame, type Payload } from "@switchyard/data";
+import { decode, encode } from "@switchyard/data/codec";
+import type { Params } from "@switchyard/formats";
+import { connectNats, type NatsOptions } from "@switchyard/nats";
 import {
   type ApiOp,
   type ClusterNames,
   clusterNames,
-  connectNats,
   DEFAULT_TIMEOUT_MS,
-  decode,
-  encode,
-  Frame,
   H,
   JSON_TYPE,
   MSGPACK,
-  type NatsOptions,
-  type Params,
-  type Payload,
   SwitchyardError,
 } from "@switchyard/protocol";
 import { type InvokeResult, Router } from "./router.js";
@@ -58,9 +55,6 @@ export interface MlflowResponse {
 
 /** An endpoint as the management API returns it (Databricks' shape). */
 export type EndpointView = Record<string, unknown>;
-
-/** Who asks the management API (the bridge sends the token id); recorded as an endpoint's `creator`. */
-export const USER_HEADER = "x-switchyard-user";
 
 /** Default timeout of management calls: creates validate against the registry, which may take a moment. */
 export const API_TIMEOUT_MS = 30_000;
@@ -122,7 +116,7 @@ export class EndpointsApi {
     const subject = this.names.subjects.api(op);
     const h = natsHeaders();
     h.append(H.contentType, JSON_TYPE);
-    if (user) h.append(USER_HEADER, user);
+    if (user) h.append(H.user, user);
     let msg: Awaited<ReturnType<NatsConnection["request"]>>;
     try {
       msg = await this.nc.request(subject, utf8Encoder.encode(JSON.stringify(body)), {

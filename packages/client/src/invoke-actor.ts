@@ -1,17 +1,17 @@
 // The invoke actor: serves raw NATS clients (Go, C, Python…) on `<cluster>.invoke.<endpoint>` in queue group
 // `invoke`, with the same JSON bodies and replies as HTTP. It forwards bytes through the router, never parsing them.
 import { type Msg, type MsgHdrs, type NatsConnection, headers as natsHeaders } from "@nats-io/transport-node";
+import { encode } from "@switchyard/data/codec";
 import {
   clusterNames,
   DEFAULT_TIMEOUT_MS,
-  encode,
   H,
   JSON_TYPE,
+  QUEUE_GROUPS,
   SwitchyardError,
 } from "@switchyard/protocol";
 import type { Router } from "./router.js";
 
-export const INVOKE_QUEUE = "invoke";
 /** Requests one actor holds at once; beyond it, an immediate retryable TEMPORARILY_UNAVAILABLE. */
 export const INVOKE_MAX_IN_FLIGHT = 10_000;
 
@@ -87,7 +87,7 @@ export function serveInvoke(nc: NatsConnection, router: Router, cluster?: string
   };
 
   const sub = nc.subscribe(names.subjects.invoke("*"), {
-    queue: INVOKE_QUEUE,
+    queue: QUEUE_GROUPS.invoke,
     callback: (err, msg) => {
       if (err || !msg.reply) return;
       inFlight++;

@@ -10,12 +10,10 @@ export {
   type MlflowResponse,
   replyError,
   SwitchyardClient,
-  USER_HEADER,
 } from "./client.js";
 export {
   errorReply,
   INVOKE_MAX_IN_FLIGHT,
-  INVOKE_QUEUE,
   type InvokeActor,
   MAX_TIMEOUT_MS,
   parseTimeoutMs,

@@ -11,6 +11,7 @@ import {
   RequestError,
   TimeoutError,
 } from "@nats-io/transport-node";
+import { openBucket } from "@switchyard/nats";
 import {
   type ClusterNames,
   clusterNames,
@@ -23,7 +24,6 @@ import {
   keys,
   type LiveRoute,
   notFound,
-  openBucket,
   SwitchyardError,
   subjectToken,
 } from "@switchyard/protocol";

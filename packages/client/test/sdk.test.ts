@@ -1,6 +1,8 @@
 // The SDK (JSON and msgpack invocations, the management API) and the invoke actor that serves raw NATS clients.
 import { connect, headers as natsHeaders } from "@nats-io/transport-node";
-import { decode, encode, Frame, H, type Tensor } from "@switchyard/protocol";
+import { Frame, type Tensor } from "@switchyard/data";
+import { decode, encode } from "@switchyard/data/codec";
+import { H } from "@switchyard/protocol";
 import { describe, expect, inject, it } from "vitest";
 import { SwitchyardClient } from "../src/client.js";
 import { serveInvoke } from "../src/invoke-actor.js";

@@ -8,6 +8,7 @@ import {
   headers as natsHeaders,
   type Subscription,
 } from "@nats-io/transport-node";
+import { casUpdate } from "@switchyard/nats";
 import {
   type ApiOp,
   type ClusterNames,
@@ -20,6 +21,8 @@ import {
   H,
   isResourceName,
   keys,
+  notFound,
+  QUEUE_GROUPS,
   ReplicaStatus,
   SwitchyardError,
 } from "@switchyard/protocol";
@@ -30,11 +33,6 @@ import { ModelLookup, resolveVersions, validateConfig } from "./resolve.js";
 import { deploymentOf, readAll, readAssignments, readRecord, type Stores } from "./state.js";
 import { targetsOf } from "./targets.js";
 import { type EndpointObservation, type EndpointView, endpointView, type ServedObservation } from "./view.js";
-
-/** Optional request header naming who asks (the bridge sets it from the token); recorded as `creator`. */
-export const CREATOR_HEADER = "x-switchyard-user";
-/** Compare-and-set attempts against concurrent writers (the leader) before answering RESOURCE_CONFLICT. */
-const CAS_ATTEMPTS = 5;
 
 export interface ApiOptions {
   nc: NatsConnection;
@@ -59,7 +57,7 @@ export class ManagementApi {
     };
     for (const [op, handler] of Object.entries(ops) as Array<[ApiOp, (typeof ops)[ApiOp]]>) {
       const sub = this.o.nc.subscribe(this.o.names.subjects.api(op), {
-        queue: "api",
+        queue: QUEUE_GROUPS.api,
         callback: (err, msg) => {
           if (err) return;
           void this.serve(op, msg, handler);
@@ -133,7 +131,7 @@ export class ManagementApi {
     const record: EndpointRecord = {
       name,
       id: randomUUID().replaceAll("-", ""),
-      creator: msg?.headers?.get(CREATOR_HEADER) || "switchyard",
+      creator: msg?.headers?.get(H.user) || "switchyard",
       creation_timestamp: now,
       last_updated_timestamp: now,
       extra,
@@ -168,36 +166,36 @@ export class ManagementApi {
     const lookup = new ModelLookup(this.o.registry);
     const checked = await validateConfig(lookup, input, "config");
     if (!checked.config) throw configError(checked.problems);
-    for (let attempt = 0; attempt < CAS_ATTEMPTS; attempt++) {
-      const { record, revision } = await this.existing(name);
-      if (record.state.config_update === "IN_PROGRESS") {
-        throw new SwitchyardError(
-          "RESOURCE_CONFLICT",
-          `endpoint '${name}' has an update in progress (config version ${record.pending_config_version}); ` +
-            "wait until it completes or fails",
-        );
-      }
-      const now = Date.now();
-      const next: EndpointRecord = {
-        ...record,
-        last_updated_timestamp: now,
-        pending_config: checked.config,
-        pending_config_version: record.config_version + 1,
-        pending_start_time: now,
-        state: { ...record.state, config_update: "IN_PROGRESS", message: "" },
-      };
-      try {
-        await this.o.stores.endpoints.update(keys.endpoint(name), JSON.stringify(next), revision);
-        this.o.log.info(
-          { endpoint: name, configVersion: next.pending_config_version },
-          "endpoint update accepted",
-        );
-        return this.view(next, lookup);
-      } catch {
-        // Someone wrote in between: read again (and refuse if that was another update).
-      }
-    }
-    throw new SwitchyardError("RESOURCE_CONFLICT", `endpoint '${name}' changed concurrently; retry`);
+    const { value: next } = await casUpdate(
+      this.o.stores.endpoints,
+      keys.endpoint(name),
+      EndpointRecordSchema,
+      (record): EndpointRecord => {
+        if (!record || record.deleted) throw notFound(`endpoint '${name}' does not exist`);
+        if (record.state.config_update === "IN_PROGRESS") {
+          throw new SwitchyardError(
+            "RESOURCE_CONFLICT",
+            `endpoint '${name}' has an update in progress (config version ${record.pending_config_version}); ` +
+              "wait until it completes or fails",
+          );
+        }
+        const now = Date.now();
+        return {
+          ...record,
+          last_updated_timestamp: now,
+          pending_config: checked.config,
+          pending_config_version: record.config_version + 1,
+          pending_start_time: now,
+          state: { ...record.state, config_update: "IN_PROGRESS", message: "" },
+        };
+      },
+      { what: `endpoint '${name}'` },
+    );
+    this.o.log.info(
+      { endpoint: name, configVersion: next.pending_config_version },
+      "endpoint update accepted",
+    );
+    return this.view(next, lookup);
   }
 
   async get(body: Record<string, unknown>): Promise<EndpointView> {
@@ -206,7 +204,7 @@ export class ManagementApi {
   }
 
   async list(): Promise<{ endpoints: EndpointView[] }> {
-    const all = await readAll(this.o.stores.endpoints, ">", EndpointRecordSchema);
+    const all = await readAll(this.o.stores.endpoints, ">", EndpointRecordSchema, "endpoint record");
     const lookup = new ModelLookup(this.o.registry);
     const live = all.filter((r) => !r.value.deleted).sort((a, b) => (a.value.name < b.value.name ? -1 : 1));
     return { endpoints: await Promise.all(live.map((r) => this.view(r.value, lookup))) };
@@ -214,16 +212,16 @@ export class ManagementApi {
 
   async delete(body: Record<string, unknown>): Promise<Record<string, never>> {
     const name = this.nameOf(body);
-    for (let attempt = 0; ; attempt++) {
-      const { record, revision } = await this.existing(name);
-      try {
-        const next = { ...record, deleted: true, last_updated_timestamp: Date.now() };
-        await this.o.stores.endpoints.update(keys.endpoint(name), JSON.stringify(next), revision);
-        break;
-      } catch (err) {
-        if (attempt + 1 >= CAS_ATTEMPTS) throw err;
-      }
-    }
+    await casUpdate(
+      this.o.stores.endpoints,
+      keys.endpoint(name),
+      EndpointRecordSchema,
+      (record) => {
+        if (!record || record.deleted) throw notFound(`endpoint '${name}' does not exist`);
+        return { ...record, deleted: true, last_updated_timestamp: Date.now() };
+      },
+      { what: `endpoint '${name}'` },
+    );
     // Best effort here; the leader finishes the job if this process dies midway.
     await cleanupEndpoint(this.o.stores, name).catch((err: unknown) =>
       this.o.log.warn({ err, endpoint: name }, "endpoint cleanup left for the leader"),
@@ -244,7 +242,7 @@ export class ManagementApi {
   private async view(record: EndpointRecord, lookup: ModelLookup): Promise<EndpointView> {
     const [assignments, statusList, routesEntry] = await Promise.all([
       readAssignments(this.o.stores),
-      readAll(this.o.stores.cluster, "replica.*", ReplicaStatus),
+      readAll(this.o.stores.cluster, "replica.*", ReplicaStatus, "replica status"),
       this.o.stores.cluster.get(keys.routes(record.name)),
     ]);
     const statuses = new Map(statusList.map((s) => [s.value.replica_id, s.value]));

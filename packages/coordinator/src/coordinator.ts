@@ -4,7 +4,8 @@
 import { randomBytes } from "node:crypto";
 import type { KvWatchEntry } from "@nats-io/kv";
 import type { NatsConnection, QueuedIterator } from "@nats-io/transport-node";
-import { type ClusterNames, clusterNames, connectNats, keys, type NatsOptions } from "@switchyard/protocol";
+import { connectNats, type NatsOptions } from "@switchyard/nats";
+import { type ClusterNames, clusterNames, keys } from "@switchyard/protocol";
 import { Registry } from "@switchyard/registry";
 import { type Logger, pino } from "pino";
 import { ManagementApi } from "./api.js";

@@ -1,6 +1,6 @@
 // @switchyard/coordinator: the control plane — leader lease, management API, reconcile of endpoints into
 // replica assignments and routes. Policies (placement, generations, the GET view) are pure and exported.
-export { CREATOR_HEADER, ManagementApi } from "./api.js";
+export { ManagementApi } from "./api.js";
 export { COORDINATOR_DEFAULTS, Coordinator, type CoordinatorOptions } from "./coordinator.js";
 export { LeaderLease } from "./lease.js";
 export {

@@ -2,18 +2,16 @@
 // records with their revisions, routes, assignments, replica statuses and live nodes.
 import type { KV } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/transport-node";
+import { openBucket, readAll as readEvery, readValue, type Schema, type Stored } from "@switchyard/nats";
 import {
   type ClusterNames,
   EndpointRecord,
   EndpointRoutes,
   keys,
-  listKeys,
   NodeHeartbeat,
-  openBucket,
   ReplicaSpec,
   ReplicaStatus,
 } from "@switchyard/protocol";
-import type { z } from "zod";
 import type { DeploymentState, ServedObservation } from "./view.js";
 
 export interface Stores {
@@ -53,41 +51,21 @@ export interface ClusterSnapshot {
   nodes: NodeHeartbeat[];
 }
 
-/** Every value under `filter` that parses with `schema`, with its key and revision (others are skipped). */
-export async function readAll<S extends z.ZodType>(
-  kv: KV,
-  filter: string,
-  schema: S,
-): Promise<Array<{ key: string; value: z.infer<S>; revision: number }>> {
-  const out: Array<{ key: string; value: z.infer<S>; revision: number }> = [];
-  const list = await listKeys(kv, filter);
-  const entries = await Promise.all(list.map((k) => kv.get(k)));
-  for (const e of entries) {
-    if (e?.operation !== "PUT") continue;
-    const parsed = schema.safeParse(safeJson(e.string()));
-    if (parsed.success) out.push({ key: e.key, value: parsed.data, revision: e.revision });
-  }
-  return out;
-}
-
-function safeJson(s: string): unknown {
-  try {
-    return JSON.parse(s);
-  } catch {
-    return undefined;
-  }
+/**
+ * Every value under `filter` that parses with `schema`, with its key and revision. Control loops skip a record
+ * they cannot read, so one bad record never stops the others.
+ */
+export function readAll<T>(kv: KV, filter: string, schema: Schema<T>, what: string): Promise<Stored<T>[]> {
+  return readEvery(kv, filter, schema, what, { invalid: "skip" });
 }
 
 export async function readRecord(stores: Stores, name: string): Promise<StoredRecord | undefined> {
-  const e = await stores.endpoints.get(keys.endpoint(name));
-  if (e?.operation !== "PUT") return undefined;
-  const parsed = EndpointRecord.safeParse(safeJson(e.string()));
-  if (!parsed.success) throw new Error(`endpoint record '${name}' is malformed: ${parsed.error.message}`);
-  return { record: parsed.data, revision: e.revision };
+  const found = await readValue(stores.endpoints, keys.endpoint(name), EndpointRecord, `endpoint '${name}'`);
+  return found ? { record: found.value, revision: found.revision } : undefined;
 }
 
 export async function readAssignments(stores: Stores): Promise<Assignment[]> {
-  const all = await readAll(stores.cluster, keys.assignments, ReplicaSpec);
+  const all = await readAll(stores.cluster, keys.assignments, ReplicaSpec, "assignment");
   return all.map(({ key, value }) => {
     const [, node_id = "", replica_id = ""] = key.split(".");
     return { node_id, replica_id, spec: value };
@@ -96,11 +74,11 @@ export async function readAssignments(stores: Stores): Promise<Assignment[]> {
 
 export async function readSnapshot(stores: Stores): Promise<ClusterSnapshot> {
   const [records, routes, assignments, statuses, nodes] = await Promise.all([
-    readAll(stores.endpoints, ">", EndpointRecord),
-    readAll(stores.cluster, keys.allRoutes, EndpointRoutes),
+    readAll(stores.endpoints, ">", EndpointRecord, "endpoint record"),
+    readAll(stores.cluster, keys.allRoutes, EndpointRoutes, "routes record"),
     readAssignments(stores),
-    readAll(stores.cluster, keys.replicas, ReplicaStatus),
-    readAll(stores.liveness, keys.nodes, NodeHeartbeat),
+    readAll(stores.cluster, keys.replicas, ReplicaStatus, "replica status"),
+    readAll(stores.liveness, keys.nodes, NodeHeartbeat, "node heartbeat"),
   ]);
   return {
     records: new Map(records.map((r) => [r.value.name, { record: r.value, revision: r.revision }])),

@@ -4,7 +4,9 @@
 import { randomBytes } from "node:crypto";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { Coordinator } from "@switchyard/coordinator";
-import { type ApiOp, clusterNames, connectNats, H } from "@switchyard/protocol";
+import { registerModel } from "@switchyard/ingest";
+import { connectNats } from "@switchyard/nats";
+import { type ApiOp, clusterNames, H } from "@switchyard/protocol";
 import { Registry } from "@switchyard/registry";
 import { buildLinear, eventually, writeTempModel } from "@switchyard/testkit";
 import { pino } from "pino";
@@ -21,8 +23,8 @@ beforeAll(async () => {
   cluster = `t${randomBytes(5).toString("hex")}`;
   registry = await Registry.open(nc, { cluster });
   const model = writeTempModel(buildLinear({ inputs: 2, weights: [1, 2], bias: [0.5] }));
-  await registry.register("fraud", model, { alias: "champion" });
-  await registry.register("fraud", model);
+  await registerModel(registry, "fraud", model, { alias: "champion" });
+  await registerModel(registry, "fraud", model);
   coordinator = new Coordinator({ nc, cluster, logger: log });
   await coordinator.start();
 });
@@ -160,7 +162,11 @@ describe("management API", () => {
     // An endpoint whose first rollout failed is NOT_UPDATING-free: make one with no nodes and a short timeout.
     const c2 = `t${randomBytes(5).toString("hex")}`;
     const reg2 = await Registry.open(nc, { cluster: c2 });
-    await reg2.register("fraud", writeTempModel(buildLinear({ inputs: 2, weights: [1, 2], bias: [0] })));
+    await registerModel(
+      reg2,
+      "fraud",
+      writeTempModel(buildLinear({ inputs: 2, weights: [1, 2], bias: [0] })),
+    );
     const coord = new Coordinator({ nc, cluster: c2, logger: log, rolloutTimeoutMs: 500, tickMs: 200 });
     await coord.start();
     try {

@@ -1,21 +1,21 @@
 // @switchyard/model: what a custom model's author imports. The class contract (`SwitchyardModel`), the context
-// `load` receives, and the protocol's Frame/Tensor. A bundle resolves this package at load time to the cluster's
-// own copy, so it must stay tiny, runtime-free and never import anything but the protocol.
-import type { Frame, Signature, Tensor, TypedArray } from "@switchyard/protocol";
+// `load` receives, and the data types Frame/Tensor. A bundle resolves this package at load time to the cluster's
+// own copy, so it must stay tiny and runtime-free: it loads @switchyard/data and nothing else (no NATS client,
+// no zod, no esbuild — a test checks the module graph). Node-side linking lives apart in `./link`.
+import type { Frame, Tensor, TypedArray } from "@switchyard/data";
+import type { Signature } from "@switchyard/protocol";
 
 export {
   type ColumnData,
   type ColumnInput,
-  type Dtype,
   Frame,
   type FrameColumn,
-  type Signature,
   type Tensor,
   type TensorData,
-  type TensorSpec,
   type TypedArray,
   tensor,
-} from "@switchyard/protocol";
+} from "@switchyard/data";
+export type { Dtype, Signature, TensorSpec } from "@switchyard/protocol";
 
 /** A feed of `OnnxSession.run`: one of our Tensors, or a typed array (or strings) with its dimensions — an
  * onnxruntime `Tensor` is one too. */

@@ -5,6 +5,12 @@ import { subjectToken } from "./names.js";
 
 export const DEFAULT_CLUSTER = "sy";
 
+/**
+ * Queue groups: every member of a group gets a share of its subject's requests. `api`: coordinators serving the
+ * management API; `replicas`: the replicas of one served model; `invoke`: the raw-NATS invoke actors.
+ */
+export const QUEUE_GROUPS = { api: "api", replicas: "replicas", invoke: "invoke" } as const;
+
 /** Operations of the management API (request/reply, JSON bodies as the HTTP API's). */
 export const API_OPS = [
   "endpoints.create",

@@ -1,20 +1,13 @@
+// @switchyard/protocol: the contract at the bottom of the graph — subject, bucket, header and queue-group
+// names, the error catalog, name and URI rules, and the zod schemas of every record kept in NATS. No I/O.
+// `@switchyard/protocol/errors` is the catalog alone (no zod), for the light data-types package.
 export * from "./cluster.js";
-export * from "./codec.js";
 export * from "./config.js";
-export * from "./connect.js";
-export * from "./csv.js";
-export * from "./custom.js";
 export * from "./endpoint.js";
 export * from "./errors.js";
-export * from "./frame.js";
 export * from "./headers.js";
-export * from "./kv.js";
 export * from "./launch.js";
-export * from "./messages.js";
-export * from "./mlflow.js";
 export * from "./model.js";
 export * from "./names.js";
-export * from "./oip.js";
 export * from "./placement.js";
-export * from "./tensor.js";
 export * from "./uri.js";

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { ClusterConfig, clusterNames, defineConfig, ModelVersion, splitNatsUrl } from "../src/mod.js";
+import { ClusterConfig, clusterNames, defineConfig, ModelVersion } from "../src/mod.js";
 
 describe("cluster config", () => {
   it("fills defaults", () => {
@@ -58,21 +58,5 @@ describe("cluster names", () => {
   it("refuses names that cannot prefix a bucket", () => {
     expect(() => clusterNames("Prod")).toThrow(/cluster name 'Prod' is invalid/);
     expect(() => clusterNames("a_b")).toThrow();
-  });
-});
-
-describe("NATS URLs", () => {
-  it("splits embedded credentials off the server URL", () => {
-    expect(splitNatsUrl("nats://admin:p%40ss@127.0.0.1:4222")).toEqual({
-      server: "nats://127.0.0.1:4222",
-      user: "admin",
-      pass: "p@ss",
-    });
-    expect(splitNatsUrl("nats://s3cret@host:1")).toEqual({ server: "nats://host:1", token: "s3cret" });
-    expect(splitNatsUrl("127.0.0.1:4222")).toEqual({
-      server: "nats://127.0.0.1:4222",
-      user: undefined,
-      pass: undefined,
-    });
   });
 });

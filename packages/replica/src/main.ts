@@ -1,7 +1,8 @@
 // Process entry of one replica: `node packages/replica/dist/main.js` with env SWITCHYARD_REPLICA (JSON
 // ReplicaLaunch), spawned by a node agent. Exit codes: 0 after a drain, EXIT_LOAD_FAILED (3) when the model
 // cannot be served (FAILED written with the reason), 1 for anything else (the agent restarts it).
-import { connectNats, EXIT_LOAD_FAILED, REPLICA_ENV, ReplicaLaunch } from "@switchyard/protocol";
+import { connectNats } from "@switchyard/nats";
+import { EXIT_LOAD_FAILED, REPLICA_ENV, ReplicaLaunch } from "@switchyard/protocol";
 import { pino } from "pino";
 import { isLoadFailure, Replica } from "./replica.js";
 

@@ -8,26 +8,24 @@ import {
   headers as natsHeaders,
   type Subscription,
 } from "@nats-io/transport-node";
+import { concatTensors, Frame, splitTensor, type Tensor } from "@switchyard/data";
+import type { Params } from "@switchyard/formats";
+import { openBucket } from "@switchyard/nats";
 import {
   clusterNames,
-  concatTensors,
   DEFAULT_TIMEOUT_MS,
   type ErrorCode,
-  Frame,
   H,
   keys,
-  openBucket,
-  type Params,
+  QUEUE_GROUPS,
   type ReplicaSpec,
   ReplicaStatus,
   SwitchyardError,
-  splitTensor,
-  type Tensor,
 } from "@switchyard/protocol";
 import { Registry } from "@switchyard/registry";
+import { ModelRunner } from "@switchyard/runtime";
 import { type Logger, pino } from "pino";
 import { type BatchClock, type BatchConfig, Batcher, type Pending, REPLICA_DEFAULTS } from "./batcher.js";
-import { ModelRunner } from "./runtime.js";
 import { ReplicaStats, type ReplicaStatsSnapshot } from "./stats.js";
 import {
   type DecodedRequest,
@@ -37,8 +35,6 @@ import {
   familyOf,
   type ReplyFamily,
 } from "./wire.js";
-
-export const QUEUE_GROUP = "replicas";
 
 export interface ReplicaOptions {
   nc: NatsConnection;
@@ -168,7 +164,7 @@ export class Replica {
   private async serve(): Promise<void> {
     const { nc, spec } = this.o;
     this.sub = nc.subscribe(spec.subject, {
-      queue: QUEUE_GROUP,
+      queue: QUEUE_GROUPS.replicas,
       callback: (err, msg) => {
         if (!err) this.onRequest(msg);
       },

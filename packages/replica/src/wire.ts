@@ -1,30 +1,28 @@
 // The replica's wire contract (docs/realtime.md): request bodies (MLflow JSON, CSV, msgpack, OIP v2) → model
 // feeds, and outputs/errors → replies in the request's own family. No zod here: this runs per request.
+
+import { type Frame, type Payload, payloadProblem, type Tensor } from "@switchyard/data";
+import { decode, decodeJsonOrMsgpack, encode } from "@switchyard/data/codec";
 import {
-  CSV_TYPE,
   customModelFrame,
-  decode,
-  decodeJsonOrMsgpack,
-  type ErrorBody,
-  encode,
-  type Frame,
-  invalid,
-  JSON_TYPE,
-  MSGPACK,
   modelInputs,
   numericRowsInput,
   oipResponse,
   type Params,
-  type Payload,
   parseCsv,
   parseJsonBody,
   parseOipRequest,
   parseRequestBody,
-  payloadProblem,
   predictionsBody,
+} from "@switchyard/formats";
+import {
+  CSV_TYPE,
+  type ErrorBody,
+  invalid,
+  JSON_TYPE,
+  MSGPACK,
   type Signature,
   SwitchyardError,
-  type Tensor,
 } from "@switchyard/protocol";
 
 /** How a reply is written: MLflow JSON `{"predictions"}`, OIP v2 JSON, or msgpack `{output}`. */

@@ -3,7 +3,9 @@
 import { randomUUID } from "node:crypto";
 import { fileURLToPath } from "node:url";
 import { type Msg, type NatsConnection, headers as natsHeaders } from "@nats-io/transport-node";
-import { clusterNames, decode, encode, H, type ReplicaSpec } from "@switchyard/protocol";
+import { decode, encode } from "@switchyard/data/codec";
+import { registerModel as ingestModel } from "@switchyard/ingest";
+import { clusterNames, H, type ReplicaSpec } from "@switchyard/protocol";
 import { Registry } from "@switchyard/registry";
 import { tempDir, writeTempModel } from "@switchyard/testkit";
 import ort from "onnxruntime-node";
@@ -26,7 +28,7 @@ export async function registerModel(
 ): Promise<Registered> {
   const registry = await Registry.open(nc, { cluster });
   const name = `m${randomUUID().slice(0, 8)}`;
-  const v = await registry.register(name, writeTempModel(bytes));
+  const v = await ingestModel(registry, name, writeTempModel(bytes));
   return { registry, cluster, name, version: v.version };
 }
 

@@ -1,12 +1,14 @@
 // The replica as its own process, as a node agent spawns it: `node dist/main.js` with SWITCHYARD_REPLICA.
+
 import { type ChildProcess, spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
+import { createRequire } from "node:module";
 import { Kvm } from "@nats-io/kv";
 import { Objm } from "@nats-io/obj";
 import type { NatsConnection } from "@nats-io/transport-node";
+import { connectNats } from "@switchyard/nats";
 import {
   clusterNames,
-  connectNats,
   EXIT_LOAD_FAILED,
   H,
   keys,
@@ -15,10 +17,12 @@ import {
   type ReplicaSpec,
   type ReplicaStatus,
 } from "@switchyard/protocol";
-import { Replica, replicaEntry } from "@switchyard/replica";
+import { Replica } from "@switchyard/replica";
 import { buildLinear } from "@switchyard/testkit";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { cacheDir, type Registered, registerModel, request, specFor } from "./helpers.js";
+
+const replicaEntry = createRequire(import.meta.url).resolve("@switchyard/replica/main");
 
 let nc: NatsConnection;
 const children: ChildProcess[] = [];

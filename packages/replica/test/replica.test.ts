@@ -2,7 +2,8 @@
 // (and never mixing shapes), admission and deadlines, bad inputs, a crashed worker thread, drain, status.
 import { Kvm } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/transport-node";
-import { clusterNames, connectNats, H, keys, type ReplicaSpec } from "@switchyard/protocol";
+import { connectNats } from "@switchyard/nats";
+import { clusterNames, H, keys, type ReplicaSpec } from "@switchyard/protocol";
 import { Replica, type ReplicaStatsSnapshot } from "@switchyard/replica";
 import { buildLinear, buildMlp, buildMultiInput } from "@switchyard/testkit";
 import onnxProto from "onnx-proto";

@@ -2,13 +2,14 @@
 
 import type { NatsConnection } from "@nats-io/transport-node";
 import { SwitchyardClient } from "@switchyard/client";
-import { connectNats } from "@switchyard/protocol";
+import { connectNats } from "@switchyard/nats";
 import { Registry } from "@switchyard/registry";
-import { resolveTarget, type Target } from "../cluster-file.js";
+import { natsOptionsOf, resolveTarget, type Target } from "../cluster-file.js";
 import { type Out, output } from "../output.js";
 
 export interface GlobalOptions {
   nats?: string;
+  creds?: string;
   dataDir?: string;
   cluster?: string;
   json?: boolean;
@@ -21,7 +22,7 @@ export async function withConnection<T>(
   const target = await resolveTarget(g);
   let nc: NatsConnection;
   try {
-    nc = await connectNats({ servers: target.natsUrl, name: "switchyard-cli", reconnect: false });
+    nc = await connectNats({ ...natsOptionsOf(target, "switchyard-cli"), reconnect: false });
   } catch (err) {
     const where = target.natsUrl.replace(/\/\/[^@/]*@/, "//");
     throw new Error(`cannot connect to NATS at ${where}: ${(err as Error).message}`);

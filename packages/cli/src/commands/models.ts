@@ -1,5 +1,6 @@
 // `switchyard models …`: register ONNX files, MLflow directories and custom models, list them, and move aliases.
 
+import { registerModel } from "@switchyard/ingest";
 import type { Flavor, ModelVersion, RegisteredModel, TensorSpec } from "@switchyard/protocol";
 import { formatModelRef, parseVersion } from "@switchyard/protocol";
 import type { Command } from "commander";
@@ -63,7 +64,7 @@ export function modelsCommand(program: Command, globals: () => GlobalOptions): v
         opts: { alias?: string; description?: string; flavor: string; entry?: string },
       ) => {
         await withRegistry(globals(), async (registry, out) => {
-          const v = await registry.register(name, file, {
+          const v = await registerModel(registry, name, file, {
             alias: opts.alias,
             description: opts.description,
             flavor: opts.flavor as Flavor,

@@ -1,12 +1,14 @@
-// `switchyard coordinator|node|bridge`: one role per process, for clusters that span hosts. Each connects to
-// the NATS given by --nats (credentials in the URL) and runs until SIGINT/SIGTERM.
+// `switchyard coordinator|node|bridge`: one role per process, for clusters that span hosts — the one entry point
+// of each role (container images and tests run exactly these). Each connects to the NATS given by --nats
+// (credentials in the URL, or --creds) and runs until SIGINT/SIGTERM. Every flag has an environment variable,
+// and the defaults are the ones `switchyard up` uses.
 import { availableParallelism, hostname } from "node:os";
 import path from "node:path";
-import { NodeAgent } from "@switchyard/agent";
-import { Coordinator } from "@switchyard/coordinator";
-import type { Command } from "commander";
+import { AGENT_DEFAULTS, NodeAgent } from "@switchyard/agent";
+import { COORDINATOR_DEFAULTS, Coordinator } from "@switchyard/coordinator";
+import { type Command, Option } from "commander";
 import { pino } from "pino";
-import { resolveTarget } from "../cluster-file.js";
+import { defaultCacheDir, defaultDataDir, natsOptionsOf, resolveTarget } from "../cluster-file.js";
 import { startBridgeRole } from "../roles.js";
 import type { GlobalOptions } from "./context.js";
 
@@ -19,17 +21,35 @@ function untilSignal(): Promise<string> {
 
 const logger = () => pino({ level: process.env.SWITCHYARD_LOG_LEVEL ?? "info" });
 
+/** A flag whose value is a positive integer, read from the flag or its environment variable. */
+function positiveInt(value: string | undefined, flag: string): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new Error(`${flag}: expected a positive integer, got '${value}'`);
+  return n;
+}
+
 export function roleCommands(program: Command, globals: () => GlobalOptions): void {
   program
     .command("coordinator")
     .description("run a coordinator (one leads, the others stand by and serve the management API)")
-    .option("--id <id>", "coordinator id (default: <host>-<pid>)")
-    .action(async (opts: { id?: string }) => {
+    .addOption(
+      new Option("--id <id>", "coordinator id (default: <host>-<pid>)").env("SWITCHYARD_COORDINATOR_ID"),
+    )
+    .addOption(
+      new Option(
+        "--rollout-timeout-ms <ms>",
+        `a new config not READY within this fails (default ${COORDINATOR_DEFAULTS.rolloutTimeoutMs})`,
+      ).env("SWITCHYARD_ROLLOUT_TIMEOUT_MS"),
+    )
+    .action(async (opts: { id?: string; rolloutTimeoutMs?: string }) => {
       const target = await resolveTarget(globals());
+      const rolloutTimeoutMs = positiveInt(opts.rolloutTimeoutMs, "--rollout-timeout-ms");
       const c = new Coordinator({
-        nats: { servers: target.natsUrl, name: "switchyard-coordinator" },
+        nats: natsOptionsOf(target, "switchyard-coordinator"),
         cluster: target.cluster,
         id: opts.id ?? `${hostname()}-${process.pid}`,
+        ...(rolloutTimeoutMs ? { rolloutTimeoutMs } : {}),
         logger: logger(),
       });
       await c.start();
@@ -40,38 +60,58 @@ export function roleCommands(program: Command, globals: () => GlobalOptions): vo
   program
     .command("node")
     .description("run a node agent: it starts, restarts and stops this host's replica processes")
-    .option("--node-id <id>", "node id (default: the host name)")
-    .option("--threads <n>", "ORT thread budget of this host (default: one per core)")
-    .option("--cache-dir <dir>", "where model artifacts are cached", path.join(".switchyard", "models"))
-    .action(async (opts: { nodeId?: string; threads?: string; cacheDir: string }) => {
-      const target = await resolveTarget(globals());
-      const threads = opts.threads ? Number(opts.threads) : availableParallelism();
-      if (!Number.isInteger(threads) || threads < 1)
-        throw new Error(`--threads: expected a positive integer, got '${opts.threads}'`);
-      const agent = new NodeAgent({
-        nats: { servers: target.natsUrl },
-        cluster: target.cluster,
-        nodeId: opts.nodeId ?? hostname(),
-        threads,
-        cacheDir: path.resolve(opts.cacheDir),
-        logger: logger(),
-      });
-      await agent.start();
-      await untilSignal();
-      await agent.stop();
-    });
+    .addOption(new Option("--node-id <id>", "node id (default: the host name)").env("SWITCHYARD_NODE_ID"))
+    .addOption(
+      new Option("--threads <n>", "ORT thread budget of this host (default: one per core)").env(
+        "SWITCHYARD_THREADS",
+      ),
+    )
+    .addOption(
+      new Option("--cache-dir <dir>", "where model artifacts are cached (default: <data-dir>/models)").env(
+        "SWITCHYARD_CACHE_DIR",
+      ),
+    )
+    .addOption(
+      new Option(
+        "--drain-timeout-ms <ms>",
+        `how long a stopping replica may drain before it is killed (default ${AGENT_DEFAULTS.drainTimeoutMs})`,
+      ).env("SWITCHYARD_DRAIN_TIMEOUT_MS"),
+    )
+    .action(
+      async (opts: { nodeId?: string; threads?: string; cacheDir?: string; drainTimeoutMs?: string }) => {
+        const g = globals();
+        const target = await resolveTarget(g);
+        const drainTimeoutMs = positiveInt(opts.drainTimeoutMs, "--drain-timeout-ms");
+        const agent = new NodeAgent({
+          nats: natsOptionsOf(target, "switchyard-node"),
+          cluster: target.cluster,
+          nodeId: opts.nodeId ?? hostname(),
+          threads: positiveInt(opts.threads, "--threads") ?? availableParallelism(),
+          cacheDir: path.resolve(opts.cacheDir ?? defaultCacheDir(g.dataDir ?? defaultDataDir())),
+          ...(drainTimeoutMs ? { drainTimeoutMs } : {}),
+          logger: logger(),
+        });
+        await agent.start();
+        await untilSignal();
+        await agent.stop();
+      },
+    );
 
   program
     .command("bridge")
     .description("run an HTTP bridge (Databricks/MLflow API, OIP v2) and the raw-NATS invoke actor")
-    .option("--host <host>", "interface to listen on", "127.0.0.1")
-    .option("--http-port <port>", "port to listen on", "8080")
+    .addOption(
+      new Option("--host <host>", "interface to listen on").default("127.0.0.1").env("SWITCHYARD_HOST"),
+    )
+    .addOption(
+      new Option("--http-port <port>", "port to listen on").default("8080").env("SWITCHYARD_HTTP_PORT"),
+    )
     .option("--no-auth", "turn bearer-token auth OFF (not for shared machines)")
     .action(async (opts: { host: string; httpPort: string; auth: boolean }) => {
       const target = await resolveTarget(globals());
       if (!opts.auth) process.stderr.write("WARNING: authentication is OFF (--no-auth)\n");
       const bridge = await startBridgeRole({
-        nats: { servers: target.natsUrl },
+        nats: natsOptionsOf(target, "switchyard-bridge"),
         cluster: target.cluster,
         host: opts.host,
         port: Number(opts.httpPort),

@@ -1,0 +1,5 @@
+// @switchyard/nats: the NATS mechanisms every component shares — connecting with any credential form, opening
+// a bucket with its one set of settings, listing keys reliably, reading every value through a schema, and
+// compare-and-set updates. One helper per mechanism; no component talks to KV another way.
+export * from "./connect.js";
+export * from "./kv.js";

@@ -1,0 +1,14 @@
+// @switchyard/runtime: one registered model version, loaded and run — artifacts fetched and verified, a Piscina
+// pool of worker threads each holding the model (ONNX sessions or a custom model's class), one thread hop per
+// batch. Replicas, batch workers, stream scorers and in-process scripts all run models through this; it knows
+// nothing about NATS requests.
+export { type FlavorLoader, type LoadedModel, ModelLoadError } from "./flavors/mod.js";
+export {
+  ModelRunner,
+  type ModelRunnerOptions,
+  type RunOptions,
+  type TimedOutputs,
+  WORKER_FILE,
+  warmUpFeeds,
+} from "./runner.js";
+export type { RunResult, RunTask, WorkerInit } from "./task.js";

@@ -1,0 +1,255 @@
+// The model runtime: one registered model version, its artifacts fetched to a cache directory (digests
+// verified), loaded into a Piscina pool of worker threads. One worker hop per batch, typed-array buffers
+// transferred both ways. Usable outside a replica (batch workers); it knows nothing about NATS requests.
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { allocate, elementCount, Frame, type Payload, type Tensor, type TensorData } from "@switchyard/data";
+import { customModelFrame, modelInputs, type Params } from "@switchyard/formats";
+import { linkModelPackage } from "@switchyard/model/link";
+import { type ModelVersion, type Signature, SwitchyardError, type TensorSpec } from "@switchyard/protocol";
+import type { Registry } from "@switchyard/registry";
+import { Piscina } from "piscina";
+import type { FrameData, RunResult, RunTask, WorkerInit } from "./task.js";
+
+/**
+ * The worker module, always the compiled JavaScript next to this module in `dist/` (worker threads cannot run
+ * TypeScript). When this module itself runs from `src/` (vitest runs package sources) it points at the built
+ * `dist/worker.js`, so tests need `npx tsc -b packages/replica` first (`npm test` builds).
+ */
+export const WORKER_FILE = fileURLToPath(
+  import.meta.url.endsWith(".ts")
+    ? new URL("../dist/worker.js", import.meta.url)
+    : new URL("./worker.js", import.meta.url),
+);
+
+export interface ModelRunnerOptions {
+  registry: Registry;
+  version: ModelVersion;
+  /** Artifacts are cached under `<cacheDir>/<model name>/<version>/`. */
+  cacheDir: string;
+  /** Worker threads, each holding one model instance with one ORT thread. */
+  threads: number;
+  /** Another worker module wrapping `dist/worker.js` (test fixtures that crash or stall). */
+  workerFile?: string;
+}
+
+export interface TimedOutputs {
+  outputs: Tensor[];
+  /** Model time inside the worker, µs. */
+  computeUs: number;
+}
+
+export interface RunOptions {
+  /** Custom models only: when this many ms pass, the task is aborted and its worker thread replaced
+   * (DEADLINE_EXCEEDED), so a `predict` that never returns cannot hold a slot for ever. */
+  timeoutMs?: number;
+}
+
+export class ModelRunner {
+  private closed = false;
+  /** Whether batches may hold rows of several requests (ONNX: a dynamic row dimension everywhere; custom: the
+   * class's `static batching`, learnt at warm-up). */
+  batches: boolean;
+  /** Custom models take a Frame per batch; ONNX models take tensors. */
+  readonly frames: boolean;
+
+  private constructor(
+    private readonly pool: Piscina<RunTask, unknown>,
+    readonly version: ModelVersion,
+    /** ONNX: always set. Custom: from signature.json, or null. */
+    readonly signature: Signature | null,
+    readonly threads: number,
+  ) {
+    this.frames = version.flavor === "custom";
+    this.batches = this.frames || batchable(signature);
+  }
+
+  /** Fetches, verifies and loads the version into `threads` workers, then runs one warm-up batch on each. */
+  static async load(o: ModelRunnerOptions): Promise<ModelRunner> {
+    if (!Number.isInteger(o.threads) || o.threads < 1) {
+      throw new RangeError(`options.threads must be a positive integer, got ${o.threads}`);
+    }
+    const v = o.version;
+    const uri = `models:/${v.name}/${v.version}`;
+    if (!v.signature && v.flavor !== "custom") {
+      throw new SwitchyardError("MALFORMED_MODEL", `${uri} has no signature; a served model needs one`);
+    }
+    const dir = join(o.cacheDir, v.name, String(v.version));
+    const files = await o.registry.fetchArtifacts(v, dir);
+    const entry = files[v.entry];
+    if (!entry) throw new SwitchyardError("MALFORMED_MODEL", `${uri} has no artifact '${v.entry}'`);
+    // The bundle imports @switchyard/model; resolve it to this installation's copy (one Frame class).
+    if (v.flavor === "custom") await linkModelPackage(dir);
+    const workerFile = o.workerFile ?? WORKER_FILE;
+    if (!existsSync(workerFile)) {
+      throw new Error(
+        `replica worker ${workerFile} is missing: build the package (npx tsc -b packages/replica)`,
+      );
+    }
+    const init: WorkerInit = {
+      flavor: v.flavor,
+      modelName: v.name,
+      modelVersion: v.version,
+      dir,
+      entry,
+      files,
+      signature: v.signature,
+    };
+    const pool = new Piscina<RunTask, unknown>({
+      filename: workerFile,
+      workerData: init,
+      minThreads: o.threads,
+      maxThreads: o.threads,
+      idleTimeout: Number.POSITIVE_INFINITY,
+      concurrentTasksPerWorker: 1,
+      // Our own batcher holds the queue; Piscina's only bridges the instant between a slot freeing and a hop.
+      maxQueue: Number.POSITIVE_INFINITY,
+    });
+    // A worker that dies is replaced by Piscina (minThreads); an error event must not crash the process.
+    pool.on("error", () => {});
+    const runner = new ModelRunner(pool, v, v.signature, o.threads);
+    try {
+      // One warm-up per thread, concurrently: each lands on its own idle worker, so every thread has loaded.
+      await Promise.all(Array.from({ length: o.threads }, () => runner.warmUp()));
+    } catch (err) {
+      await runner.close();
+      throw err;
+    }
+    return runner;
+  }
+
+  /** ONNX: one inference on zeros of the signature's shapes (symbolic dimensions = 1). Custom: waits until a
+   * worker has loaded the model (its load failure is the error) and learns whether it batches. */
+  async warmUp(): Promise<void> {
+    if (!this.frames) {
+      await this.run(warmUpFeeds(this.signature!));
+      return;
+    }
+    const result = await this.hop({ warmUp: true, params: {} }, []);
+    if (!result.ok) throw new SwitchyardError(result.code, result.message);
+    if (result.batching === false) this.batches = false;
+  }
+
+  /** Runs one batch: feeds in signature order, cast to the signature's dtypes. Their buffers are transferred
+   * to the worker when they own them whole (and are then unusable here); otherwise copied. */
+  async run(input: Tensor[] | Frame, params: Params = {}, opts: RunOptions = {}): Promise<Tensor[]> {
+    return (await this.runTimed(input, params, opts)).outputs;
+  }
+
+  /** Runs one batch: tensors for an ONNX model, a Frame for a custom model. */
+  async runTimed(input: Tensor[] | Frame, params: Params = {}, opts: RunOptions = {}): Promise<TimedOutputs> {
+    if (input instanceof Frame !== this.frames) {
+      throw new SwitchyardError(
+        "INTERNAL_ERROR",
+        `models:/${this.version.name}/${this.version.version} takes ${this.frames ? "a frame" : "tensors"}`,
+      );
+    }
+    const transferList: ArrayBuffer[] = [];
+    const task: RunTask =
+      input instanceof Frame
+        ? { frame: transferableFrame(input, transferList), params }
+        : { feeds: input.map((f) => transferable(f, transferList)), params };
+    const result = await this.hop(task, transferList, this.frames ? opts.timeoutMs : undefined);
+    if (!result.ok) throw new SwitchyardError(result.code, result.message);
+    return { outputs: result.outputs, computeUs: result.computeUs };
+  }
+
+  private async hop(task: RunTask, transferList: ArrayBuffer[], timeoutMs?: number): Promise<RunResult> {
+    if (this.closed) throw new SwitchyardError("TEMPORARILY_UNAVAILABLE", "the model runtime is closed");
+    const uri = `models:/${this.version.name}/${this.version.version}`;
+    const abort = timeoutMs !== undefined ? new AbortController() : undefined;
+    // Piscina terminates the worker running an aborted task and starts a fresh one (minThreads).
+    const timer = abort ? setTimeout(() => abort.abort(), Math.max(0, timeoutMs!)) : undefined;
+    try {
+      return (await this.pool.run(task, {
+        transferList,
+        ...(abort ? { signal: abort.signal } : {}),
+      })) as RunResult;
+    } catch (err) {
+      if (abort?.signal.aborted) {
+        throw new SwitchyardError(
+          "DEADLINE_EXCEEDED",
+          `${uri}: predict() did not return before the request's deadline; its worker thread was replaced`,
+        );
+      }
+      const why = firstLine((err as Error)?.message ?? String(err));
+      if (this.frames && !this.closed) {
+        // A custom model's thread died under its own code (process.exit, an uncaught async throw): the same
+        // input would kill the next one too, so this is not worth a retry.
+        throw new SwitchyardError(
+          "INTERNAL_ERROR",
+          `${uri}: the worker thread running the model died (${why}); it was replaced`,
+          { cause: err },
+        );
+      }
+      // The worker died mid-batch (Piscina replaces it) or the pool is shutting down: safe to retry.
+      throw new SwitchyardError(
+        "TEMPORARILY_UNAVAILABLE",
+        `worker thread failed while running the batch: ${why}`,
+        {
+          cause: err,
+        },
+      );
+    } finally {
+      if (timer) clearTimeout(timer);
+    }
+  }
+
+  /** In-process convenience: a request payload (Frame or tensors) → the model's outputs. */
+  async predict(payload: Payload, params: Params = {}): Promise<Tensor[]> {
+    return this.run(
+      this.frames ? customModelFrame(payload, this.signature) : modelInputs(payload, this.signature!),
+      params,
+    );
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.pool.destroy();
+  }
+}
+
+/** Zeros for every input; symbolic or unknown dimensions are 1. */
+export function warmUpFeeds(signature: Signature): Tensor[] {
+  return signature.inputs.map((spec: TensorSpec) => {
+    const shape = (spec.shape ?? [1]).map((d) => (typeof d === "number" && d >= 0 ? d : 1));
+    return { name: spec.name, dtype: spec.dtype, shape, data: allocate(spec.dtype, elementCount(shape)) };
+  });
+}
+
+/** A model batches when every input and output has a dynamic first dimension. */
+function batchable(sig: Signature | null): boolean {
+  if (!sig) return false;
+  const dynamic = (s: { shape: (number | string)[] | null }) =>
+    s.shape === null ||
+    (s.shape.length > 0 && (typeof s.shape[0] === "string" || (s.shape[0] as number) < 0));
+  return sig.inputs.every(dynamic) && sig.outputs.every(dynamic);
+}
+
+/** A frame's columns for the worker, typed columns transferred like tensors. */
+function transferableFrame(frame: Frame, transferList: ArrayBuffer[]): FrameData {
+  const columns = frame.entries().map((c) => {
+    if (Array.isArray(c.data)) return c;
+    const t = transferable(
+      { name: c.name, dtype: c.kind, shape: [c.data.length], data: c.data },
+      transferList,
+    );
+    return { name: c.name, kind: c.kind, data: t.data as typeof c.data };
+  });
+  return { columns, length: frame.length };
+}
+
+/** `t` with data whose buffer may be transferred: its own whole buffer, or a copy. */
+function transferable(t: Tensor, transferList: ArrayBuffer[]): Tensor {
+  const d = t.data;
+  if (Array.isArray(d)) return t;
+  let data: TensorData = d;
+  const whole = d.byteOffset === 0 && d.byteLength === d.buffer.byteLength && d.buffer instanceof ArrayBuffer;
+  if (!whole || transferList.includes(d.buffer as ArrayBuffer)) data = d.slice();
+  transferList.push(data.buffer as ArrayBuffer);
+  return data === d ? t : { name: t.name, dtype: t.dtype, shape: t.shape, data };
+}
+
+const firstLine = (s: string) => s.split("\n", 1)[0] ?? s;

@@ -1,0 +1,41 @@
+// What crosses the thread boundary between a replica (or batch worker) and its Piscina workers: plain
+// structured-clone data, typed-array buffers transferred. Errors come back as data, so a rejected task means
+// the worker itself failed (crashed or was torn down), which is retryable.
+
+import type { FrameColumn, Tensor } from "@switchyard/data";
+import type { Params } from "@switchyard/formats";
+import type { ErrorCode, Flavor, Signature } from "@switchyard/protocol";
+
+/** `workerData` of every worker of one model's pool. */
+export interface WorkerInit {
+  flavor: Flavor;
+  modelName: string;
+  modelVersion: number;
+  /** Directory holding the version's verified artifacts. */
+  dir: string;
+  /** Absolute path of the entry artifact (the ONNX file, or the custom model's bundle). */
+  entry: string;
+  /** Artifact path (as registered) → absolute local path. */
+  files: Record<string, string>;
+  /** The version's signature (custom models: from signature.json, or null). */
+  signature: Signature | null;
+}
+
+/** A Frame as it crosses threads (a Frame's private fields do not survive structured clone). */
+export interface FrameData {
+  columns: FrameColumn[];
+  length: number;
+}
+
+/** One batch: tensors (ONNX) or a frame (custom models); `warmUp` only waits until the worker has loaded. */
+export interface RunTask {
+  feeds?: Tensor[];
+  frame?: FrameData;
+  params: Params;
+  warmUp?: boolean;
+}
+
+export type RunResult =
+  /** `batching` answers a warm-up: whether this model may take rows of several requests in one call. */
+  | { ok: true; outputs: Tensor[]; computeUs: number; batching?: boolean }
+  | { ok: false; code: ErrorCode; message: string };
