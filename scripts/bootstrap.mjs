@@ -24,9 +24,10 @@ class StepError extends Error {}
  * Runs a command from the repo root. Output is shown live, or kept and shown only on failure with
  * --quiet; `captureStdout` returns stdout instead of showing it.
  */
-function run(command, args, { captureStdout = false } = {}) {
+function run(command, args, { captureStdout = false, env = process.env } = {}) {
   const result = spawnSync(command, args, {
     cwd: root,
+    env,
     stdio: ["ignore", captureStdout || quiet ? "pipe" : "inherit", quiet ? "pipe" : "inherit"],
     encoding: "utf8",
     maxBuffer: 64 * 1024 * 1024,
@@ -117,7 +118,9 @@ if (reason) {
       "--no-fund",
       ...(quiet ? ["--loglevel=error"] : []),
     ]);
-    run(command, args);
+    // npm 11 skips onnxruntime-node's postinstall (a GPU-binaries download) because package.json's
+    // allowScripts denies it; an older npm ignores allowScripts, so the package is told to skip it too.
+    run(command, args, { env: { ...process.env, ONNXRUNTIME_NODE_INSTALL: "skip" } });
     writeFileSync(lockStamp, `${lockHash}\n`);
   });
 } else {

@@ -13,7 +13,17 @@ import {
   writeTempModel,
 } from "@switchyard/testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { alive, childrenMatching, cli, eventually, spawnUp, startUp, type Up } from "./helpers/up.js";
+import {
+  alive,
+  childrenMatching,
+  cli,
+  clusterClient,
+  eventually,
+  shell,
+  spawnUp,
+  startUp,
+  type Up,
+} from "./helpers/up.js";
 
 describe("switchyard up + models", () => {
   const dataDir = path.join(tempDir("sy-up-"), "data");
@@ -268,6 +278,96 @@ describe("switchyard up --no-auth", () => {
             ? true
             : undefined,
         "the revoked token to be refused",
+      );
+    } finally {
+      expect(await up.stop()).toBe(0);
+    }
+  });
+});
+
+describe("switchyard model-serving-endpoints, as the notes write it", () => {
+  it("creates and then updates an endpoint with the Databricks CLI's commands, databricks → switchyard", async () => {
+    const up = await startUp(path.join(tempDir("sy-notes-"), "data"));
+    try {
+      const env = { SWITCHYARD_DATA_DIR: up.dataDir };
+      // The notes create on version 1 and update to version 4; each version's bias tells them apart.
+      const biases = [0, 0.25, 0.5, 0.75];
+      for (const [i, bias] of biases.entries()) {
+        const model = writeTempModel(
+          buildLinear({ inputs: 2, sigmoid: true, bias: [bias] }),
+          `v${i + 1}.onnx`,
+        );
+        const r = await cli(["models", "register", "catalog.schema.my_model", model, "--json"], env);
+        expect(r.stderr).toBe("");
+        expect(JSON.parse(r.stdout).version).toBe(i + 1);
+      }
+      const { call, invoke, waitReady } = clusterClient(up);
+      type Served = { name: string; model_name: string; model_version: string };
+      type Route = { served_model_name: string; traffic_percentage: number };
+      // What the GET shows serving once READY: each served model with its share of the traffic.
+      const servedNow = async () => {
+        const config = (await waitReady("my-endpoint")).config;
+        return (config.served_models as Served[]).map((m) => ({
+          model: m.model_name,
+          version: m.model_version,
+          traffic: (config.traffic_config.routes as Route[]).find((r) => r.served_model_name === m.name)
+            ?.traffic_percentage,
+        }));
+      };
+
+      const created = await shell(
+        `switchyard model-serving-endpoints create --name my-endpoint --config '{"served_models": [{"model_name": "catalog.schema.my_model","model_version": "1","workload_size": "Small"}]}'`,
+        env,
+      );
+      expect(created.stderr).toBe("");
+      expect(created.code).toBe(0);
+      expect(created.stdout).toMatch(/^my-endpoint: /);
+      expect(await servedNow()).toEqual([{ model: "catalog.schema.my_model", version: "1", traffic: 100 }]);
+      expect((await invoke("my-endpoint", { instances: [[1, 2]] })).headers.get("x-model-version")).toBe("1");
+
+      const updated = await shell(
+        `switchyard model-serving-endpoints update --name my-endpoint --config '{"served_models": [{"model_name": "catalog.schema.my_model","model_version": "4","workload_size": "Small","traffic_percentage": 100}]}'`,
+        env,
+      );
+      expect(updated.stderr).toBe("");
+      expect(updated.code).toBe(0);
+      // The update rolls out in the background: wait for the GET to show version 4 taking all the traffic.
+      const after = await eventually(
+        async () => {
+          const now = await servedNow();
+          return now.length === 1 && now[0]?.version === "4" ? now : undefined;
+        },
+        "my-endpoint to serve version 4",
+        90_000,
+      );
+      expect(after).toEqual([{ model: "catalog.schema.my_model", version: "4", traffic: 100 }]);
+      expect((await invoke("my-endpoint", { instances: [[1, 2]] })).headers.get("x-model-version")).toBe("4");
+      const got = await call("GET", "/api/2.0/serving-endpoints/my-endpoint");
+      expect(got.json.state).toMatchObject({ ready: "READY", config_update: "NOT_UPDATING" });
+
+      // The older forms still work: the name as an argument, and a file (here @file, a whole create body).
+      const file = path.join(tempDir("sy-notes-cfg-"), "endpoint.json");
+      writeFileSync(
+        file,
+        JSON.stringify({
+          name: "my-endpoint",
+          config: { served_models: [{ model_name: "catalog.schema.my_model", model_version: "2" }] },
+        }),
+      );
+      const back = await cli(
+        ["endpoints", "update", "my-endpoint", "--config", `@${file}`, "--wait", "--json"],
+        env,
+      );
+      expect(back.stderr).toBe("");
+      expect(back.code).toBe(0);
+      expect(JSON.parse(back.stdout).config.served_models.map((m: Served) => m.model_version)).toEqual(["2"]);
+      const twice = await shell(
+        `switchyard model-serving-endpoints update other --name my-endpoint --config @${file}`,
+        env,
+      );
+      expect(twice.code).toBe(1);
+      expect(twice.stderr).toBe(
+        "error: the endpoint name is given twice, differently: 'other' (argument) and 'my-endpoint' (--name)\n",
       );
     } finally {
       expect(await up.stop()).toBe(0);

@@ -8,16 +8,7 @@ import { clusterNames } from "@switchyard/protocol";
 import { buildLinear, buildMlp, buildMultiInput, tempDir, writeTempModel } from "@switchyard/testkit";
 import * as ort from "onnxruntime-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import {
-  alive,
-  childrenMatching,
-  cli,
-  clusterClient,
-  eventually,
-  sleep,
-  startUp,
-  type Up,
-} from "./helpers/up.js";
+import { alive, childrenMatching, cli, clusterClient, eventually, startUp, type Up } from "./helpers/up.js";
 
 type Cluster = ReturnType<typeof clusterClient>;
 
@@ -420,7 +411,7 @@ describe("realtime serving through switchyard up", () => {
       }
     };
     const loops = Array.from({ length: 8 }, loop);
-    await sleep(500);
+    await eventually(() => (results.length >= 16 ? true : undefined), "version 1 to answer the load");
     const put = await call("PUT", "/api/2.0/serving-endpoints/rolling/config", {
       served_entities: [{ entity_name: "catalog.schema.my_model", entity_version: "2" }],
     });
@@ -431,7 +422,15 @@ describe("realtime serving through switchyard up", () => {
     expect(conflict.status).toBe(409);
     expect(conflict.json.error_code).toBe("RESOURCE_CONFLICT");
     await waitReady("rolling");
-    await sleep(1000);
+    // Keep the load on until version 2 answers it: one round of every loop in a row from version 2.
+    await eventually(
+      () => {
+        const tail = results.slice(-16);
+        return tail.length === 16 && tail.every((r) => r.version === "2") ? true : undefined;
+      },
+      "version 2 to answer the load",
+      60_000,
+    );
     stop = true;
     await Promise.all(loops);
     expect(results.length).toBeGreaterThan(50);
@@ -453,9 +452,17 @@ describe("realtime serving through switchyard up", () => {
       }
     };
     const loops = Array.from({ length: 8 }, loop);
-    await sleep(500);
+    await eventually(() => (results.length >= 16 ? true : undefined), "the load to be answered");
     process.kill(pids[0]!, "SIGKILL");
-    await sleep(6000);
+    // The load goes on through the outage until the agent has a new replica READY in place of the killed one.
+    await eventually(
+      async () => {
+        const now = await replicaPids("my-endpoint");
+        return now.length === 1 && now[0] !== pids[0] ? true : undefined;
+      },
+      "a new replica in place of the killed one",
+      60_000,
+    );
     await eventually(
       async () => ((await invoke("my-endpoint", { instances: [[1, 2]] })).status === 200 ? true : undefined),
       "the replica to come back",

@@ -1,7 +1,8 @@
 // Runs Switchyard as a user does: the built `switchyard` CLI in child processes, `switchyard up` with its
 // own nats-server, HTTP through the bridge. Used by the end-to-end tests.
 import { type ChildProcess, execFile, spawn } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { chmodSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { Kvm } from "@nats-io/kv";
@@ -18,10 +19,36 @@ export interface Run {
 }
 
 export function cli(args: string[], env: Record<string, string> = {}): Promise<Run> {
+  return run(process.execPath, [BIN, ...args], env);
+}
+
+let binDir: string | undefined;
+
+/**
+ * Runs a command line through /bin/sh as a user types it, with `switchyard` on PATH standing for the built
+ * CLI, so a command from the docs or the notes is tested character for character.
+ */
+export function shell(commandLine: string, env: Record<string, string> = {}): Promise<Run> {
+  if (!binDir) {
+    binDir = mkdtempSync(path.join(tmpdir(), "sy-bin-"));
+    const wrapper = path.join(binDir, "switchyard");
+    writeFileSync(
+      wrapper,
+      `#!/bin/sh\nexec ${JSON.stringify(process.execPath)} ${JSON.stringify(BIN)} "$@"\n`,
+    );
+    chmodSync(wrapper, 0o755);
+  }
+  return run("/bin/sh", ["-c", commandLine], {
+    PATH: `${binDir}${path.delimiter}${process.env.PATH ?? ""}`,
+    ...env,
+  });
+}
+
+function run(command: string, args: string[], env: Record<string, string>): Promise<Run> {
   return new Promise((resolve) => {
     execFile(
-      process.execPath,
-      [BIN, ...args],
+      command,
+      args,
       {
         cwd: root,
         env: { ...process.env, SWITCHYARD_NATS_URL: "", ...env },

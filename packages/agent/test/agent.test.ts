@@ -4,7 +4,7 @@ import { randomBytes } from "node:crypto";
 import { fileURLToPath } from "node:url";
 import { type KV, Kvm } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/transport-node";
-import { NodeAgent } from "@switchyard/agent";
+import { AGENT_DEFAULTS, NodeAgent } from "@switchyard/agent";
 import { connectNats } from "@switchyard/nats";
 import {
   clusterNames,
@@ -14,7 +14,7 @@ import {
   type ReplicaSpec,
   ReplicaStatus,
 } from "@switchyard/protocol";
-import { eventually } from "@switchyard/testkit";
+import { eventually, sleep } from "@switchyard/testkit";
 import { pino } from "pino";
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from "vitest";
 
@@ -108,7 +108,9 @@ describe("node agent", () => {
       return s?.state === "FAILED" ? s : undefined;
     });
     expect(failed.message).toBe("fake load failure: model is corrupt");
-    await new Promise((r) => setTimeout(r, 1_500));
+    // "Not restarted" has no event to wait for: let three shortest crash backoffs pass, in which a restart
+    // (or the next status write) would have happened.
+    await sleep(3 * AGENT_DEFAULTS.backoffMinMs);
     expect(await statusOf(kv, "rf")).toMatchObject({ state: "FAILED", restarts: 0 });
     expect(agent.replicaIds).toEqual(["rf"]);
   });

@@ -191,7 +191,15 @@ describe("Router", () => {
     await putEndpointWithRoutes(files.nc(), cluster, "ep", [a]);
     const started = Date.now();
     const pending = router.invoke("ep", body, undefined, { deadlineMs: Date.now() + 10_000 });
+    let settled = false;
+    const markSettled = () => {
+      settled = true;
+    };
+    pending.then(markSettled, markSettled);
+    // The hold itself is under test: time passes with no responder (several no-responders backoffs),
+    // and the request must still be waiting, not failed.
     await sleep(400);
+    expect(settled).toBe(false);
     track(replicaDouble(files.nc(), a));
     const r = await pending;
     expect(text(r.data)).toBe('{"predictions":["a"]}');
@@ -202,7 +210,15 @@ describe("Router", () => {
     const { cluster, router } = await setup();
     await putEndpoint(files.nc(), cluster, "ep");
     const pending = router.invoke("ep", body, undefined, { deadlineMs: Date.now() + 10_000 });
+    let settled = false;
+    const markSettled = () => {
+      settled = true;
+    };
+    pending.then(markSettled, markSettled);
+    // The hold itself is under test: the request must find the endpoint without routes and keep waiting
+    // through a few backoffs, rather than fail, until routes arrive.
     await sleep(300);
+    expect(settled).toBe(false);
     const a = route(cluster, "ep", "a", 100);
     track(replicaDouble(files.nc(), a));
     await putRoutes(files.nc(), cluster, "ep", [a]);

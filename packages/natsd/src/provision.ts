@@ -1,4 +1,5 @@
-// Finds a nats-server ≥ 2.10 binary: $SWITCHYARD_NATS_SERVER, PATH, the project cache, or Debian trixie's package.
+// Finds a nats-server ≥ 2.10 binary: $SWITCHYARD_NATS_SERVER, PATH, the project cache, or Debian trixie's package
+// from the mirror the machine's apt sources already name.
 // It must never change the system: no apt sources added, nothing installed or upgraded, only the project cache written.
 
 import { execFile, spawn } from "node:child_process";
@@ -18,6 +19,7 @@ import {
 import { homedir, tmpdir } from "node:os";
 import { delimiter, dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { DEFAULT_APT_DIR, readAptSources, trixieSourceLines } from "./apt-sources.js";
 import {
   compareNatsServerVersions,
   isSupportedNatsServerVersion,
@@ -28,9 +30,6 @@ import {
 
 export const NATS_SERVER_ENV = "SWITCHYARD_NATS_SERVER";
 
-/** Where Debian trixie ships a nats-server 2.10 package; bookworm's 2.9.10 is too old. */
-const DEBIAN_SOURCE = "deb http://deb.debian.org/debian trixie main";
-
 export interface FindNatsServerOptions {
   /** Project cache holding `<version>/nats-server`; default `<repo root>/.cache/nats-server`. */
   cacheDir?: string;
@@ -40,6 +39,8 @@ export interface FindNatsServerOptions {
   download?: boolean;
   /** Environment to read SWITCHYARD_NATS_SERVER and PATH from; default process.env. */
   env?: NodeJS.ProcessEnv;
+  /** apt's configuration directory, whose sources name the Debian mirror for step 4; default /etc/apt. */
+  aptDir?: string;
 }
 
 /** Thrown when no usable nats-server exists; the message says what to install. */
@@ -84,12 +85,12 @@ export async function findNatsServer(opts: FindNatsServerOptions = {}): Promise<
 
   // 4. Debian trixie's package, unpacked into the cache without touching the system's apt state.
   if (opts.download ?? true) {
-    const reason = await debianDownloadUnavailable(env);
-    if (reason) {
-      tried.push(`no Debian trixie download: ${reason}`);
+    const plan = await debianDownloadPlan(env, opts.aptDir ?? DEFAULT_APT_DIR);
+    if ("unavailable" in plan) {
+      tried.push(`no Debian trixie download: ${plan.unavailable}`);
     } else {
       try {
-        return await downloadDebianNatsServer({ cacheDir, log, env });
+        return await downloadDebianNatsServer({ cacheDir, log, env, sources: plan.sources });
       } catch (err) {
         tried.push(`Debian trixie download failed: ${(err as Error).message}`);
       }
@@ -188,33 +189,78 @@ async function findInCache(cacheDir: string, log: (msg: string) => void): Promis
   return undefined;
 }
 
-/** Why step 4 cannot run here, or undefined when it can. */
-async function debianDownloadUnavailable(env: NodeJS.ProcessEnv): Promise<string | undefined> {
-  if (process.platform !== "linux") return `not Linux (${process.platform})`;
+/** The sources.list lines step 4 would try, or why step 4 cannot run here. */
+async function debianDownloadPlan(
+  env: NodeJS.ProcessEnv,
+  aptDir: string,
+): Promise<{ sources: string[] } | { unavailable: string }> {
+  if (process.platform !== "linux") return { unavailable: `not Linux (${process.platform})` };
   const path = env.PATH ?? "";
   const missing = [];
   if ((await binariesOnPath("apt-get", path)).length === 0) missing.push("apt-get");
   if ((await binariesOnPath("dpkg", path)).length === 0) missing.push("dpkg");
-  if (missing.length > 0) return `not a Debian-family system (${missing.join(" and ")} not found)`;
-  return undefined;
+  if (missing.length > 0) {
+    return { unavailable: `not a Debian-family system (${missing.join(" and ")} not found)` };
+  }
+  const sources = await trixieSourcesFromApt(aptDir);
+  return Array.isArray(sources) ? { sources } : sources;
+}
+
+/** Debian trixie on the machine's own mirrors, or why there is none. */
+async function trixieSourcesFromApt(aptDir: string): Promise<string[] | { unavailable: string }> {
+  const sources = trixieSourceLines(await readAptSources(aptDir));
+  if (sources.length > 0) return sources;
+  return {
+    unavailable:
+      `no Debian source in ${join(aptDir, "sources.list")} or ${join(aptDir, "sources.list.d")}/ ` +
+      "to take the mirror from (a `deb <uri> <release> main` line or a deb822 stanza with a Debian release suite)",
+  };
 }
 
 export interface DownloadOptions {
   cacheDir: string;
   log?: (msg: string) => void;
   env?: NodeJS.ProcessEnv;
+  /** sources.list lines to try in order; default: Debian trixie on the mirrors of `aptDir`'s sources. */
+  sources?: string[];
+  /** apt's configuration directory, read when `source` is not given; default /etc/apt. */
+  aptDir?: string;
 }
 
 /**
- * Downloads Debian trixie's nats-server package with apt-get pointed at a private sources.list, lists
- * and cache in a temp dir (the system's apt state is only read), unpacks it with `dpkg -x` and copies
- * the binary to `<cacheDir>/<version>/nats-server`. Returns that path.
+ * Downloads Debian trixie's nats-server package from the first of `sources` that has it, and returns the path
+ * of its binary in the cache. A sources.list line that fails is reported with the next one's result.
  */
 export async function downloadDebianNatsServer(opts: DownloadOptions): Promise<string> {
+  let sources = opts.sources;
+  if (!sources) {
+    const found = await trixieSourcesFromApt(opts.aptDir ?? DEFAULT_APT_DIR);
+    if (!Array.isArray(found)) throw new Error(found.unavailable);
+    sources = found;
+  }
+  if (sources.length === 0) throw new Error("no sources.list line to download from");
+  const failures: string[] = [];
+  for (const source of sources) {
+    try {
+      return await downloadFromSource(source, opts);
+    } catch (err) {
+      opts.log?.(`${source}: ${(err as Error).message}`);
+      failures.push(`from "${source}": ${(err as Error).message}`);
+    }
+  }
+  throw new Error(failures.join("\n"));
+}
+
+/**
+ * Downloads nats-server with apt-get pointed at a private sources.list holding only `source`, lists and
+ * cache in a temp dir (the system's apt state is only read), unpacks it with `dpkg -x` and copies the
+ * binary to `<cacheDir>/<version>/nats-server`. Returns that path.
+ */
+async function downloadFromSource(source: string, opts: DownloadOptions): Promise<string> {
   const log = opts.log ?? (() => {});
   const tmp = await mkdtemp(join(tmpdir(), "switchyard-nats-apt-"));
   try {
-    await writeFile(join(tmp, "sources.list"), `${DEBIAN_SOURCE}\n`);
+    await writeFile(join(tmp, "sources.list"), `${source}\n`);
     await mkdir(join(tmp, "lists", "partial"), { recursive: true });
     await mkdir(join(tmp, "cache", "archives", "partial"), { recursive: true });
     const aptOptions = [
@@ -229,7 +275,7 @@ export async function downloadDebianNatsServer(opts: DownloadOptions): Promise<s
     const aptArgs = aptOptions.flatMap(([k, v]) => ["-o", `${k}=${v}`]);
     const env = { ...(opts.env ?? process.env), DEBIAN_FRONTEND: "noninteractive", LC_ALL: "C" };
 
-    log(`fetching the nats-server package index of Debian trixie (${DEBIAN_SOURCE})`);
+    log(`fetching the nats-server package index of Debian trixie (${source})`);
     await runTool("apt-get", [...aptArgs, "update"], { cwd: tmp, env });
     log("downloading Debian trixie's nats-server package");
     await runTool("apt-get", [...aptArgs, "download", "nats-server"], { cwd: tmp, env });

@@ -4,7 +4,19 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { findNatsServer, findRepoRoot, NatsServerNotFoundError, natsServerVersion } from "../src/mod.js";
+import {
+  parseDeb822Sources,
+  parseSourcesList,
+  readAptSources,
+  trixieSourceLines,
+} from "../src/apt-sources.js";
+import {
+  downloadDebianNatsServer,
+  findNatsServer,
+  findRepoRoot,
+  NatsServerNotFoundError,
+  natsServerVersion,
+} from "../src/mod.js";
 
 // A stand-in for Debian bookworm's nats-server: it only answers --version, like the real one would.
 async function fakeNatsServer(dir: string, version: string): Promise<string> {
@@ -101,11 +113,197 @@ describe("findNatsServer", () => {
     await expect(attempt).rejects.toThrow("is version 2.9.10, older than 2.10.0");
   });
 
+  it("names the apt sources it read and what to do when they hold no Debian mirror", async () => {
+    if (process.platform !== "linux") return;
+    // A PATH with stand-in apt-get and dpkg, so step 4 gets as far as reading the (empty) apt sources.
+    const binDir = join(tmp, "apt-tools");
+    await mkdir(binDir, { recursive: true });
+    for (const tool of ["apt-get", "dpkg"]) {
+      await writeFile(join(binDir, tool), "#!/bin/sh\nexit 1\n");
+      await chmod(join(binDir, tool), 0o755);
+    }
+    const aptDir = join(tmp, "apt-empty");
+    await mkdir(join(aptDir, "sources.list.d"), { recursive: true });
+    await writeFile(
+      join(aptDir, "sources.list.d", "vendor.list"),
+      "deb http://vendor.example/linux/debian bookworm stable\ndeb http://vendor.example/ubuntu noble main\n",
+    );
+    const attempt = findNatsServer({ env: { PATH: binDir }, cacheDir: join(tmp, "empty"), aptDir });
+    await expect(attempt).rejects.toThrow(`no Debian source in ${join(aptDir, "sources.list")}`);
+    await expect(attempt).rejects.toThrow(/or set SWITCHYARD_NATS_SERVER=/);
+    await expect(downloadDebianNatsServer({ cacheDir: join(tmp, "empty"), aptDir })).rejects.toThrow(
+      "no Debian source in",
+    );
+  });
+
   it("finds the workspace root from this package", () => {
     const here = fileURLToPath(new URL(".", import.meta.url));
     const root = findRepoRoot(here);
     expect(root).toBeDefined();
     expect(existsSync(join(root!, "packages", "natsd", "package.json"))).toBe(true);
     expect(findRepoRoot("/")).toBeUndefined();
+  });
+});
+
+describe("Debian mirror from the apt sources", () => {
+  it("parses one-line entries with options, comments and components", () => {
+    const text = [
+      "# deb http://commented.example/debian bookworm main",
+      "deb [arch=amd64 signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://mirror.example/debian bookworm main contrib # trailing",
+      "deb-src http://mirror.example/debian bookworm main",
+      "deb [ trusted=yes ] file:/srv/mirror ./",
+      "not a source line",
+    ].join("\n");
+    expect(parseSourcesList(text, "/x/sources.list")).toEqual([
+      {
+        types: ["deb"],
+        uris: ["http://mirror.example/debian"],
+        suites: ["bookworm"],
+        components: ["main", "contrib"],
+        options: { "signed-by": "/usr/share/keyrings/debian-archive-keyring.gpg" },
+        file: "/x/sources.list",
+      },
+      {
+        types: ["deb-src"],
+        uris: ["http://mirror.example/debian"],
+        suites: ["bookworm"],
+        components: ["main"],
+        options: {},
+        file: "/x/sources.list",
+      },
+      {
+        types: ["deb"],
+        uris: ["file:/srv/mirror"],
+        suites: ["./"],
+        components: [],
+        options: { trusted: "yes" },
+        file: "/x/sources.list",
+      },
+    ]);
+  });
+
+  it("parses deb822 stanzas, skipping disabled ones and inline keys", () => {
+    const text = [
+      "Types: deb",
+      "# a comment inside the stanza",
+      "URIs: http://mirror.example/debian",
+      "Suites: bookworm bookworm-updates",
+      "Components: main",
+      "Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg",
+      "",
+      "Types: deb",
+      "URIs: http://disabled.example/debian",
+      "Suites: bookworm",
+      "Components: main",
+      "Enabled: no",
+      "",
+      "",
+      "types: deb deb-src",
+      "uris: http://mirror.example/debian-security",
+      "suites: bookworm-security",
+      "components: main",
+      "signed-by:",
+      " -----BEGIN PGP PUBLIC KEY BLOCK-----",
+      " .",
+      " abc",
+      " -----END PGP PUBLIC KEY BLOCK-----",
+    ].join("\n");
+    expect(parseDeb822Sources(text, "/x/debian.sources")).toEqual([
+      {
+        types: ["deb"],
+        uris: ["http://mirror.example/debian"],
+        suites: ["bookworm", "bookworm-updates"],
+        components: ["main"],
+        options: { "signed-by": "/usr/share/keyrings/debian-archive-keyring.gpg" },
+        file: "/x/debian.sources",
+      },
+      {
+        types: ["deb", "deb-src"],
+        uris: ["http://mirror.example/debian-security"],
+        suites: ["bookworm-security"],
+        components: ["main"],
+        options: {},
+        file: "/x/debian.sources",
+      },
+    ]);
+  });
+
+  it("keeps each Debian release source's URI and puts trixie main in place of its suite", () => {
+    const sources = parseSourcesList(
+      [
+        "deb-src http://src-only.example/debian bookworm main",
+        "deb http://proxy.example:3142/debian-security bookworm-security main",
+        "deb http://proxy.example:3142/debian bookworm-updates main",
+        "deb http://old-security.example/debian-security stretch/updates main",
+        "deb http://ubuntu.example/ubuntu jammy main",
+        "deb http://vendor.example/linux/debian bookworm stable",
+        "deb http://vendor.example/apt/chrome stable main",
+        "deb cdrom:[Debian GNU/Linux 12]/ bookworm main",
+        "deb [signed-by=/etc/apt/keyrings/mirror.gpg arch=amd64] http://proxy.example:3142/debian bookworm main contrib",
+        "deb http://later.example/debian bookworm main",
+        "deb http://later.example/debian bookworm-backports main",
+      ].join("\n"),
+    );
+    // A vendor's repository that names a Debian suite is kept, but after the `/debian` mirrors.
+    expect(trixieSourceLines(sources)).toEqual([
+      "deb [signed-by=/etc/apt/keyrings/mirror.gpg] http://proxy.example:3142/debian trixie main",
+      "deb http://later.example/debian trixie main",
+      "deb http://vendor.example/apt/chrome trixie main",
+    ]);
+    expect(
+      trixieSourceLines(
+        parseDeb822Sources(
+          "Types: deb\nURIs: http://mirror.example/debian\nSuites: bookworm-updates stable\nComponents: main\n",
+        ),
+      ),
+    ).toEqual(["deb http://mirror.example/debian trixie main"]);
+  });
+
+  it("finds no source when the apt sources hold only security, updates or other distributions", () => {
+    const sources = parseSourcesList(
+      [
+        "deb http://mirror.example/debian-security bookworm-security main",
+        "deb http://mirror.example/debian bookworm-updates main",
+        "deb http://ubuntu.example/ubuntu noble main",
+      ].join("\n"),
+    );
+    expect(trixieSourceLines(sources)).toEqual([]);
+    expect(trixieSourceLines([])).toEqual([]);
+  });
+
+  it("reads sources.list first, then sources.list.d's .list and .sources files by name", async () => {
+    const aptDir = await mkdtemp(join(tmpdir(), "natsd-apt-test-"));
+    try {
+      await mkdir(join(aptDir, "sources.list.d"));
+      await writeFile(
+        join(aptDir, "sources.list"),
+        "deb http://mirror.example/debian-security bookworm-security main\n",
+      );
+      await writeFile(
+        join(aptDir, "sources.list.d", "b.sources"),
+        "Types: deb\nURIs: http://b.example/debian\nSuites: bookworm\nComponents: main\n",
+      );
+      await writeFile(
+        join(aptDir, "sources.list.d", "a.list"),
+        "deb http://a.example/debian bookworm main\n",
+      );
+      await writeFile(
+        join(aptDir, "sources.list.d", "c.list.disabled"),
+        "deb http://c.example/debian bookworm main\n",
+      );
+      const sources = await readAptSources(aptDir);
+      expect(sources.map((s) => s.uris[0])).toEqual([
+        "http://mirror.example/debian-security",
+        "http://a.example/debian",
+        "http://b.example/debian",
+      ]);
+      expect(trixieSourceLines(sources)).toEqual([
+        "deb http://a.example/debian trixie main",
+        "deb http://b.example/debian trixie main",
+      ]);
+      expect(await readAptSources(join(aptDir, "missing"))).toEqual([]);
+    } finally {
+      await rm(aptDir, { recursive: true, force: true });
+    }
   });
 });

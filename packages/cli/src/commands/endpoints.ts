@@ -1,40 +1,18 @@
 // `switchyard endpoints …` and `switchyard invoke`: Databricks-shaped serving endpoints over the management
 // API, and one-off invocations with MLflow bodies.
-import { readFile } from "node:fs/promises";
 import type { EndpointView, SwitchyardClient } from "@switchyard/client";
 import { SwitchyardError } from "@switchyard/protocol";
 import type { Command } from "commander";
+import {
+  createBody,
+  parseConfigOption,
+  parseJsonObject,
+  readJsonFile,
+  updateConfig,
+  updateName,
+} from "../endpoint-config.js";
 import { table } from "../output.js";
 import { type GlobalOptions, withClient } from "./context.js";
-
-async function readJsonFile(file: string, flag: string): Promise<Record<string, unknown>> {
-  let text: string;
-  try {
-    text = await readFile(file, "utf8");
-  } catch (err) {
-    throw new SwitchyardError(
-      "INVALID_PARAMETER_VALUE",
-      `${flag}: cannot read '${file}': ${(err as Error).message}`,
-    );
-  }
-  return parseJsonObject(text, `${flag} '${file}'`);
-}
-
-function parseJsonObject(text: string, what: string): Record<string, unknown> {
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch (err) {
-    throw new SwitchyardError(
-      "INVALID_PARAMETER_VALUE",
-      `${what} is not valid JSON: ${(err as Error).message}`,
-    );
-  }
-  if (value === null || typeof value !== "object" || Array.isArray(value)) {
-    throw new SwitchyardError("INVALID_PARAMETER_VALUE", `${what} must be a JSON object`);
-  }
-  return value as Record<string, unknown>;
-}
 
 type State = { ready?: string; config_update?: string; message?: string };
 const stateOf = (e: EndpointView) => (e.state ?? {}) as State;
@@ -88,7 +66,12 @@ function summary(e: EndpointView): string {
 export function endpointsCommand(program: Command, globals: () => GlobalOptions): void {
   const endpoints = program
     .command("endpoints")
+    // The Databricks CLI's name, so its commands work with `switchyard` in place of `databricks`.
+    .alias("model-serving-endpoints")
     .description("serving endpoints (Databricks-compatible configs)");
+  const configHelp =
+    "inline JSON ({…}), @file or a file path: the config ({served_entities|served_models, traffic_config}) " +
+    "or a whole create body";
   const waitOption = (c: Command) =>
     c
       .option("--wait", "return when the endpoint is READY, or fail with the reason")
@@ -97,10 +80,11 @@ export function endpointsCommand(program: Command, globals: () => GlobalOptions)
   waitOption(
     endpoints
       .command("create")
-      .description('create an endpoint from a Databricks create body {"name", "config": {…}}')
-      .requiredOption("--config <file>", "JSON file with the create body"),
-  ).action(async (opts: { config: string; wait?: boolean; timeout: string }) => {
-    const body = await readJsonFile(opts.config, "--config");
+      .description("create an endpoint from a Databricks config, named by --name or by the create body")
+      .option("--name <name>", 'endpoint name (else the create body\'s "name")')
+      .requiredOption("--config <json|@file|file>", configHelp),
+  ).action(async (opts: { name?: string; config: string; wait?: boolean; timeout: string }) => {
+    const body = createBody(await parseConfigOption(opts.config), opts.name);
     await withClient(globals(), async (client, out) => {
       let e = await client.endpoints.create(body);
       if (opts.wait) e = await waitSettled(client, String(body.name), Number(opts.timeout) * 1000);
@@ -112,16 +96,24 @@ export function endpointsCommand(program: Command, globals: () => GlobalOptions)
     endpoints
       .command("update")
       .description("replace an endpoint's config (the Databricks PUT …/config body)")
-      .argument("<name>", "endpoint name")
-      .requiredOption("--config <file>", "JSON file with served_entities/served_models and traffic_config"),
-  ).action(async (name: string, opts: { config: string; wait?: boolean; timeout: string }) => {
-    const config = await readJsonFile(opts.config, "--config");
-    await withClient(globals(), async (client, out) => {
-      let e = await client.endpoints.update(name, config);
-      if (opts.wait) e = await waitSettled(client, name, Number(opts.timeout) * 1000);
-      out.print(summary(e), e);
-    });
-  });
+      .argument("[name]", "endpoint name (or --name)")
+      .option("--name <name>", "endpoint name (or the argument)")
+      .requiredOption("--config <json|@file|file>", configHelp),
+  ).action(
+    async (
+      argument: string | undefined,
+      opts: { name?: string; config: string; wait?: boolean; timeout: string },
+    ) => {
+      const name = updateName(argument, opts.name);
+      const nameSource = argument !== undefined ? "argument" : "--name";
+      const config = updateConfig(await parseConfigOption(opts.config), name, "--config", nameSource);
+      await withClient(globals(), async (client, out) => {
+        let e = await client.endpoints.update(name, config);
+        if (opts.wait) e = await waitSettled(client, name, Number(opts.timeout) * 1000);
+        out.print(summary(e), e);
+      });
+    },
+  );
 
   endpoints
     .command("get")
