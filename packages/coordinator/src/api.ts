@@ -25,10 +25,9 @@ import {
 } from "@switchyard/protocol";
 import type { Registry } from "@switchyard/registry";
 import type { Logger } from "pino";
-import { cleanupEndpoint, liveTargets } from "./reconcile.js";
 import { ModelLookup, resolveVersions, validateConfig } from "./resolve.js";
-import { deploymentOf, readAll, readAssignments, readRecord, type Stores } from "./state.js";
-import { targetsOf } from "./targets.js";
+import { cleanupEndpoint, deploymentOf, readAll, readAssignments, readRecord, type Stores } from "./state.js";
+import { liveTargets, targetsOf } from "./targets.js";
 import { type EndpointObservation, type EndpointView, endpointView, type ServedObservation } from "./view.js";
 
 /** Optional request header naming who asks (the bridge sets it from the token); recorded as `creator`. */
@@ -251,7 +250,7 @@ export class ManagementApi {
     const routes =
       routesEntry?.operation === "PUT" ? EndpointRoutes.safeParse(routesEntry.json()).data : undefined;
     const obs: EndpointObservation = { config: {}, pending: {} };
-    for (const t of liveTargets(this.o.names, record, routes)) {
+    for (const t of liveTargets(record, routes)) {
       obs.config[t.served_model] = {
         version: t.model_version,
         ...pick(deploymentOf(assignments, statuses, record.name, t.served_model, t.generation)),

@@ -8,7 +8,6 @@ import {
   type EndpointRecord,
   type EndpointRoutes,
   keys,
-  REPLICA_DEFAULTS,
   type ReplicaSpec,
 } from "@switchyard/protocol";
 import type { Registry } from "@switchyard/registry";
@@ -18,13 +17,12 @@ import { ModelLookup, resolveVersions } from "./resolve.js";
 import {
   type Assignment,
   type ClusterSnapshot,
-  generationOfSubject,
-  readAssignments,
+  cleanupEndpoint,
   readSnapshot,
   type StoredRecord,
   type Stores,
 } from "./state.js";
-import { routesOf, type ServedTarget, sameRoutes, targetsOf } from "./targets.js";
+import { liveTargets, routesOf, type ServedTarget, sameRoutes, targetsOf } from "./targets.js";
 
 export interface ReconcilerOptions {
   names: ClusterNames;
@@ -120,7 +118,7 @@ export class Reconciler {
   /** The targets an endpoint wants now, and the ones serving now (from its routes). */
   private async wanted(rec: EndpointRecord, snap: ClusterSnapshot, lookup: ModelLookup): Promise<Wanted> {
     const routes = snap.routes.get(rec.name);
-    const live = liveTargets(this.o.names, rec, routes);
+    const live = liveTargets(rec, routes);
     const inProgress = rec.state.config_update === "IN_PROGRESS" && rec.pending_config !== null;
     if (inProgress) {
       try {
@@ -368,38 +366,6 @@ function messageOf(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
 
-/** The targets the live routes stand for, with replica counts and settings from the live config. */
-export function liveTargets(
-  names: ClusterNames,
-  rec: EndpointRecord,
-  routes: EndpointRoutes | undefined,
-): ServedTarget[] {
-  if (!routes) return [];
-  return routes.routes.map((r) => {
-    const s = rec.config?.served_models.find((m) => m.name === r.served_model_name);
-    const generation = generationOfSubject(r.subject);
-    const replicas = s
-      ? targetsOf(names, rec.name, { ...rec.config!, served_models: [s] }, { [s.name]: r.model_version })[0]!
-          .replicas
-      : 1;
-    return {
-      endpoint: rec.name,
-      served_model: r.served_model_name,
-      traffic_percentage: r.traffic_percentage,
-      model_name: r.model_name,
-      model_version: r.model_version,
-      alias: s?.model_version.startsWith("@") ? s.model_version.slice(1) : undefined,
-      max_batch_size: s?.max_batch_size ?? REPLICA_DEFAULTS.max_batch_size,
-      max_delay_us: s?.max_delay_us ?? REPLICA_DEFAULTS.max_delay_us,
-      max_queue: s?.max_queue ?? REPLICA_DEFAULTS.max_queue,
-      generation,
-      subject: r.subject,
-      replicas,
-      group: groupKey(rec.name, r.served_model_name, generation),
-    };
-  });
-}
-
 function groupStatus(t: ServedTarget, mine: Assignment[], snap: ClusterSnapshot, want: number) {
   const replicas = mine.filter((a) => groupOf(a) === t.group);
   const sts = replicas.map((a) => snap.statuses.get(a.replica_id));
@@ -415,13 +381,4 @@ function groupStatus(t: ServedTarget, mine: Assignment[], snap: ClusterSnapshot,
       ? `served model '${t.served_model}': ${failedStatus.message || "replica failed"}`
       : undefined,
   };
-}
-
-/** Deletes an endpoint's routes, then its assignments, then its record. */
-export async function cleanupEndpoint(stores: Stores, name: string): Promise<void> {
-  await stores.cluster.delete(keys.routes(name));
-  for (const a of await readAssignments(stores)) {
-    if (a.spec.endpoint === name) await stores.cluster.delete(keys.assignment(a.node_id, a.replica_id));
-  }
-  await stores.endpoints.delete(keys.endpoint(name));
 }

@@ -111,8 +111,14 @@ export async function readSnapshot(stores: Stores): Promise<ClusterSnapshot> {
   };
 }
 
-/** The generation a route subject ends with (`<c>.rt.<endpoint>.<served>.<generation>`). */
-export const generationOfSubject = (subject: string) => subject.slice(subject.lastIndexOf(".") + 1);
+/** Deletes an endpoint's routes, then its assignments, then its record. */
+export async function cleanupEndpoint(stores: Stores, name: string): Promise<void> {
+  await stores.cluster.delete(keys.routes(name));
+  for (const a of await readAssignments(stores)) {
+    if (a.spec.endpoint === name) await stores.cluster.delete(keys.assignment(a.node_id, a.replica_id));
+  }
+  await stores.endpoints.delete(keys.endpoint(name));
+}
 
 /**
  * How one served model generation is deployed: READY when every assigned replica is READY (and there is
