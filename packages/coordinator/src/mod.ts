@@ -1,5 +1,6 @@
 // @switchyard/coordinator: the control plane — leader lease, management API, reconcile of endpoints into
-// replica assignments and routes. Policies (placement, generations, the GET view) are pure and exported.
+// replica assignments and routes. Policies (placement, rollouts, generations, the GET view) are pure and
+// exported.
 export { CREATOR_HEADER, ManagementApi } from "./api.js";
 export { COORDINATOR_DEFAULTS, Coordinator, type CoordinatorOptions } from "./coordinator.js";
 export { LeaderLease } from "./lease.js";
@@ -15,6 +16,17 @@ export {
   threadsPerReplica,
 } from "./placement.js";
 export { Reconciler } from "./reconcile.js";
+export {
+  decideRollout,
+  deploymentOf,
+  type Observed,
+  type Resolution,
+  type RolloutDecision,
+  type RolloutInput,
+  type RolloutStep,
+  type Wanted,
+  wantedTargets,
+} from "./rollout.js";
 export {
   aliasOf,
   CONCURRENCY_PER_REPLICA,

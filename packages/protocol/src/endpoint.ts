@@ -374,6 +374,15 @@ export const EndpointRecord = z
      * to a version that cannot load keeps the old version serving until the alias moves again).
      */
     rejected: z.record(z.string(), z.string()).default({}),
+    /**
+     * The rollout an alias move started (served name → generation wanted, and when a leader first saw
+     * it), kept here so a leader that takes over keeps its deadline. Absent when none runs; an update's
+     * rollout starts at pending_start_time.
+     */
+    alias_rollout: z
+      .object({ generations: z.record(z.string(), z.string()), start_time: z.number().int() })
+      .strict()
+      .optional(),
     deleted: z.boolean().default(false),
   })
   .strict();
