@@ -21,6 +21,7 @@ import {
   H,
   isResourceName,
   keys,
+  NodeHeartbeat,
   notFound,
   QUEUE_GROUPS,
   ReplicaStatus,
@@ -28,10 +29,10 @@ import {
 } from "@switchyard/protocol";
 import type { Registry } from "@switchyard/registry";
 import type { Logger } from "pino";
-import { cleanupEndpoint, liveTargets } from "./reconcile.js";
 import { ModelLookup, resolveVersions, validateConfig } from "./resolve.js";
-import { deploymentOf, readAll, readAssignments, readRecord, type Stores } from "./state.js";
-import { targetsOf } from "./targets.js";
+import { deploymentOf } from "./rollout.js";
+import { cleanupEndpoint, readAll, readAssignments, readRecord, type Stores } from "./state.js";
+import { liveTargets, targetsOf } from "./targets.js";
 import { type EndpointObservation, type EndpointView, endpointView, type ServedObservation } from "./view.js";
 
 export interface ApiOptions {
@@ -240,19 +241,24 @@ export class ManagementApi {
 
   /** The GET body: the record plus what is observed of its replicas (versions served, deployment states). */
   private async view(record: EndpointRecord, lookup: ModelLookup): Promise<EndpointView> {
-    const [assignments, statusList, routesEntry] = await Promise.all([
+    const [assignments, statusList, nodes, routesEntry] = await Promise.all([
       readAssignments(this.o.stores),
       readAll(this.o.stores.cluster, "replica.*", ReplicaStatus, "replica status"),
+      readAll(this.o.stores.liveness, keys.nodes, NodeHeartbeat, "node heartbeat"),
       this.o.stores.cluster.get(keys.routes(record.name)),
     ]);
-    const statuses = new Map(statusList.map((s) => [s.value.replica_id, s.value]));
+    const observed = {
+      assignments,
+      statuses: new Map(statusList.map((s) => [s.value.replica_id, s.value])),
+      liveNodes: new Set(nodes.map((n) => n.value.node_id)),
+    };
     const routes =
       routesEntry?.operation === "PUT" ? EndpointRoutes.safeParse(routesEntry.json()).data : undefined;
     const obs: EndpointObservation = { config: {}, pending: {} };
-    for (const t of liveTargets(this.o.names, record, routes)) {
+    for (const t of liveTargets(record, routes)) {
       obs.config[t.served_model] = {
         version: t.model_version,
-        ...pick(deploymentOf(assignments, statuses, record.name, t.served_model, t.generation)),
+        ...pick(deploymentOf(observed, t)),
       };
     }
     if (record.pending_config && record.state.config_update === "IN_PROGRESS") {
@@ -261,7 +267,7 @@ export class ManagementApi {
         for (const t of targetsOf(this.o.names, record.name, record.pending_config, versions)) {
           obs.pending[t.served_model] = {
             version: t.model_version,
-            ...pick(deploymentOf(assignments, statuses, record.name, t.served_model, t.generation)),
+            ...pick(deploymentOf(observed, t)),
           };
         }
       } catch (err) {

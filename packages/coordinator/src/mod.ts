@@ -1,5 +1,6 @@
 // @switchyard/coordinator: the control plane — leader lease, management API, reconcile of endpoints into
-// replica assignments and routes. Policies (placement, generations, the GET view) are pure and exported.
+// replica assignments and routes. Policies (placement, rollouts, generations, the GET view) are pure and
+// exported.
 export { ManagementApi } from "./api.js";
 export { COORDINATOR_DEFAULTS, Coordinator, type CoordinatorOptions } from "./coordinator.js";
 export { LeaderLease } from "./lease.js";
@@ -16,7 +17,17 @@ export {
 } from "./placement.js";
 export { Reconciler } from "./reconcile.js";
 export {
-  aliasOf,
+  decideRollout,
+  deploymentOf,
+  type Observed,
+  type Resolution,
+  type RolloutDecision,
+  type RolloutInput,
+  type RolloutStep,
+  type Wanted,
+  wantedTargets,
+} from "./rollout.js";
+export {
   CONCURRENCY_PER_REPLICA,
   generationOf,
   replicasFor,

@@ -1,30 +1,32 @@
 // The leader's reconcile pass: endpoint records → served targets (aliases resolved) → replica assignments
-// → routes, with zero-downtime rollouts (new generation READY, then flip, then retire the old). Every step
-// reads KV afresh and writes with compare-and-set where records are concerned; each endpoint's step is
-// caught and logged so one bad endpoint never stops the others.
+// → routes, with zero-downtime rollouts (new generation READY, then flip, then retire the old). The shell
+// around pure policies (rollout.ts decides each endpoint's step, placement.ts where replicas run): every pass
+// reads KV afresh, writes records with compare-and-set, and catches and logs each endpoint's step so one bad
+// endpoint never stops the others. It keeps no state between passes, so a new leader continues any rollout.
 import { randomBytes } from "node:crypto";
-import {
-  type ClusterNames,
-  type EndpointRecord,
-  type EndpointRoutes,
-  keys,
-  REPLICA_DEFAULTS,
-  type ReplicaSpec,
-} from "@switchyard/protocol";
+import { type ClusterNames, type EndpointRecord, keys, type ReplicaSpec } from "@switchyard/protocol";
 import type { Registry } from "@switchyard/registry";
 import type { Logger } from "pino";
-import { capReplicas, groupKey, type PlacedReplica, placeReplicas, type ReplicaGroup } from "./placement.js";
+import { capReplicas, type PlacedReplica, placeReplicas, type ReplicaGroup } from "./placement.js";
 import { ModelLookup, resolveVersions } from "./resolve.js";
 import {
-  type Assignment,
+  decideRollout,
+  groupOf,
+  type Observed,
+  type Resolution,
+  type RolloutDecision,
+  type Wanted,
+  wantedConfig,
+  wantedTargets,
+} from "./rollout.js";
+import {
   type ClusterSnapshot,
-  generationOfSubject,
-  readAssignments,
+  cleanupEndpoint,
   readSnapshot,
   type StoredRecord,
   type Stores,
 } from "./state.js";
-import { routesOf, type ServedTarget, sameRoutes, targetsOf } from "./targets.js";
+import type { ServedTarget } from "./targets.js";
 
 export interface ReconcilerOptions {
   names: ClusterNames;
@@ -33,6 +35,7 @@ export interface ReconcilerOptions {
   log: Logger;
   /** A new generation not READY within this is abandoned (UPDATE_FAILED). */
   rolloutTimeoutMs: number;
+  /** The clock rollout deadlines are judged by (injected in tests). */
   now?: () => number;
 }
 
@@ -47,8 +50,6 @@ interface EndpointPlan {
 const newReplicaId = () => `r${randomBytes(6).toString("hex")}`;
 
 export class Reconciler {
-  /** First time a generation was wanted by an alias rollout (pending updates use pending_start_time). */
-  private readonly firstWanted = new Map<string, number>();
   private readonly now: () => number;
 
   constructor(private readonly o: ReconcilerOptions) {
@@ -59,6 +60,11 @@ export class Reconciler {
     const snap = await readSnapshot(this.o.stores);
     const lookup = new ModelLookup(this.o.registry);
     const budget = snap.nodes.reduce((a, n) => a + n.threads, 0);
+    const cluster: Omit<Observed, "routes"> = {
+      assignments: snap.assignments,
+      statuses: snap.statuses,
+      liveNodes: new Set(snap.nodes.map((n) => n.node_id)),
+    };
 
     // Phase 1: what each endpoint asks for (tentative), so readiness can be judged against capped counts.
     const tentative = new Map<string, { stored: StoredRecord; want: Wanted }>();
@@ -79,11 +85,20 @@ export class Reconciler {
     }
     const counts = capReplicas(allGroups, Math.max(budget, 1));
 
-    // Phase 2: per endpoint, decide flip / fail / wait.
+    // Phase 2: per endpoint, decide flip / fail / wait and write what the decision says.
     const plans: EndpointPlan[] = [];
     for (const [name, { stored, want }] of tentative) {
       try {
-        plans.push(await this.decide(name, stored.record, stored.revision, want, snap, counts));
+        const decision = decideRollout({
+          record: stored.record,
+          want,
+          observed: { ...cluster, routes: snap.routes.get(name) },
+          counts,
+          now: this.now(),
+          timeoutMs: this.o.rolloutTimeoutMs,
+        });
+        await this.perform(stored, decision);
+        plans.push({ endpoint: name, targets: decision.targets, retiring: decision.retiring });
       } catch (err) {
         this.o.log.error({ err, endpoint: name }, "reconcile: endpoint step failed");
         plans.push({
@@ -117,108 +132,37 @@ export class Reconciler {
     }
   }
 
-  /** The targets an endpoint wants now, and the ones serving now (from its routes). */
+  /** The targets an endpoint wants now (its config resolved against the registry), and the live ones. */
   private async wanted(rec: EndpointRecord, snap: ClusterSnapshot, lookup: ModelLookup): Promise<Wanted> {
-    const routes = snap.routes.get(rec.name);
-    const live = liveTargets(this.o.names, rec, routes);
-    const inProgress = rec.state.config_update === "IN_PROGRESS" && rec.pending_config !== null;
-    if (inProgress) {
+    let resolution: Resolution = { versions: {} };
+    const config = wantedConfig(rec);
+    if (config) {
       try {
-        const versions = await resolveVersions(lookup, rec.pending_config!);
-        return {
-          target: targetsOf(this.o.names, rec.name, rec.pending_config!, versions),
-          live,
-          routes,
-          pending: true,
-          versions,
-        };
+        resolution = { versions: await resolveVersions(lookup, config) };
       } catch (err) {
-        return { target: live, live, routes, pending: true, versions: {}, failure: messageOf(err) };
+        resolution = { error: err instanceof Error ? err.message : String(err) };
       }
     }
-    if (!rec.config) return { target: [], live, routes, pending: false, versions: {} };
-    try {
-      const versions = await resolveVersions(lookup, rec.config);
-      const target = targetsOf(this.o.names, rec.name, rec.config, versions);
-      // A generation that failed before is not retried: the live one keeps serving.
-      if (target.some((t) => rec.rejected[t.generation] !== undefined) && live.length) {
-        return { target: live, live, routes, pending: false, versions: rec.resolved };
-      }
-      return { target, live, routes, pending: false, versions };
-    } catch (err) {
-      // An alias or model that vanished from the registry: keep serving what serves now.
+    const want = wantedTargets(this.o.names, rec, snap.routes.get(rec.name), resolution);
+    if ("error" in resolution && !want.pending) {
+      // An alias or model that vanished from the registry.
       this.o.log.warn(
-        { endpoint: rec.name, err: messageOf(err) },
+        { endpoint: rec.name, err: resolution.error },
         "cannot resolve config; keeping live routes",
       );
-      return { target: live, live, routes, pending: false, versions: rec.resolved };
     }
+    return want;
   }
 
-  private async decide(
-    name: string,
-    rec: EndpointRecord,
-    revision: number,
-    want: Wanted,
-    snap: ClusterSnapshot,
-    counts: Map<string, number>,
-  ): Promise<EndpointPlan> {
-    const mine = snap.assignments.filter((a) => a.spec.endpoint === name);
-    const liveGroups = new Set(want.live.map((t) => t.group));
-    const targetGroups = new Set(want.target.map((t) => t.group));
-    const oldReplicas = mine.filter((a) => !targetGroups.has(groupOf(a)) && liveGroups.has(groupOf(a)));
-    const keepOld = { endpoint: name, targets: want.target, retiring: oldReplicas.map((a) => a.replica_id) };
-
-    if (want.failure) {
-      await this.failRollout(name, rec, revision, want, want.failure);
-      return { endpoint: name, targets: want.live, retiring: [] };
-    }
-    if (want.target.length === 0) return { endpoint: name, targets: [], retiring: [] };
-
-    const now = this.now();
-    const fresh = want.target.filter((t) => !liveGroups.has(t.group));
-    const status = want.target.map((t) => groupStatus(t, mine, snap, counts.get(t.group) ?? 1));
-    const failed = status.find((s) => s.failed !== undefined);
-    const allReady = status.every((s) => s.ready);
-    const routesMatch = sameRoutes(want.routes, want.target);
-
-    if (routesMatch && !want.pending) {
-      return { endpoint: name, targets: want.target, retiring: [] };
-    }
-
-    // A rollout: a pending update, or an alias that moved (new generations wanted).
-    let started = want.pending ? (rec.pending_start_time ?? rec.last_updated_timestamp) : now;
-    if (!want.pending) {
-      const key = want.target.map((t) => t.group).join(",");
-      started = this.firstWanted.get(key) ?? now;
-      this.firstWanted.set(key, started);
-    }
-    const relevantFailure =
-      failed && (fresh.some((t) => t.group === failed.group) || want.pending) ? failed.failed : undefined;
-    const timedOut = now - started > this.o.rolloutTimeoutMs;
-    if (relevantFailure !== undefined || (timedOut && !allReady)) {
-      const notReady = status
-        .filter((s) => !s.ready)
-        .map((s) => `${s.served} ${s.readyCount}/${s.want} ready`);
-      const reason =
-        relevantFailure !== undefined
-          ? relevantFailure
-          : `replicas not ready within ${Math.round(this.o.rolloutTimeoutMs / 1000)} s (${notReady.join(", ")})`;
-      await this.failRollout(name, rec, revision, want, reason);
-      return { endpoint: name, targets: want.live, retiring: [] };
-    }
-    if (!allReady) return keepOld;
-
-    // Every replica of every target is READY: flip the routes, then record it, then retire the old.
-    const configVersion = want.pending
-      ? (rec.pending_config_version ?? rec.config_version + 1)
-      : rec.config_version;
-    if (!routesMatch || want.pending) {
-      const routes = routesOf(name, configVersion, want.target, now);
-      await this.o.stores.cluster.put(keys.routes(name), JSON.stringify(routes));
+  /** Writes what a rollout step decided: routes before the record, so READY never precedes the flip. */
+  private async perform(stored: StoredRecord, d: RolloutDecision): Promise<void> {
+    const endpoint = stored.record.name;
+    if (d.step.kind === "flip") {
+      const routes = d.step.routes;
+      await this.o.stores.cluster.put(keys.routes(endpoint), JSON.stringify(routes));
       this.o.log.info(
         {
-          endpoint: name,
+          endpoint,
           routes: routes.routes.map(
             (r) => `${r.served_model_name}=${r.model_version}:${r.traffic_percentage}%`,
           ),
@@ -226,65 +170,21 @@ export class Reconciler {
         "routes flipped",
       );
     }
-    const next: EndpointRecord = want.pending
-      ? {
-          ...rec,
-          config: rec.pending_config,
-          config_version: configVersion,
-          pending_config: null,
-          pending_config_version: null,
-          pending_start_time: null,
-          last_updated_timestamp: now,
-          state: { ready: "READY", config_update: "NOT_UPDATING", message: "" },
-          resolved: want.versions,
-          rejected: {},
-        }
-      : {
-          ...rec,
-          last_updated_timestamp: now,
-          state: { ready: "READY", config_update: "NOT_UPDATING", message: "" },
-          resolved: want.versions,
-          rejected: {},
-        };
-    await this.o.stores.endpoints.update(keys.endpoint(name), JSON.stringify(next), revision);
-    this.firstWanted.delete(want.target.map((x) => x.group).join(","));
-    // The old generation goes on the next pass, after routers have seen the flip.
-    return keepOld;
-  }
-
-  private async failRollout(
-    name: string,
-    rec: EndpointRecord,
-    revision: number,
-    want: Wanted,
-    reason: string,
-  ) {
-    const now = this.now();
-    const ready = want.routes && rec.config ? "READY" : "NOT_READY";
-    const next: EndpointRecord = want.pending
-      ? {
-          ...rec,
-          pending_config: null,
-          pending_config_version: null,
-          pending_start_time: null,
-          last_updated_timestamp: now,
-          state: { ready, config_update: "UPDATE_FAILED", message: reason },
-        }
-      : {
-          ...rec,
-          last_updated_timestamp: now,
-          state: { ready, config_update: "UPDATE_FAILED", message: reason },
-          rejected: {
-            ...rec.rejected,
-            ...Object.fromEntries(
-              want.target
-                .filter((t) => !want.live.some((l) => l.group === t.group))
-                .map((t) => [t.generation, reason]),
-            ),
-          },
-        };
-    await this.o.stores.endpoints.update(keys.endpoint(name), JSON.stringify(next), revision);
-    this.o.log.warn({ endpoint: name, reason }, "rollout failed; old config keeps serving");
+    if (d.record) {
+      await this.o.stores.endpoints.update(
+        keys.endpoint(endpoint),
+        JSON.stringify(d.record),
+        stored.revision,
+      );
+    }
+    if (d.step.kind === "fail") {
+      this.o.log.warn({ endpoint, reason: d.step.reason }, "rollout failed; old config keeps serving");
+    } else if (d.step.kind === "wait" && d.record?.alias_rollout) {
+      this.o.log.info(
+        { endpoint, generations: d.record.alias_rollout.generations, deadline: d.step.deadline },
+        "alias rollout started",
+      );
+    }
   }
 
   private async place(plans: EndpointPlan[], snap: ClusterSnapshot): Promise<void> {
@@ -350,78 +250,4 @@ export class Reconciler {
       }
     }
   }
-}
-
-interface Wanted {
-  target: ServedTarget[];
-  live: ServedTarget[];
-  routes: EndpointRoutes | undefined;
-  pending: boolean;
-  versions: Record<string, number>;
-  /** Set when the pending config cannot be resolved any more (a model or alias vanished). */
-  failure?: string;
-}
-
-const groupOf = (a: Assignment) => groupKey(a.spec.endpoint, a.spec.served_model, a.spec.generation);
-
-function messageOf(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
-}
-
-/** The targets the live routes stand for, with replica counts and settings from the live config. */
-export function liveTargets(
-  names: ClusterNames,
-  rec: EndpointRecord,
-  routes: EndpointRoutes | undefined,
-): ServedTarget[] {
-  if (!routes) return [];
-  return routes.routes.map((r) => {
-    const s = rec.config?.served_models.find((m) => m.name === r.served_model_name);
-    const generation = generationOfSubject(r.subject);
-    const replicas = s
-      ? targetsOf(names, rec.name, { ...rec.config!, served_models: [s] }, { [s.name]: r.model_version })[0]!
-          .replicas
-      : 1;
-    return {
-      endpoint: rec.name,
-      served_model: r.served_model_name,
-      traffic_percentage: r.traffic_percentage,
-      model_name: r.model_name,
-      model_version: r.model_version,
-      alias: s?.model_version.startsWith("@") ? s.model_version.slice(1) : undefined,
-      max_batch_size: s?.max_batch_size ?? REPLICA_DEFAULTS.max_batch_size,
-      max_delay_us: s?.max_delay_us ?? REPLICA_DEFAULTS.max_delay_us,
-      max_queue: s?.max_queue ?? REPLICA_DEFAULTS.max_queue,
-      generation,
-      subject: r.subject,
-      replicas,
-      group: groupKey(rec.name, r.served_model_name, generation),
-    };
-  });
-}
-
-function groupStatus(t: ServedTarget, mine: Assignment[], snap: ClusterSnapshot, want: number) {
-  const replicas = mine.filter((a) => groupOf(a) === t.group);
-  const sts = replicas.map((a) => snap.statuses.get(a.replica_id));
-  const readyCount = sts.filter((s) => s?.state === "READY" && s.generation === t.generation).length;
-  const failedStatus = sts.find((s) => s?.state === "FAILED");
-  return {
-    group: t.group,
-    served: t.served_model,
-    want,
-    readyCount,
-    ready: replicas.length >= want && readyCount === replicas.length,
-    failed: failedStatus
-      ? `served model '${t.served_model}': ${failedStatus.message || "replica failed"}`
-      : undefined,
-  };
-}
-
-/** Deletes an endpoint's routes, then its assignments, then its record. */
-export async function cleanupEndpoint(stores: Stores, name: string): Promise<void> {
-  await stores.cluster.delete(keys.routes(name));
-  for (const a of await readAssignments(stores)) {
-    if (a.spec.endpoint === name) await stores.cluster.delete(keys.assignment(a.node_id, a.replica_id));
-  }
-  await stores.endpoints.delete(keys.endpoint(name));
 }

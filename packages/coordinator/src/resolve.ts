@@ -1,6 +1,7 @@
 // Endpoint configs against the model registry: every problem with the models, versions and aliases a config
 // names (for validation), and the concrete version each served model serves now (aliases followed).
 import {
+  aliasOf,
   type ConfigProblem,
   type EndpointConfig,
   EndpointConfigInput,
@@ -42,8 +43,8 @@ export class ModelLookup {
   async resolve(name: string, version: string): Promise<number> {
     const model = await this.model(name);
     if (!model) throw new SwitchyardError("RESOURCE_DOES_NOT_EXIST", `model '${name}' does not exist`);
-    if (version.startsWith("@")) {
-      const alias = version.slice(1);
+    const alias = aliasOf(version);
+    if (alias !== undefined) {
       const v = model.aliases[alias];
       if (v === undefined) {
         throw new SwitchyardError(
@@ -107,8 +108,8 @@ export async function validateConfig(
       problems.push({ field: `${e.field}.${e.nameField}`, message: `model '${e.model}' does not exist` });
       continue;
     }
-    if (e.version.startsWith("@")) {
-      const alias = e.version.slice(1);
+    const alias = aliasOf(e.version);
+    if (alias !== undefined) {
       if (model.aliases[alias] === undefined) {
         const known = Object.keys(model.aliases);
         problems.push({

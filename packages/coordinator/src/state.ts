@@ -12,7 +12,6 @@ import {
   ReplicaSpec,
   ReplicaStatus,
 } from "@switchyard/protocol";
-import type { DeploymentState, ServedObservation } from "./view.js";
 
 export interface Stores {
   endpoints: KV;
@@ -89,33 +88,11 @@ export async function readSnapshot(stores: Stores): Promise<ClusterSnapshot> {
   };
 }
 
-/** The generation a route subject ends with (`<c>.rt.<endpoint>.<served>.<generation>`). */
-export const generationOfSubject = (subject: string) => subject.slice(subject.lastIndexOf(".") + 1);
-
-/**
- * How one served model generation is deployed: READY when every assigned replica is READY (and there is
- * one), FAILED when one failed (with its reason), else CREATING with a count of ready replicas.
- */
-export function deploymentOf(
-  assignments: Assignment[],
-  statuses: Map<string, ReplicaStatus>,
-  endpoint: string,
-  served: string,
-  generation: string,
-): ServedObservation & { ready: number; total: number } {
-  const mine = assignments.filter(
-    (a) => a.spec.endpoint === endpoint && a.spec.served_model === served && a.spec.generation === generation,
-  );
-  const sts = mine.map((a) => statuses.get(a.replica_id)).filter((s) => s?.generation === generation);
-  const ready = sts.filter((s) => s?.state === "READY").length;
-  const failed = sts.find((s) => s?.state === "FAILED");
-  let deployment: DeploymentState = "DEPLOYMENT_CREATING";
-  let message = `${ready}/${mine.length} replicas ready`;
-  if (failed) {
-    deployment = "DEPLOYMENT_FAILED";
-    message = failed.message || "replica failed";
-  } else if (mine.length > 0 && ready === mine.length) {
-    deployment = "DEPLOYMENT_READY";
+/** Deletes an endpoint's routes, then its assignments, then its record. */
+export async function cleanupEndpoint(stores: Stores, name: string): Promise<void> {
+  await stores.cluster.delete(keys.routes(name));
+  for (const a of await readAssignments(stores)) {
+    if (a.spec.endpoint === name) await stores.cluster.delete(keys.assignment(a.node_id, a.replica_id));
   }
-  return { deployment, message, ready, total: mine.length };
+  await stores.endpoints.delete(keys.endpoint(name));
 }

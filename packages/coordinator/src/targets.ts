@@ -2,8 +2,10 @@
 // what the replica serves and how), its queue-group subject and its replica count. Pure; no NATS here.
 import { createHash } from "node:crypto";
 import {
+  aliasOf,
   type ClusterNames,
   type EndpointConfig,
+  type EndpointRecord,
   type EndpointRoutes,
   type LiveRoute,
   REPLICA_DEFAULTS,
@@ -58,8 +60,22 @@ export function generationOf(g: {
   return createHash("sha256").update(text).digest("hex").slice(0, 12);
 }
 
-/** The alias a version string follows ("@champion" → "champion"), or undefined for a number. */
-export const aliasOf = (version: string) => (version.startsWith("@") ? version.slice(1) : undefined);
+/**
+ * A served model's batching settings, REPLICA_DEFAULTS filling what its config leaves out: the one place the
+ * defaults apply, so a generation hash and the ReplicaSpec built from it always agree.
+ */
+export function batchingOf(
+  s: Pick<ServedModel, "max_batch_size" | "max_delay_us" | "max_queue"> | undefined,
+) {
+  return {
+    max_batch_size: s?.max_batch_size ?? REPLICA_DEFAULTS.max_batch_size,
+    max_delay_us: s?.max_delay_us ?? REPLICA_DEFAULTS.max_delay_us,
+    max_queue: s?.max_queue ?? REPLICA_DEFAULTS.max_queue,
+  };
+}
+
+/** The generation a route subject ends with (`<c>.rt.<endpoint>.<served>.<generation>`). */
+export const generationOfSubject = (subject: string) => subject.slice(subject.lastIndexOf(".") + 1);
 
 /** Resolves a config's served models; `versions` maps served name → resolved version number. */
 export function targetsOf(
@@ -72,13 +88,7 @@ export function targetsOf(
   return config.served_models.map((s) => {
     const model_version = versions[s.name];
     if (model_version === undefined) throw new Error(`served model '${s.name}' has no resolved version`);
-    const settings = {
-      model_name: s.model_name,
-      model_version,
-      max_batch_size: s.max_batch_size ?? REPLICA_DEFAULTS.max_batch_size,
-      max_delay_us: s.max_delay_us ?? REPLICA_DEFAULTS.max_delay_us,
-      max_queue: s.max_queue ?? REPLICA_DEFAULTS.max_queue,
-    };
+    const settings = { model_name: s.model_name, model_version, ...batchingOf(s) };
     const generation = generationOf(settings);
     return {
       endpoint,
@@ -90,6 +100,31 @@ export function targetsOf(
       subject: `${names.subjects.served(endpoint, s.name)}.${generation}`,
       replicas: replicasFor(s),
       group: groupKey(endpoint, s.name, generation),
+    };
+  });
+}
+
+/**
+ * The targets the live routes stand for: generation and subject from the routes, replica counts and settings
+ * from the live config (defaults for a served model it no longer names).
+ */
+export function liveTargets(rec: EndpointRecord, routes: EndpointRoutes | undefined): ServedTarget[] {
+  if (!routes) return [];
+  return routes.routes.map((r) => {
+    const s = rec.config?.served_models.find((m) => m.name === r.served_model_name);
+    const generation = generationOfSubject(r.subject);
+    return {
+      endpoint: rec.name,
+      served_model: r.served_model_name,
+      traffic_percentage: r.traffic_percentage,
+      model_name: r.model_name,
+      model_version: r.model_version,
+      alias: s && aliasOf(s.model_version),
+      ...batchingOf(s),
+      generation,
+      subject: r.subject,
+      replicas: s ? replicasFor(s) : 1,
+      group: groupKey(rec.name, r.served_model_name, generation),
     };
   });
 }

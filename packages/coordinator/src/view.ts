@@ -1,6 +1,7 @@
 // The GET body of an endpoint in Databricks' shape (GET /api/2.0/serving-endpoints/{name}), built from the
 // KV record and what is observed of its replicas. Pure: the caller gathers versions and deployment states.
 import type { EndpointConfig, EndpointRecord, ServedModel } from "@switchyard/protocol";
+import { aliasOf } from "@switchyard/protocol";
 
 export const DEPLOYMENT_STATES = [
   "DEPLOYMENT_READY",
@@ -32,7 +33,7 @@ function servedView(
   o: ServedObservation | undefined,
   rec: EndpointRecord,
 ): Record<string, unknown> {
-  const alias = s.model_version.startsWith("@") ? s.model_version.slice(1) : undefined;
+  const alias = aliasOf(s.model_version);
   const version = o?.version !== undefined ? String(o.version) : s.model_version;
   const ids =
     s.form === "served_entities"

@@ -3,7 +3,7 @@
 // record kept in KV `<cluster>_endpoints`, and the GET body. Validation lists every problem at once.
 import { z } from "zod";
 import { SwitchyardError } from "./errors.js";
-import { defaultServedName, isModelName, isResourceName } from "./names.js";
+import { aliasOf, defaultServedName, isModelName, isResourceName } from "./names.js";
 
 export const WORKLOAD_SIZES = ["Small", "Medium", "Large"] as const;
 export const WorkloadSize = z.enum(WORKLOAD_SIZES);
@@ -191,7 +191,7 @@ export function normalizeEndpointConfig(
         message: `'${version}' is not a version: expected a positive integer or '@alias'`,
       });
     }
-    const name = e.name ?? defaultServedName(model, version.replace(/^@/, ""));
+    const name = e.name ?? defaultServedName(model, aliasOf(version) ?? version);
     if (!isResourceName(name)) {
       problems.push({
         field: `${field}.name`,
@@ -374,6 +374,15 @@ export const EndpointRecord = z
      * to a version that cannot load keeps the old version serving until the alias moves again).
      */
     rejected: z.record(z.string(), z.string()).default({}),
+    /**
+     * The rollout an alias move started (served name → generation wanted, and when a leader first saw
+     * it), kept here so a leader that takes over keeps its deadline. Absent when none runs; an update's
+     * rollout starts at pending_start_time.
+     */
+    alias_rollout: z
+      .object({ generations: z.record(z.string(), z.string()), start_time: z.number().int() })
+      .strict()
+      .optional(),
     deleted: z.boolean().default(false),
   })
   .strict();

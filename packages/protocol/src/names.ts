@@ -44,6 +44,10 @@ export function assertAlias(alias: string): string {
 }
 
 /** A name as one NATS subject token (and KV key segment): dots become '_'. */
+/** The alias a served model's version names (`@champion` → `champion`), or undefined for a version number. */
+export const aliasOf = (version: string): string | undefined =>
+  version.startsWith("@") ? version.slice(1) : undefined;
+
 export function subjectToken(name: string): string {
   return name.replaceAll(".", "_");
 }

@@ -25,7 +25,7 @@ import {
 import { Registry } from "@switchyard/registry";
 import { ModelRunner } from "@switchyard/runtime";
 import { type Logger, pino } from "pino";
-import { type BatchClock, type BatchConfig, Batcher, type Pending, REPLICA_DEFAULTS } from "./batcher.js";
+import { type BatchClock, type BatchConfig, Batcher, type Pending } from "./batcher.js";
 import { ReplicaStats, type ReplicaStatsSnapshot } from "./stats.js";
 import {
   type DecodedRequest,
@@ -106,11 +106,8 @@ export class Replica {
     private readonly log: Logger,
   ) {
     const s = o.spec;
-    this.config = {
-      max_batch_size: s.max_batch_size ?? REPLICA_DEFAULTS.max_batch_size,
-      max_delay_us: s.max_delay_us ?? REPLICA_DEFAULTS.max_delay_us,
-      max_queue: s.max_queue ?? REPLICA_DEFAULTS.max_queue,
-    };
+    // The coordinator filled every default into the spec (targets.ts batchingOf): none apply here.
+    this.config = { max_batch_size: s.max_batch_size, max_delay_us: s.max_delay_us, max_queue: s.max_queue };
     this.batcher = new Batcher<Job>(this.config, runner.threads, REAL_CLOCK, {
       dispatch: (batch) => this.runBatch(batch),
       expire: (job) =>
