@@ -1,6 +1,8 @@
 // @switchyard/protocol: the contract at the bottom of the graph — subject, bucket, header and queue-group
 // names, the error catalog, name and URI rules, and the zod schemas of every record kept in NATS. No I/O.
 // `@switchyard/protocol/errors` is the catalog alone (no zod), for the light data-types package.
+
+export * from "./batch.js";
 export * from "./cluster.js";
 export * from "./config.js";
 export * from "./endpoint.js";
