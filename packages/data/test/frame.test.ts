@@ -1,16 +1,8 @@
-import { SwitchyardError } from "@switchyard/protocol";
+import { thrown } from "@switchyard/testkit";
 import { describe, expect, it } from "vitest";
 import { Frame } from "../src/frame.js";
 
-const code = (fn: () => unknown): [string, string] => {
-  try {
-    fn();
-  } catch (err) {
-    if (err instanceof SwitchyardError) return [err.code, err.message];
-    throw err;
-  }
-  throw new Error("expected an error");
-};
+const code = thrown;
 
 describe("Frame", () => {
   it("builds from columns, inferring kinds from plain arrays and keeping typed arrays", () => {

@@ -1,6 +1,6 @@
 import { Frame, type Payload, type Tensor, UNNAMED } from "@switchyard/data";
 import type { Signature } from "@switchyard/protocol";
-import { SwitchyardError } from "@switchyard/protocol";
+import { thrown } from "@switchyard/testkit";
 import { describe, expect, it } from "vitest";
 import {
   frameToModelInputs,
@@ -13,15 +13,7 @@ import {
 
 const parseJson = (body: string | Uint8Array) => parseRequestBody(parseJsonBody(body));
 
-const err = (fn: () => unknown): [string, string] => {
-  try {
-    fn();
-  } catch (e) {
-    if (e instanceof SwitchyardError) return [e.code, e.message];
-    throw e;
-  }
-  throw new Error("expected an error");
-};
+const err = thrown;
 
 const frameOf = (p: Payload): Frame => {
   expect(p).toBeInstanceOf(Frame);

@@ -1,5 +1,5 @@
 import { toFloat16Bits } from "@switchyard/data";
-import { SwitchyardError } from "@switchyard/protocol";
+import { thrown } from "@switchyard/testkit";
 import { describe, expect, it } from "vitest";
 import {
   dtypeOfOip,
@@ -10,15 +10,7 @@ import {
   parseOipRequest,
 } from "../src/oip.js";
 
-const err = (fn: () => unknown): [string, string] => {
-  try {
-    fn();
-  } catch (e) {
-    if (e instanceof SwitchyardError) return [e.code, e.message];
-    throw e;
-  }
-  throw new Error("expected an error");
-};
+const err = thrown;
 
 const body = (inputs: unknown, extra: Record<string, unknown> = {}) => JSON.stringify({ inputs, ...extra });
 
