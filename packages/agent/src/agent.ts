@@ -1,7 +1,7 @@
-// A node agent: heartbeats its thread budget, and runs one replica process per assignment `assign.<id>.*`
-// — spawning it with its launch in the environment, restarting crashes with backoff, reporting a model that
-// cannot load as FAILED (no restart), and draining replicas whose assignment went away. It never decides
-// placement; the coordinator does.
+// A node agent: heartbeats its thread budget, and runs one process per assignment `assign.<id>.*` — a replica
+// or a batch worker — spawning it with its launch in the environment, restarting crashes with backoff,
+// reporting a model that cannot load as FAILED (no restart), and draining processes whose assignment went away.
+// It never decides placement; the coordinator does.
 import { type ChildProcess, spawn } from "node:child_process";
 import { createRequire } from "node:module";
 import { availableParallelism, hostname, tmpdir } from "node:os";
@@ -12,16 +12,20 @@ import type { KV, KvWatchEntry } from "@nats-io/kv";
 import type { NatsConnection, QueuedIterator } from "@nats-io/transport-node";
 import { connectNats, type NatsOptions, openBucket } from "@switchyard/nats";
 import {
+  BATCH_WORKER_ENV,
+  type BatchWorkerLaunch,
   type ClusterNames,
   clusterNames,
   EXIT_LOAD_FAILED,
   HEARTBEAT_INTERVAL_MS,
+  isBatchWorker,
   keys,
   type NodeHeartbeat,
   REPLICA_ENV,
   type ReplicaLaunch,
-  ReplicaSpec,
-  ReplicaStatus,
+  type ReplicaStatus,
+  type WorkerStatus,
+  WorkSpec,
 } from "@switchyard/protocol";
 import { type Logger, pino } from "pino";
 
@@ -35,7 +39,7 @@ export interface NodeAgentOptions {
   threads?: number;
   /** Where replicas cache model artifacts (default: `<tmp>/switchyard-cache/<cluster>`). */
   cacheDir?: string;
-  /** The replica process entry (default: `replicaEntry` of @switchyard/replica, else its dist/main.js). */
+  /** The replica process entry (default: REPLICA_ENTRY). */
   replicaEntry?: string;
   /** After SIGTERM, how long a replica may drain before SIGKILL (default 30 s). */
   drainTimeoutMs?: number;
@@ -51,7 +55,7 @@ export const AGENT_DEFAULTS = {
 } as const;
 
 interface Supervised {
-  spec: ReplicaSpec;
+  spec: WorkSpec;
   child: ChildProcess | undefined;
   /** Resolves when the current child has exited. */
   exited: Promise<void>;
@@ -68,6 +72,8 @@ interface Supervised {
  * `node` can run) without loading the replica package into this process.
  */
 export const REPLICA_ENTRY = createRequire(import.meta.url).resolve("@switchyard/replica/main");
+/** The batch worker process entry, resolved the same way when a worker is first launched. */
+export const batchWorkerEntry = () => createRequire(import.meta.url).resolve("@switchyard/jobs/batch-worker");
 
 /** Only how to reach and authenticate: a connection name or other client options are the replica's own. */
 function credentialsOf(o: NodeAgentOptions["nats"]): ReplicaLaunch["nats"] {
@@ -181,7 +187,7 @@ export class NodeAgent {
       await this.stopReplica(replicaId);
       return;
     }
-    const parsed = ReplicaSpec.safeParse(e.json());
+    const parsed = WorkSpec.safeParse(e.json());
     if (!parsed.success) {
       this.log.error({ replicaId, err: parsed.error.message }, "malformed assignment ignored");
       return;
@@ -206,6 +212,21 @@ export class NodeAgent {
   }
 
   private async writeStatus(s: Supervised, state: ReplicaStatus["state"], message = ""): Promise<void> {
+    if (isBatchWorker(s.spec)) {
+      // A batch worker has no READY/DRAINING: it reports RUNNING itself once it pulls work.
+      const status: WorkerStatus = {
+        worker_id: s.spec.worker_id,
+        node_id: this.nodeId,
+        job_id: s.spec.job_id,
+        pid: s.child?.pid ?? null,
+        state: state === "READY" || state === "DRAINING" ? "RUNNING" : state,
+        message,
+        restarts: s.restarts,
+        updated_at: Date.now(),
+      };
+      await this.cluster!.put(keys.worker(s.spec.worker_id), JSON.stringify(status));
+      return;
+    }
     const status: ReplicaStatus = {
       replica_id: s.spec.replica_id,
       node_id: this.nodeId,
@@ -223,24 +244,30 @@ export class NodeAgent {
 
   private async launch(s: Supervised): Promise<void> {
     if (s.stopping || this.stopped) return;
-    const log = this.log.child({
-      replicaId: s.spec.replica_id,
-      endpoint: s.spec.endpoint,
-      servedModel: s.spec.served_model,
-    });
+    const spec = s.spec;
+    const log = this.log.child(
+      isBatchWorker(spec)
+        ? { workerId: spec.worker_id, jobId: spec.job_id }
+        : { replicaId: spec.replica_id, endpoint: spec.endpoint, servedModel: spec.served_model },
+    );
     // STARTING goes in before the process exists, so it can never overwrite the READY the replica writes.
     s.child = undefined;
     await this.writeStatus(s, "STARTING", s.restarts ? (s.lastStderr.at(-1) ?? "") : "");
     if (s.stopping || this.stopped) return;
-    const launch: ReplicaLaunch = {
-      spec: s.spec,
+    const common = {
       cluster: this.names.cluster,
       node_id: this.nodeId,
       cache_dir: this.opts.cacheDir ?? join(tmpdir(), "switchyard-cache", this.names.cluster),
       nats: credentialsOf(this.opts.nats),
     };
-    const child = spawn(process.execPath, [this.entry], {
-      env: { ...process.env, [REPLICA_ENV]: JSON.stringify(launch) },
+    const [entry, env] = isBatchWorker(spec)
+      ? [
+          batchWorkerEntry(),
+          { [BATCH_WORKER_ENV]: JSON.stringify({ ...common, spec } satisfies BatchWorkerLaunch) },
+        ]
+      : [this.entry, { [REPLICA_ENV]: JSON.stringify({ ...common, spec } satisfies ReplicaLaunch) }];
+    const child = spawn(process.execPath, [entry], {
+      env: { ...process.env, ...env },
       stdio: ["ignore", "inherit", "pipe"],
     });
     s.child = child;
@@ -251,7 +278,7 @@ export class NodeAgent {
       if (s.lastStderr.length > 20) s.lastStderr.shift();
       logReplicaLine(log, line);
     });
-    log.info({ pid: child.pid, version: s.spec.model_version, threads: s.spec.threads }, "replica started");
+    log.info({ pid: child.pid, version: spec.model_version, threads: spec.threads }, "process started");
     s.exited = new Promise<void>((resolve) => {
       child.once("exit", (code, signal) => {
         void this.onExit(s, child, code, signal, log).finally(resolve);
@@ -272,8 +299,11 @@ export class NodeAgent {
     if (s.stopping) return; // stopReplica reports STOPPED
     try {
       if (code === EXIT_LOAD_FAILED) {
-        const cur = await this.cluster!.get(keys.replica(s.spec.replica_id));
-        const written = cur?.operation === "PUT" ? ReplicaStatus.safeParse(cur.json()).data : undefined;
+        const cur = await this.cluster!.get(
+          isBatchWorker(s.spec) ? keys.worker(s.spec.worker_id) : keys.replica(s.spec.replica_id),
+        );
+        const written =
+          cur?.operation === "PUT" ? (cur.json() as { state?: string; message?: string }) : undefined;
         const reason =
           written?.state === "FAILED" && written.message
             ? written.message
@@ -317,7 +347,7 @@ export class NodeAgent {
     try {
       s.child = undefined;
       await this.writeStatus(s, "STOPPED");
-      await this.cluster!.delete(keys.replica(replicaId));
+      await this.cluster!.delete(isBatchWorker(s.spec) ? keys.worker(replicaId) : keys.replica(replicaId));
     } catch (err) {
       this.log.warn({ err: String(err), replicaId }, "could not clear replica status");
     }

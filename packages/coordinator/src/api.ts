@@ -29,6 +29,7 @@ import {
 } from "@switchyard/protocol";
 import type { Registry } from "@switchyard/registry";
 import type { Logger } from "pino";
+import type { BatchJobs } from "./batch.js";
 import { ModelLookup, resolveVersions, validateConfig } from "./resolve.js";
 import { deploymentOf } from "./rollout.js";
 import { cleanupEndpoint, readAll, readAssignments, readRecord, type Stores } from "./state.js";
@@ -41,6 +42,8 @@ export interface ApiOptions {
   stores: Stores;
   registry: Registry;
   log: Logger;
+  /** Batch jobs; without it the `batch.*` operations are not served (no coordinator answers them). */
+  batch?: BatchJobs;
 }
 
 export class ManagementApi {
@@ -49,14 +52,23 @@ export class ManagementApi {
   constructor(private readonly o: ApiOptions) {}
 
   start(): void {
-    const ops: Record<ApiOp, (body: Record<string, unknown>, msg: Msg) => Promise<unknown>> = {
+    const batch = this.o.batch;
+    const ops: Partial<Record<ApiOp, (body: Record<string, unknown>, msg: Msg) => Promise<unknown>>> = {
       "endpoints.create": (b, m) => this.create(b, m),
       "endpoints.update": (b) => this.update(b),
       "endpoints.get": (b) => this.get(b),
       "endpoints.list": () => this.list(),
       "endpoints.delete": (b) => this.delete(b),
+      ...(batch
+        ? {
+            "batch.submit": (b) => batch.submit(b),
+            "batch.get": (b) => batch.getView(jobIdOf(b)),
+            "batch.list": () => batch.list(),
+            "batch.cancel": (b) => batch.cancel(jobIdOf(b)),
+          }
+        : {}),
     };
-    for (const [op, handler] of Object.entries(ops) as Array<[ApiOp, (typeof ops)[ApiOp]]>) {
+    for (const [op, handler] of Object.entries(ops) as Array<[ApiOp, NonNullable<(typeof ops)[ApiOp]>]>) {
       const sub = this.o.nc.subscribe(this.o.names.subjects.api(op), {
         queue: QUEUE_GROUPS.api,
         callback: (err, msg) => {
@@ -287,3 +299,14 @@ const pick = (d: ServedObservation): Omit<ServedObservation, "version"> => ({
   deployment: d.deployment,
   message: d.message,
 });
+
+function jobIdOf(body: Record<string, unknown>): string {
+  const id = body.id;
+  if (typeof id !== "string" || !/^[A-Za-z0-9_-]{1,63}$/.test(id)) {
+    throw new SwitchyardError(
+      "INVALID_PARAMETER_VALUE",
+      `id: expected a batch job id, got ${JSON.stringify(id ?? null)}`,
+    );
+  }
+  return id;
+}

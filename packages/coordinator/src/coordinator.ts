@@ -9,6 +9,7 @@ import { type ClusterNames, clusterNames, keys } from "@switchyard/protocol";
 import { Registry } from "@switchyard/registry";
 import { type Logger, pino } from "pino";
 import { ManagementApi } from "./api.js";
+import { type BatchFiles, BatchJobs } from "./batch.js";
 import { LeaderLease } from "./lease.js";
 import { Reconciler } from "./reconcile.js";
 import { openStores, type Stores } from "./state.js";
@@ -26,6 +27,8 @@ export interface CoordinatorOptions {
   rolloutTimeoutMs?: number;
   /** Reconcile at least this often while leading (default 2 s). */
   tickMs?: number;
+  /** Reads batch inputs and writes batch outputs (@switchyard/jobs); without it batch jobs are not served. */
+  batchFiles?: BatchFiles;
 }
 
 export const COORDINATOR_DEFAULTS = { rolloutTimeoutMs: 120_000, tickMs: 2_000 } as const;
@@ -40,6 +43,7 @@ export class Coordinator {
   private api: ManagementApi | undefined;
   private lease: LeaderLease | undefined;
   private reconciler: Reconciler | undefined;
+  private batch: BatchJobs | undefined;
   private watches: Array<QueuedIterator<KvWatchEntry>> = [];
   private tick: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
@@ -66,12 +70,24 @@ export class Coordinator {
     this.ownsConnection = !this.opts.nc;
     this.stores = await openStores(this.nc, this.names);
     const registry = await Registry.open(this.nc, { cluster: this.names.cluster });
+    if (this.opts.batchFiles) {
+      this.batch = new BatchJobs({
+        nc: this.nc,
+        names: this.names,
+        jobs: this.stores.jobs,
+        registry,
+        files: this.opts.batchFiles,
+        log: this.log,
+      });
+      await this.batch.start();
+    }
     this.api = new ManagementApi({
       nc: this.nc,
       names: this.names,
       stores: this.stores,
       registry,
       log: this.log,
+      ...(this.batch ? { batch: this.batch } : {}),
     });
     this.api.start();
     this.reconciler = new Reconciler({
@@ -80,12 +96,14 @@ export class Coordinator {
       registry,
       log: this.log,
       rolloutTimeoutMs: this.opts.rolloutTimeoutMs ?? COORDINATOR_DEFAULTS.rolloutTimeoutMs,
+      ...(this.batch ? { batch: this.batch } : {}),
     });
     for (const [kv, key] of [
       [this.stores.endpoints, ">"],
       [this.stores.cluster, ">"],
       [this.stores.liveness, keys.nodes],
       [this.stores.models, ">"],
+      [this.stores.jobs, ">"],
     ] as const) {
       const w = await kv.watch({ key, ignoreDeletes: false });
       this.watches.push(w);
@@ -126,6 +144,11 @@ export class Coordinator {
           await this.reconciler!.pass();
         } catch (err) {
           this.log.error({ err }, "reconcile pass failed");
+        }
+        try {
+          await this.batch?.pass();
+        } catch (err) {
+          this.log.error({ err }, "batch pass failed");
         }
       }
     })().finally(() => {

@@ -2,6 +2,12 @@
 // replica assignments and routes. Policies (placement, rollouts, generations, the GET view) are pure and
 // exported.
 export { ManagementApi } from "./api.js";
+export {
+  type BatchFiles,
+  BatchJobs,
+  type BatchJobView,
+  type PlannedFiles,
+} from "./batch.js";
 export { COORDINATOR_DEFAULTS, Coordinator, type CoordinatorOptions } from "./coordinator.js";
 export { LeaderLease } from "./lease.js";
 export {
@@ -15,7 +21,7 @@ export {
   type ReplicaGroup,
   threadsPerReplica,
 } from "./placement.js";
-export { Reconciler } from "./reconcile.js";
+export { Reconciler, wantedWorkers } from "./reconcile.js";
 export {
   decideRollout,
   deploymentOf,

@@ -4,7 +4,14 @@
 // reads KV afresh, writes records with compare-and-set, and catches and logs each endpoint's step so one bad
 // endpoint never stops the others. It keeps no state between passes, so a new leader continues any rollout.
 import { randomBytes } from "node:crypto";
-import { type ClusterNames, type EndpointRecord, keys, type ReplicaSpec } from "@switchyard/protocol";
+import {
+  type BatchJob,
+  type BatchWorkerSpec,
+  type ClusterNames,
+  type EndpointRecord,
+  keys,
+  type ReplicaSpec,
+} from "@switchyard/protocol";
 import type { Registry } from "@switchyard/registry";
 import type { Logger } from "pino";
 import { capReplicas, type PlacedReplica, placeReplicas, type ReplicaGroup } from "./placement.js";
@@ -28,8 +35,14 @@ import {
 } from "./state.js";
 import type { ServedTarget } from "./targets.js";
 
+/** Running batch jobs, whose workers are placed beside replicas (the thread budget is shared). */
+export interface BatchWork {
+  running(): Promise<BatchJob[]>;
+}
+
 export interface ReconcilerOptions {
   names: ClusterNames;
+  batch?: BatchWork;
   stores: Stores;
   registry: Registry;
   log: Logger;
@@ -48,6 +61,7 @@ interface EndpointPlan {
 }
 
 const newReplicaId = () => `r${randomBytes(6).toString("hex")}`;
+const batchGroup = (jobId: string) => `batch/${jobId}`;
 
 export class Reconciler {
   private readonly now: () => number;
@@ -83,6 +97,18 @@ export class Reconciler {
     for (const { want } of tentative.values()) {
       for (const t of want.target) allGroups.push({ key: t.group, replicas: t.replicas });
     }
+    let jobs: BatchJob[] = [];
+    try {
+      jobs = (await this.o.batch?.running()) ?? [];
+    } catch (err) {
+      this.o.log.error({ err }, "reconcile: reading batch jobs failed");
+    }
+    const batchGroups = jobs.map((j) => ({
+      key: batchGroup(j.id),
+      replicas: wantedWorkers(j, budget),
+      job: j,
+    }));
+    allGroups.push(...batchGroups);
     const counts = capReplicas(allGroups, Math.max(budget, 1));
 
     // Phase 2: per endpoint, decide flip / fail / wait and write what the decision says.
@@ -121,7 +147,7 @@ export class Reconciler {
 
     // Phase 3: placement over every endpoint at once (the thread budget is shared).
     try {
-      await this.place(plans, snap);
+      await this.place(plans, batchGroups, snap);
     } catch (err) {
       this.o.log.error({ err }, "reconcile: placement failed");
     }
@@ -187,24 +213,54 @@ export class Reconciler {
     }
   }
 
-  private async place(plans: EndpointPlan[], snap: ClusterSnapshot): Promise<void> {
+  private async place(
+    plans: EndpointPlan[],
+    batchGroups: Array<ReplicaGroup & { job: BatchJob }>,
+    snap: ClusterSnapshot,
+  ): Promise<void> {
+    const jobs = new Map(batchGroups.map((g) => [g.key, g.job]));
     const templates = new Map<string, ServedTarget>();
     for (const p of plans) for (const t of p.targets) templates.set(t.group, t);
     const retiring = new Set(plans.flatMap((p) => p.retiring));
-    const current: PlacedReplica[] = snap.assignments.map((a) => ({
-      node_id: a.node_id,
-      replica_id: a.replica_id,
-      group: groupOf(a),
-      threads: a.spec.threads,
-    }));
+    const current: PlacedReplica[] = [
+      ...snap.assignments.map((a) => ({
+        node_id: a.node_id,
+        replica_id: a.replica_id,
+        group: groupOf(a),
+        threads: a.spec.threads,
+      })),
+      ...snap.workers.map((w) => ({
+        node_id: w.node_id,
+        replica_id: w.worker_id,
+        group: batchGroup(w.spec.job_id),
+        threads: w.spec.threads,
+      })),
+    ];
     const plan = placeReplicas({
-      groups: [...templates.values()].map((t) => ({ key: t.group, replicas: t.replicas })),
+      groups: [
+        ...[...templates.values()].map((t) => ({ key: t.group, replicas: t.replicas })),
+        ...batchGroups.map((g) => ({ key: g.key, replicas: g.replicas })),
+      ],
       nodes: snap.nodes.map((n) => ({ node_id: n.node_id, threads: n.threads })),
       current,
       retiring,
       newId: newReplicaId,
     });
     for (const r of plan.create) {
+      const job = jobs.get(r.group);
+      if (job) {
+        const spec: BatchWorkerSpec = {
+          kind: "batch",
+          worker_id: r.replica_id,
+          job_id: job.id,
+          model_name: job.model.name,
+          model_version: job.model.version,
+          threads: 1,
+        };
+        await this.o.stores.cluster.put(keys.assignment(r.node_id, r.replica_id), JSON.stringify(spec));
+        this.o.log.info({ jobId: job.id, workerId: r.replica_id, node: r.node_id }, "batch worker assigned");
+        continue;
+      }
       const t = templates.get(r.group)!;
       const spec: ReplicaSpec = {
         replica_id: r.replica_id,
@@ -250,4 +306,13 @@ export class Reconciler {
       }
     }
   }
+}
+
+/**
+ * Workers a running job asks for: what it was given (`workers`), else as many as the cluster's thread budget,
+ * never more than it has shards. Each worker scores on one thread: its reading and writing run beside it.
+ */
+export function wantedWorkers(job: BatchJob, budget: number): number {
+  const asked = (job.request as { workers?: number }).workers ?? budget;
+  return Math.max(1, Math.min(asked, job.shards));
 }

@@ -4,13 +4,16 @@ import type { KV } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { openBucket, readAll as readEvery, readValue, type Schema, type Stored } from "@switchyard/nats";
 import {
+  type BatchWorkerSpec,
   type ClusterNames,
   EndpointRecord,
   EndpointRoutes,
+  isBatchWorker,
   keys,
   NodeHeartbeat,
-  ReplicaSpec,
+  type ReplicaSpec,
   ReplicaStatus,
+  WorkSpec,
 } from "@switchyard/protocol";
 
 export interface Stores {
@@ -18,23 +21,32 @@ export interface Stores {
   cluster: KV;
   liveness: KV;
   models: KV;
+  jobs: KV;
 }
 
 /** Opens (creating if missing) the buckets the control plane uses. */
 export async function openStores(nc: NatsConnection, names: ClusterNames): Promise<Stores> {
-  const [endpoints, cluster, liveness, models] = await Promise.all([
+  const [endpoints, cluster, liveness, models, jobs] = await Promise.all([
     openBucket(nc, names, "endpoints"),
     openBucket(nc, names, "cluster"),
     openBucket(nc, names, "liveness"),
     openBucket(nc, names, "models"),
+    openBucket(nc, names, "jobs"),
   ]);
-  return { endpoints, cluster, liveness, models };
+  return { endpoints, cluster, liveness, models, jobs };
 }
 
 export interface Assignment {
   node_id: string;
   replica_id: string;
   spec: ReplicaSpec;
+}
+
+/** A batch worker assignment (`assign.<node>.<worker>` holding a BatchWorkerSpec). */
+export interface WorkerAssignment {
+  node_id: string;
+  worker_id: string;
+  spec: BatchWorkerSpec;
 }
 
 export interface StoredRecord {
@@ -46,6 +58,7 @@ export interface ClusterSnapshot {
   records: Map<string, StoredRecord>;
   routes: Map<string, EndpointRoutes>;
   assignments: Assignment[];
+  workers: WorkerAssignment[];
   statuses: Map<string, ReplicaStatus>;
   nodes: NodeHeartbeat[];
 }
@@ -63,26 +76,39 @@ export async function readRecord(stores: Stores, name: string): Promise<StoredRe
   return found ? { record: found.value, revision: found.revision } : undefined;
 }
 
+/** Replica assignments. */
 export async function readAssignments(stores: Stores): Promise<Assignment[]> {
-  const all = await readAll(stores.cluster, keys.assignments, ReplicaSpec, "assignment");
-  return all.map(({ key, value }) => {
-    const [, node_id = "", replica_id = ""] = key.split(".");
-    return { node_id, replica_id, spec: value };
-  });
+  return (await readWork(stores)).replicas;
+}
+
+/** Every assignment, split by kind: replicas and batch workers. */
+export async function readWork(
+  stores: Stores,
+): Promise<{ replicas: Assignment[]; workers: WorkerAssignment[] }> {
+  const all = await readAll(stores.cluster, keys.assignments, WorkSpec, "assignment");
+  const replicas: Assignment[] = [];
+  const workers: WorkerAssignment[] = [];
+  for (const { key, value } of all) {
+    const [, node_id = "", id = ""] = key.split(".");
+    if (isBatchWorker(value)) workers.push({ node_id, worker_id: id, spec: value });
+    else replicas.push({ node_id, replica_id: id, spec: value });
+  }
+  return { replicas, workers };
 }
 
 export async function readSnapshot(stores: Stores): Promise<ClusterSnapshot> {
-  const [records, routes, assignments, statuses, nodes] = await Promise.all([
+  const [records, routes, work, statuses, nodes] = await Promise.all([
     readAll(stores.endpoints, ">", EndpointRecord, "endpoint record"),
     readAll(stores.cluster, keys.allRoutes, EndpointRoutes, "routes record"),
-    readAssignments(stores),
+    readWork(stores),
     readAll(stores.cluster, keys.replicas, ReplicaStatus, "replica status"),
     readAll(stores.liveness, keys.nodes, NodeHeartbeat, "node heartbeat"),
   ]);
   return {
     records: new Map(records.map((r) => [r.value.name, { record: r.value, revision: r.revision }])),
     routes: new Map(routes.map((r) => [r.value.endpoint, r.value])),
-    assignments,
+    assignments: work.replicas,
+    workers: work.workers,
     statuses: new Map(statuses.map((s) => [s.value.replica_id, s.value])),
     nodes: nodes.map((n) => n.value),
   };

@@ -9,6 +9,11 @@ export type TableFormat = z.infer<typeof TableFormat>;
 
 export const ON_ERROR = ["fail", "skip"] as const;
 
+/** A shard not acked within this is redelivered (workers report progress well inside it while they work). */
+export const BATCH_ACK_WAIT_MS = 60_000;
+/** Deliveries of one shard before it is recorded FAILED (which fails the job unless on_error is skip). */
+export const BATCH_MAX_DELIVER = 3;
+
 /** What a user submits: `switchyard batch submit`, `POST /api/2.0/switchyard/batch/jobs`, `submitBatch()`. */
 export const BatchJobRequest = z
   .object({

@@ -18,6 +18,10 @@ export const API_OPS = [
   "endpoints.get",
   "endpoints.list",
   "endpoints.delete",
+  "batch.submit",
+  "batch.get",
+  "batch.list",
+  "batch.cancel",
 ] as const;
 export type ApiOp = (typeof API_OPS)[number];
 
@@ -41,6 +45,10 @@ export interface ClusterNames {
     api(op: ApiOp): string;
     /** Replica stats, published about once a second and answered on request. */
     replicaStats(replicaId: string): string;
+    /** Shard tasks of one batch job, on the batch work queue. */
+    batchTasks(jobId: string): string;
+    /** Every batch task subject: what the batch stream captures. */
+    allBatchTasks: string;
     /** Everything under the cluster's control prefix. */
     all: string;
   };
@@ -69,6 +77,8 @@ export function clusterNames(cluster: string = DEFAULT_CLUSTER): ClusterNames {
       served: (endpoint, served) => `${cluster}.rt.${subjectToken(endpoint)}.${subjectToken(served)}`,
       api: (op) => `${cluster}.api.${op}`,
       replicaStats: (replicaId) => `${cluster}.stats.replica.${replicaId}`,
+      batchTasks: (jobId) => `${cluster}.batch.task.${subjectToken(jobId)}`,
+      allBatchTasks: `${cluster}.batch.task.>`,
       all: `${cluster}.>`,
     },
   };

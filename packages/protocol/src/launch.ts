@@ -1,9 +1,10 @@
 // What a node agent hands a replica process it starts (env SWITCHYARD_REPLICA, JSON): the replica's spec
 // and how to reach the cluster. Credentials travel here, never on a command line where `ps` shows them.
 import { z } from "zod";
-import { ReplicaSpec } from "./placement.js";
+import { BatchWorkerSpec, ReplicaSpec } from "./placement.js";
 
 export const REPLICA_ENV = "SWITCHYARD_REPLICA";
+export const BATCH_WORKER_ENV = "SWITCHYARD_BATCH_WORKER";
 
 export const ReplicaLaunch = z
   .object({
@@ -24,6 +25,10 @@ export const ReplicaLaunch = z
   })
   .strict();
 export type ReplicaLaunch = z.infer<typeof ReplicaLaunch>;
+
+/** What a node agent hands a batch worker it starts (env SWITCHYARD_BATCH_WORKER): the same, for a worker. */
+export const BatchWorkerLaunch = ReplicaLaunch.extend({ spec: BatchWorkerSpec });
+export type BatchWorkerLaunch = z.infer<typeof BatchWorkerLaunch>;
 
 /** Exit code of a replica whose model could not be loaded: the agent reports it and does not restart. */
 export const EXIT_LOAD_FAILED = 3;

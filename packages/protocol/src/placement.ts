@@ -20,6 +20,9 @@ export const keys = {
   /** Observed: what the replica (or its agent) reports. */
   replica: (replicaId: string) => `replica.${replicaId}`,
   replicas: "replica.*",
+  /** Observed: a batch worker, as its agent reports it. */
+  worker: (workerId: string) => `worker.${workerId}`,
+  workers: "worker.*",
   /** Live routes of an endpoint: what routers split traffic over. */
   routes: (endpoint: string) => `routes.${subjectToken(endpoint)}`,
   allRoutes: "routes.*",
@@ -64,6 +67,45 @@ export const ReplicaSpec = z
   })
   .strict();
 export type ReplicaSpec = z.infer<typeof ReplicaSpec>;
+
+/**
+ * One batch worker process of a running batch job: it pulls the job's shard tasks from the work queue until
+ * none are left. Assigned like replicas (`assign.<node>.<worker>`), so both draw threads from one budget.
+ */
+export const BatchWorkerSpec = z
+  .object({
+    kind: z.literal("batch"),
+    worker_id: z.string(),
+    job_id: z.string(),
+    model_name: z.string(),
+    model_version: z.number().int().positive(),
+    /** Worker threads scoring (each one ORT intra-op thread); reading and writing run beside them. */
+    threads: z.number().int().positive(),
+  })
+  .strict();
+export type BatchWorkerSpec = z.infer<typeof BatchWorkerSpec>;
+
+/** What an assignment key holds: a replica, or a batch worker. */
+export const WorkSpec = z.union([ReplicaSpec, BatchWorkerSpec]);
+export type WorkSpec = z.infer<typeof WorkSpec>;
+export const isBatchWorker = (s: WorkSpec): s is BatchWorkerSpec => "kind" in s && s.kind === "batch";
+/** The id of the process an assignment describes. */
+export const workId = (s: WorkSpec) => (isBatchWorker(s) ? s.worker_id : s.replica_id);
+
+/** What a batch worker's agent reports of it (key `worker.<id>`). */
+export const WorkerStatus = z
+  .object({
+    worker_id: z.string(),
+    node_id: z.string(),
+    job_id: z.string(),
+    pid: z.number().int().nullable(),
+    state: z.enum(["STARTING", "RUNNING", "STOPPED", "FAILED"]),
+    message: z.string().default(""),
+    restarts: z.number().int().nonnegative().default(0),
+    updated_at: z.number().int(),
+  })
+  .strict();
+export type WorkerStatus = z.infer<typeof WorkerStatus>;
 
 /**
  * Batching and admission settings a served model gets when its config leaves them out: one default config

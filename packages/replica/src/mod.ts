@@ -10,7 +10,7 @@ export {
   type Pending,
   REPLICA_DEFAULTS,
 } from "./batcher.js";
-export { isLoadFailure, REAL_CLOCK, Replica, type ReplicaOptions } from "./replica.js";
+export { REAL_CLOCK, Replica, type ReplicaOptions } from "./replica.js";
 export {
   ReplicaStats,
   type ReplicaStatsSnapshot,

@@ -23,7 +23,7 @@ import {
   SwitchyardError,
 } from "@switchyard/protocol";
 import { Registry } from "@switchyard/registry";
-import { ModelRunner } from "@switchyard/runtime";
+import { isLoadFailure, ModelRunner } from "@switchyard/runtime";
 import { type Logger, pino } from "pino";
 import { type BatchClock, type BatchConfig, Batcher, type Pending } from "./batcher.js";
 import { ReplicaStats, type ReplicaStatsSnapshot } from "./stats.js";
@@ -72,16 +72,6 @@ export const REAL_CLOCK: BatchClock = {
     return () => clearTimeout(h);
   },
 };
-
-/** Which failures mean "this model cannot be served" (FAILED, exit 3) rather than a transient problem. */
-export function isLoadFailure(err: unknown): boolean {
-  return (
-    err instanceof SwitchyardError &&
-    ["MALFORMED_MODEL", "INTEGRITY_ERROR", "RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"].includes(
-      err.code,
-    )
-  );
-}
 
 export class Replica {
   readonly stats = new ReplicaStats();

@@ -2,6 +2,7 @@
 // pool of worker threads each holding the model (ONNX sessions or a custom model's class), one thread hop per
 // batch. Replicas, batch workers, stream scorers and in-process scripts all run models through this; it knows
 // nothing about NATS requests.
+export { type ChildProcessSpec, isLoadFailure, runChild } from "./child.js";
 export { type FlavorLoader, type LoadedModel, ModelLoadError } from "./flavors/mod.js";
 export {
   ModelRunner,
