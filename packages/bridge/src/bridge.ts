@@ -3,7 +3,7 @@
 import type { IncomingMessage } from "node:http";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { headers as natsHeaders } from "@nats-io/transport-node";
-import { EndpointsApi, type InvokeOptions, parseTimeoutMs, Router } from "@switchyard/client";
+import { BatchApi, EndpointsApi, type InvokeOptions, parseTimeoutMs, Router } from "@switchyard/client";
 import { CSV_TYPE, clusterNames, H, JSON_TYPE, SwitchyardError } from "@switchyard/protocol";
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
 import { type Logger, pino } from "pino";
@@ -37,6 +37,7 @@ export const DEFAULT_BODY_LIMIT = 16 * 1024 * 1024;
 const FORWARDED_REPLY_HEADERS = [H.queueUs, H.computeUs, H.batchSize] as const;
 
 type NameParams = { name: string };
+type IdParams = { id: string };
 type ServedParams = { name: string; served: string };
 type VersionParams = { name: string; version: string };
 
@@ -93,6 +94,7 @@ export async function createBridge(opts: BridgeOptions): Promise<FastifyInstance
   const router = opts.router ?? (await Router.start(nc, { cluster: names.cluster, logger: log }));
   const tokens = opts.auth ? await TokenStore.open(nc, { cluster: names.cluster }) : undefined;
   const api = new EndpointsApi(nc, names);
+  const batch = new BatchApi(nc, names);
   const oip = new OipMetadata(nc, names.cluster);
 
   let natsUp = !nc.isClosed();
@@ -239,6 +241,16 @@ export async function createBridge(opts: BridgeOptions): Promise<FastifyInstance
   });
   app.put<{ Params: NameParams }>("/api/2.0/serving-endpoints/:name/config", async (req) =>
     api.update(req.params.name, jsonBody(req)),
+  );
+
+  // --- Switchyard's own resources: batch jobs (the bodies of `switchyard batch submit`) ---
+  app.post("/api/2.0/switchyard/batch/jobs", async (req) => batch.submit(jsonBody(req) as never));
+  app.get("/api/2.0/switchyard/batch/jobs", async () => ({ jobs: await batch.list() }));
+  app.get<{ Params: IdParams }>("/api/2.0/switchyard/batch/jobs/:id", async (req) =>
+    batch.get(req.params.id),
+  );
+  app.post<{ Params: IdParams }>("/api/2.0/switchyard/batch/jobs/:id/cancel", async (req) =>
+    batch.cancel(req.params.id),
   );
 
   // --- Open Inference Protocol v2 ---

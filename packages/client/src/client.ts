@@ -1,17 +1,14 @@
 // The TypeScript SDK: invoke endpoints through the router (JSON bodies, or Frames/Tensors as msgpack) and manage
 // endpoints through the coordinators' NATS API. Errors arrive as data and are rebuilt as SwitchyardError.
-import {
-  type MsgHdrs,
-  type NatsConnection,
-  headers as natsHeaders,
-  RequestError,
-} from "@nats-io/transport-node";
+import { type MsgHdrs, type NatsConnection, headers as natsHeaders } from "@nats-io/transport-node";
 import { Frame, type Payload } from "@switchyard/data";
 import { decode, encode } from "@switchyard/data/codec";
 import type { Params } from "@switchyard/formats";
 import { connectNats, type NatsOptions } from "@switchyard/nats";
 import {
   type ApiOp,
+  type BatchJobRequest,
+  type BatchJobView,
   type ClusterNames,
   clusterNames,
   DEFAULT_TIMEOUT_MS,
@@ -20,6 +17,9 @@ import {
   MSGPACK,
   SwitchyardError,
 } from "@switchyard/protocol";
+import { BatchApi, type WaitOptions } from "./batch.js";
+import { replyError } from "./errors.js";
+import { API_TIMEOUT_MS, callApi } from "./management.js";
 import { type InvokeResult, Router } from "./router.js";
 
 export interface ClientOptions {
@@ -56,24 +56,8 @@ export interface MlflowResponse {
 /** An endpoint as the management API returns it (Databricks' shape). */
 export type EndpointView = Record<string, unknown>;
 
-/** Default timeout of management calls: creates validate against the registry, which may take a moment. */
-export const API_TIMEOUT_MS = 30_000;
-
 const utf8 = new TextDecoder();
 const utf8Encoder = new TextEncoder();
-
-/** Rebuilds the error of an error reply (JSON or msgpack body, code in the header). */
-export function replyError(data: Uint8Array, headers: MsgHdrs | undefined, code: string): SwitchyardError {
-  let body: { error_code?: unknown; message?: unknown } = {};
-  try {
-    const type = headers?.get(H.contentType) ?? "";
-    body = (type.includes("msgpack") ? decode(data) : JSON.parse(utf8.decode(data))) as typeof body;
-  } catch {
-    body = { message: "unreadable error reply" };
-  }
-  if (body === null || typeof body !== "object") body = {};
-  return SwitchyardError.fromBody({ error_code: body.error_code ?? code, message: body.message });
-}
 
 /**
  * The management API on `<cluster>.api.endpoints.*`. Request bodies: create → the Databricks create body
@@ -112,51 +96,15 @@ export class EndpointsApi {
     await this.call("endpoints.delete", { name });
   }
 
-  private async call(op: ApiOp, body: unknown, user?: string): Promise<unknown> {
-    const subject = this.names.subjects.api(op);
-    const h = natsHeaders();
-    h.append(H.contentType, JSON_TYPE);
-    if (user) h.append(H.user, user);
-    let msg: Awaited<ReturnType<NatsConnection["request"]>>;
-    try {
-      msg = await this.nc.request(subject, utf8Encoder.encode(JSON.stringify(body)), {
-        timeout: this.timeoutMs,
-        headers: h,
-      });
-    } catch (err) {
-      if (err instanceof RequestError && err.isNoResponders()) {
-        throw new SwitchyardError(
-          "TEMPORARILY_UNAVAILABLE",
-          `no coordinator answers the management API (${subject}); is the cluster running?`,
-        );
-      }
-      if ((err as Error).name === "TimeoutError") {
-        throw new SwitchyardError(
-          "DEADLINE_EXCEEDED",
-          `the management API (${subject}) did not answer within ${this.timeoutMs} ms`,
-        );
-      }
-      throw new SwitchyardError("TEMPORARILY_UNAVAILABLE", `NATS request failed: ${(err as Error).message}`, {
-        cause: err,
-      });
-    }
-    const code = msg.headers?.get(H.errorCode);
-    if (code) throw replyError(msg.data, msg.headers, code);
-    if (msg.data.length === 0) return {};
-    try {
-      return JSON.parse(utf8.decode(msg.data));
-    } catch {
-      throw new SwitchyardError(
-        "INTERNAL_ERROR",
-        `the management API (${subject}) answered with invalid JSON`,
-      );
-    }
+  private call(op: ApiOp, body: unknown, user?: string): Promise<unknown> {
+    return callApi(this.nc, this.names, op, body, { timeoutMs: this.timeoutMs, ...(user ? { user } : {}) });
   }
 }
 
 export class SwitchyardClient {
   readonly names: ClusterNames;
   readonly endpoints: EndpointsApi;
+  readonly batch: BatchApi;
   private router: Promise<Router> | undefined;
   /** Whether this client started its router (and so stops it on close). */
   private ownsRouter = false;
@@ -169,6 +117,7 @@ export class SwitchyardClient {
   ) {
     this.names = clusterNames(cluster);
     this.endpoints = new EndpointsApi(nc, this.names);
+    this.batch = new BatchApi(nc, this.names);
     if (router) this.router = Promise.resolve(router);
   }
 
@@ -247,6 +196,20 @@ export class SwitchyardClient {
       routeKey: opts.routeKey,
       servedModel: opts.servedModel,
     });
+  }
+
+  /** Submits a batch job (the model URI is resolved once, now); returns it with its id. */
+  submitBatch(request: BatchJobRequest): Promise<BatchJobView> {
+    return this.batch.submit(request);
+  }
+
+  batchStatus(id: string): Promise<BatchJobView> {
+    return this.batch.get(id);
+  }
+
+  /** Waits until the job ends; `onProgress` sees every status read on the way. */
+  waitForBatch(id: string, opts?: WaitOptions): Promise<BatchJobView> {
+    return this.batch.wait(id, opts);
   }
 
   /** Stops the router if this client started it, and closes the connection if the client opened it. */

@@ -1,16 +1,17 @@
 // @switchyard/client: the router (weighted split, sticky keys, retries, waiting for replicas), the TypeScript
-// SDK (invoke + management API over NATS) and the invoke actor that serves raw NATS clients.
+// SDK (invoke, endpoints and batch jobs over the management API) and the invoke actor that serves raw NATS clients.
+
+export { BatchApi, type WaitOptions } from "./batch.js";
 export {
-  API_TIMEOUT_MS,
   type ClientInvokeOptions,
   type ClientOptions,
   EndpointsApi,
   type EndpointView,
   type MlflowBody,
   type MlflowResponse,
-  replyError,
   SwitchyardClient,
 } from "./client.js";
+export { replyError } from "./errors.js";
 export {
   errorReply,
   INVOKE_MAX_IN_FLIGHT,
@@ -19,6 +20,7 @@ export {
   parseTimeoutMs,
   serveInvoke,
 } from "./invoke-actor.js";
+export { API_TIMEOUT_MS, callApi } from "./management.js";
 export {
   INITIAL_BACKOFF_MS,
   type InvokeOptions,

@@ -20,6 +20,7 @@ import {
   BATCH_MAX_DELIVER,
   BatchJob,
   BatchJobRequest,
+  type BatchJobView,
   type ClusterNames,
   FINAL_JOB_STATES,
   invalid,
@@ -68,11 +69,6 @@ export interface BatchJobsOptions {
   files: BatchFiles;
   log: Logger;
   now?: () => number;
-}
-
-/** A job as the API returns it: the record plus its progress. */
-export interface BatchJobView extends BatchJob {
-  progress: { shards_done: number; shards_failed: number; rows_done: number; error_rows: number };
 }
 
 const newJobId = () => `b${randomBytes(6).toString("hex")}`;

@@ -5,7 +5,6 @@ export { ManagementApi } from "./api.js";
 export {
   type BatchFiles,
   BatchJobs,
-  type BatchJobView,
   type PlannedFiles,
 } from "./batch.js";
 export { COORDINATOR_DEFAULTS, Coordinator, type CoordinatorOptions } from "./coordinator.js";

@@ -117,6 +117,11 @@ export const BatchJob = z
   .strict();
 export type BatchJob = z.infer<typeof BatchJob>;
 
+/** A job as the management API returns it: the record plus its progress, read from the shard results. */
+export interface BatchJobView extends BatchJob {
+  progress: { shards_done: number; shards_failed: number; rows_done: number; error_rows: number };
+}
+
 /** A cron schedule that submits a batch job each tick (key `schedule.<name>`). */
 export const BatchSchedule = z
   .object({
