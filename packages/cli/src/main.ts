@@ -2,6 +2,7 @@
 
 import { SwitchyardError } from "@switchyard/protocol";
 import { Command, CommanderError } from "commander";
+import { batchCommand } from "./commands/batch.js";
 import type { GlobalOptions } from "./commands/context.js";
 import { endpointsCommand } from "./commands/endpoints.js";
 import { modelsCommand } from "./commands/models.js";
@@ -26,6 +27,7 @@ export function buildProgram(): Command {
   upCommand(program, () => globals().dataDir);
   modelsCommand(program, globals);
   endpointsCommand(program, globals);
+  batchCommand(program, globals);
   tokensCommand(program, globals);
   roleCommands(program, globals);
   for (const cmd of allCommands(program)) cmd.exitOverride();
@@ -40,7 +42,8 @@ export async function main(argv: string[]): Promise<number> {
   const program = buildProgram();
   try {
     await program.parseAsync(argv);
-    return 0;
+    // A command that printed its result and still failed (a batch job that ended FAILED) sets exitCode.
+    return typeof process.exitCode === "number" ? process.exitCode : 0;
   } catch (err) {
     if (err instanceof CommanderError) {
       // --help and --version exit 0; usage errors were already printed by commander.
