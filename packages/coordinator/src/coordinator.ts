@@ -1,6 +1,7 @@
 // A coordinator: serves the management API (every instance), competes for the leader lease, and — while it
 // leads — reconciles on every change it sees in KV (endpoints, cluster, node heartbeats, models) and on a
-// periodic tick. Passes never overlap; a failed pass is logged and the next one starts from KV again.
+// periodic tick, then fires the batch schedules that are due. Passes never overlap; a failed pass is logged and
+// the next one starts from KV again.
 import { randomBytes } from "node:crypto";
 import type { KvWatchEntry } from "@nats-io/kv";
 import type { NatsConnection, QueuedIterator } from "@nats-io/transport-node";
@@ -11,6 +12,7 @@ import { type Logger, pino } from "pino";
 import { ManagementApi } from "./api.js";
 import { LeaderLease } from "./lease.js";
 import { Reconciler } from "./reconcile.js";
+import { ScheduleRunner, type SubmitBatch } from "./schedule-runner.js";
 import { openStores, type Stores } from "./state.js";
 
 export interface CoordinatorOptions {
@@ -26,6 +28,8 @@ export interface CoordinatorOptions {
   rolloutTimeoutMs?: number;
   /** Reconcile at least this often while leading (default 2 s). */
   tickMs?: number;
+  /** How a schedule's due tick submits its batch job; without it schedules are kept but never fire. */
+  submitBatch?: SubmitBatch;
 }
 
 export const COORDINATOR_DEFAULTS = { rolloutTimeoutMs: 120_000, tickMs: 2_000 } as const;
@@ -40,6 +44,7 @@ export class Coordinator {
   private api: ManagementApi | undefined;
   private lease: LeaderLease | undefined;
   private reconciler: Reconciler | undefined;
+  private schedules: ScheduleRunner | undefined;
   private watches: Array<QueuedIterator<KvWatchEntry>> = [];
   private tick: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
@@ -81,6 +86,13 @@ export class Coordinator {
       log: this.log,
       rolloutTimeoutMs: this.opts.rolloutTimeoutMs ?? COORDINATOR_DEFAULTS.rolloutTimeoutMs,
     });
+    if (this.opts.submitBatch) {
+      this.schedules = new ScheduleRunner({
+        jobs: this.stores.jobs,
+        submit: this.opts.submitBatch,
+        log: this.log,
+      });
+    }
     for (const [kv, key] of [
       [this.stores.endpoints, ">"],
       [this.stores.cluster, ">"],
@@ -126,6 +138,11 @@ export class Coordinator {
           await this.reconciler!.pass();
         } catch (err) {
           this.log.error({ err }, "reconcile pass failed");
+        }
+        try {
+          await this.schedules?.pass();
+        } catch (err) {
+          this.log.error({ err }, "schedule pass failed");
         }
       }
     })().finally(() => {

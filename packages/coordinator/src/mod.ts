@@ -27,6 +27,7 @@ export {
   type Wanted,
   wantedTargets,
 } from "./rollout.js";
+export { ScheduleRunner, type ScheduleRunnerOptions, type SubmitBatch } from "./schedule-runner.js";
 export {
   checkZone,
   claimTicks,

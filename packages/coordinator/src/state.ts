@@ -1,5 +1,5 @@
 // The coordinator's view of cluster state, read fresh from KV (never an in-memory-only truth): endpoint
-// records with their revisions, routes, assignments, replica statuses and live nodes.
+// records with their revisions, routes, assignments, replica statuses and live nodes; batch jobs and schedules.
 import type { KV } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { openBucket, readAll as readEvery, readValue, type Schema, type Stored } from "@switchyard/nats";
@@ -18,17 +18,19 @@ export interface Stores {
   cluster: KV;
   liveness: KV;
   models: KV;
+  jobs: KV;
 }
 
 /** Opens (creating if missing) the buckets the control plane uses. */
 export async function openStores(nc: NatsConnection, names: ClusterNames): Promise<Stores> {
-  const [endpoints, cluster, liveness, models] = await Promise.all([
+  const [endpoints, cluster, liveness, models, jobs] = await Promise.all([
     openBucket(nc, names, "endpoints"),
     openBucket(nc, names, "cluster"),
     openBucket(nc, names, "liveness"),
     openBucket(nc, names, "models"),
+    openBucket(nc, names, "jobs"),
   ]);
-  return { endpoints, cluster, liveness, models };
+  return { endpoints, cluster, liveness, models, jobs };
 }
 
 export interface Assignment {
