@@ -18,6 +18,10 @@ export const API_OPS = [
   "endpoints.get",
   "endpoints.list",
   "endpoints.delete",
+  "schedules.create",
+  "schedules.get",
+  "schedules.list",
+  "schedules.delete",
 ] as const;
 export type ApiOp = (typeof API_OPS)[number];
 
