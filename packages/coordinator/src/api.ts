@@ -1,6 +1,7 @@
 // The management API every coordinator serves (queue group `api`): Databricks' serving-endpoints bodies in,
 // Databricks' response shapes out, errors as `{"error_code","message"}` plus the error-code header. Writes
-// to the endpoints bucket use compare-and-set on the KV revision; it never reconciles (the leader does).
+// to the endpoints bucket use compare-and-set on the KV revision; it never reconciles (the leader does), and
+// never fires a schedule (the leader's ScheduleRunner does).
 import { randomUUID } from "node:crypto";
 import {
   type Msg,
@@ -8,9 +9,11 @@ import {
   headers as natsHeaders,
   type Subscription,
 } from "@nats-io/transport-node";
-import { casUpdate } from "@switchyard/nats";
+import { casUpdate, readValue } from "@switchyard/nats";
 import {
   type ApiOp,
+  assertResourceName,
+  BatchSchedule,
   type ClusterNames,
   type ConfigProblem,
   CreateEndpointRequest,
@@ -19,7 +22,9 @@ import {
   EndpointRecord as EndpointRecordSchema,
   EndpointRoutes,
   H,
+  invalid,
   isResourceName,
+  jobKeys,
   keys,
   NodeHeartbeat,
   notFound,
@@ -32,6 +37,7 @@ import type { Logger } from "pino";
 import type { BatchJobs } from "./batch.js";
 import { ModelLookup, resolveVersions, validateConfig } from "./resolve.js";
 import { deploymentOf } from "./rollout.js";
+import { newSchedule, type ScheduleView, scheduleView } from "./schedules.js";
 import { cleanupEndpoint, readAll, readAssignments, readRecord, type Stores } from "./state.js";
 import { liveTargets, targetsOf } from "./targets.js";
 import { type EndpointObservation, type EndpointView, endpointView, type ServedObservation } from "./view.js";
@@ -59,6 +65,10 @@ export class ManagementApi {
       "endpoints.get": (b) => this.get(b),
       "endpoints.list": () => this.list(),
       "endpoints.delete": (b) => this.delete(b),
+      "schedules.create": (b) => this.createSchedule(b),
+      "schedules.get": (b) => this.getSchedule(b),
+      "schedules.list": () => this.listSchedules(),
+      "schedules.delete": (b) => this.deleteSchedule(b),
       ...(batch
         ? {
             "batch.submit": (b) => batch.submit(b),
@@ -241,6 +251,59 @@ export class ManagementApi {
     );
     this.o.log.info({ endpoint: name }, "endpoint deleted");
     return {};
+  }
+
+  async createSchedule(body: Record<string, unknown>): Promise<ScheduleView> {
+    const now = Date.now();
+    const record = newSchedule(body, now);
+    try {
+      await this.o.stores.jobs.create(jobKeys.schedule(record.name), JSON.stringify(record));
+    } catch (err) {
+      if (await this.readSchedule(record.name).catch(() => undefined)) {
+        throw new SwitchyardError("RESOURCE_ALREADY_EXISTS", `schedule '${record.name}' already exists`);
+      }
+      throw err;
+    }
+    this.o.log.info({ schedule: record.name, cron: record.cron, tz: record.tz }, "schedule created");
+    return scheduleView(record, now);
+  }
+
+  async getSchedule(body: Record<string, unknown>): Promise<ScheduleView> {
+    return scheduleView(await this.existingSchedule(body), Date.now());
+  }
+
+  async listSchedules(): Promise<{ schedules: ScheduleView[] }> {
+    const all = await readAll(this.o.stores.jobs, jobKeys.allSchedules, BatchSchedule, "batch schedule");
+    const now = Date.now();
+    const sorted = all.map((s) => s.value).sort((a, b) => (a.name < b.name ? -1 : 1));
+    return { schedules: sorted.map((s) => scheduleView(s, now)) };
+  }
+
+  /** Deletes the schedule; jobs it submitted are ordinary jobs and stay. */
+  async deleteSchedule(body: Record<string, unknown>): Promise<Record<string, never>> {
+    const { name } = await this.existingSchedule(body);
+    await this.o.stores.jobs.delete(jobKeys.schedule(name));
+    this.o.log.info({ schedule: name }, "schedule deleted");
+    return {};
+  }
+
+  private async readSchedule(name: string): Promise<BatchSchedule | undefined> {
+    const found = await readValue(
+      this.o.stores.jobs,
+      jobKeys.schedule(name),
+      BatchSchedule,
+      `schedule '${name}'`,
+    );
+    return found?.value;
+  }
+
+  private async existingSchedule(body: Record<string, unknown>): Promise<BatchSchedule> {
+    const name = body.name;
+    if (typeof name !== "string") throw invalid("name: expected a schedule name");
+    assertResourceName(name, "name");
+    const found = await this.readSchedule(name);
+    if (!found) throw notFound(`schedule '${name}' does not exist`);
+    return found;
   }
 
   private async existing(name: string) {

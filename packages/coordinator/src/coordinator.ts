@@ -1,6 +1,7 @@
 // A coordinator: serves the management API (every instance), competes for the leader lease, and — while it
 // leads — reconciles on every change it sees in KV (endpoints, cluster, node heartbeats, models) and on a
-// periodic tick. Passes never overlap; a failed pass is logged and the next one starts from KV again.
+// periodic tick, then fires the batch schedules that are due. Passes never overlap; a failed pass is logged and
+// the next one starts from KV again.
 import { randomBytes } from "node:crypto";
 import type { KvWatchEntry } from "@nats-io/kv";
 import type { NatsConnection, QueuedIterator } from "@nats-io/transport-node";
@@ -12,6 +13,7 @@ import { ManagementApi } from "./api.js";
 import { type BatchFiles, BatchJobs } from "./batch.js";
 import { LeaderLease } from "./lease.js";
 import { Reconciler } from "./reconcile.js";
+import { ScheduleRunner, type SubmitBatch } from "./schedule-runner.js";
 import { openStores, type Stores } from "./state.js";
 
 export interface CoordinatorOptions {
@@ -29,6 +31,9 @@ export interface CoordinatorOptions {
   tickMs?: number;
   /** Reads batch inputs and writes batch outputs (@switchyard/jobs); without it batch jobs are not served. */
   batchFiles?: BatchFiles;
+  /** How a schedule's due tick submits its batch job (default: this coordinator's batch jobs, when it has
+   * `batchFiles`); without either, schedules are kept but never fire. */
+  submitBatch?: SubmitBatch;
 }
 
 export const COORDINATOR_DEFAULTS = { rolloutTimeoutMs: 120_000, tickMs: 2_000 } as const;
@@ -44,6 +49,7 @@ export class Coordinator {
   private lease: LeaderLease | undefined;
   private reconciler: Reconciler | undefined;
   private batch: BatchJobs | undefined;
+  private schedules: ScheduleRunner | undefined;
   private watches: Array<QueuedIterator<KvWatchEntry>> = [];
   private tick: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
@@ -98,6 +104,16 @@ export class Coordinator {
       rolloutTimeoutMs: this.opts.rolloutTimeoutMs ?? COORDINATOR_DEFAULTS.rolloutTimeoutMs,
       ...(this.batch ? { batch: this.batch } : {}),
     });
+    // Schedules submit through this coordinator's batch jobs unless told otherwise (tests count submits).
+    const batch = this.batch;
+    const submit: SubmitBatch | undefined =
+      this.opts.submitBatch ??
+      (batch
+        ? async (request, origin) => ({
+            job_id: (await batch.submit(request, { schedule: origin.schedule })).id,
+          })
+        : undefined);
+    if (submit) this.schedules = new ScheduleRunner({ jobs: this.stores.jobs, submit, log: this.log });
     for (const [kv, key] of [
       [this.stores.endpoints, ">"],
       [this.stores.cluster, ">"],
@@ -149,6 +165,11 @@ export class Coordinator {
           await this.batch?.pass();
         } catch (err) {
           this.log.error({ err }, "batch pass failed");
+        }
+        try {
+          await this.schedules?.pass();
+        } catch (err) {
+          this.log.error({ err }, "schedule pass failed");
         }
       }
     })().finally(() => {

@@ -1,6 +1,6 @@
 // @switchyard/coordinator: the control plane — leader lease, management API, reconcile of endpoints into
-// replica assignments and routes. Policies (placement, rollouts, generations, the GET view) are pure and
-// exported.
+// replica assignments and routes, firing batch schedules. Policies (placement, rollouts, generations, the GET
+// view, schedule ticks) are pure and exported.
 export { ManagementApi } from "./api.js";
 export {
   type BatchFiles,
@@ -32,6 +32,27 @@ export {
   type Wanted,
   wantedTargets,
 } from "./rollout.js";
+export { ScheduleRunner, type ScheduleRunnerOptions, type SubmitBatch } from "./schedule-runner.js";
+export {
+  checkZone,
+  claimTicks,
+  cronOf,
+  DATE_PLACEHOLDER,
+  MISSED_REASON,
+  newSchedule,
+  planTicks,
+  recordOutcome,
+  SCHEDULE_HISTORY,
+  type ScheduleRequest,
+  type ScheduleView,
+  scheduleView,
+  TICK_GRACE_MS,
+  type TickOutcome,
+  type TickPlan,
+  tickAfter,
+  tickDate,
+  tickRequest,
+} from "./schedules.js";
 export {
   CONCURRENCY_PER_REPLICA,
   generationOf,

@@ -1,5 +1,5 @@
 // The coordinator's view of cluster state, read fresh from KV (never an in-memory-only truth): endpoint
-// records with their revisions, routes, assignments, replica statuses and live nodes.
+// records with their revisions, routes, assignments, replica statuses and live nodes; batch jobs and schedules.
 import type { KV } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { openBucket, readAll as readEvery, readValue, type Schema, type Stored } from "@switchyard/nats";

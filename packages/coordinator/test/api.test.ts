@@ -1,6 +1,6 @@
 // The management API against a real nats-server (no node agents: nothing becomes ready): Databricks
 // shapes for create/get/list/delete, every validation problem at once, 409 while an update runs, and
-// compare-and-set between concurrent updates.
+// compare-and-set between concurrent updates; batch schedules' create/get/list/delete and their errors.
 import { randomBytes } from "node:crypto";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { Coordinator } from "@switchyard/coordinator";
@@ -200,5 +200,96 @@ describe("management API", () => {
     }
   });
 });
+
+describe("schedules API", () => {
+  const job = { model: "models:/fraud@champion", input: "in/{date}.csv", output: "scored/{date}/" };
+
+  it("creates, gets, lists and deletes schedules", async () => {
+    const before = Date.now();
+    const created = await call("schedules.create", {
+      name: "nightly",
+      cron: "0 2 * * *",
+      tz: "Europe/Madrid",
+      job,
+    });
+    expect(created.code).toBeUndefined();
+    const { created_at, next_tick, ...rest } = created.body as { created_at: number; next_tick: number };
+    expect(rest).toEqual({ name: "nightly", cron: "0 2 * * *", tz: "Europe/Madrid", job, history: [] });
+    expect(created_at).toBeGreaterThanOrEqual(before);
+    expect(next_tick).toBe(nextWallClockHour(created_at, "Europe/Madrid", "02:00"));
+
+    const utc = await call("schedules.create", { name: "hourly", cron: "0 * * * *", job });
+    expect(utc.body).toMatchObject({ name: "hourly", tz: "UTC" });
+
+    const got = await call("schedules.get", { name: "nightly" });
+    expect(got).toEqual({ code: undefined, body: created.body });
+    const listed = await call("schedules.list", {});
+    expect((listed.body.schedules as Array<{ name: string }>).map((s) => s.name)).toEqual([
+      "hourly",
+      "nightly",
+    ]);
+
+    expect(await call("schedules.create", { name: "nightly", cron: "0 3 * * *", job })).toEqual({
+      code: "RESOURCE_ALREADY_EXISTS",
+      body: { error_code: "RESOURCE_ALREADY_EXISTS", message: "schedule 'nightly' already exists" },
+    });
+    expect((await call("schedules.get", { name: "nightly" })).body.cron).toBe("0 2 * * *");
+
+    expect(await call("schedules.delete", { name: "nightly" })).toEqual({ code: undefined, body: {} });
+    const gone = { error_code: "RESOURCE_DOES_NOT_EXIST", message: "schedule 'nightly' does not exist" };
+    expect(await call("schedules.get", { name: "nightly" })).toEqual({
+      code: "RESOURCE_DOES_NOT_EXIST",
+      body: gone,
+    });
+    expect(await call("schedules.delete", { name: "nightly" })).toEqual({
+      code: "RESOURCE_DOES_NOT_EXIST",
+      body: gone,
+    });
+    const after = await call("schedules.list", {});
+    expect((after.body.schedules as Array<{ name: string }>).map((s) => s.name)).toEqual(["hourly"]);
+    // A deleted name can be used again.
+    expect(
+      (await call("schedules.create", { name: "nightly", cron: "0 3 * * *", job })).code,
+    ).toBeUndefined();
+  });
+
+  it("refuses a bad cron, zone or job, naming each field, and stores nothing", async () => {
+    const res = await call("schedules.create", {
+      name: "bad",
+      cron: "0 25 * * *",
+      tz: "Europe/Atlantis",
+      job: { ...job, resume: "0123abcd" },
+    });
+    expect(res).toEqual({
+      code: "INVALID_PARAMETER_VALUE",
+      body: {
+        error_code: "INVALID_PARAMETER_VALUE",
+        message:
+          "invalid schedule (3 problems): " +
+          "tz 'Europe/Atlantis' is not an IANA time zone (e.g. 'UTC', 'Europe/Madrid'); " +
+          "cron '0 25 * * *' is invalid: Invalid value for hour: 25; " +
+          "job.resume: a schedule cannot resume a job; each tick submits a new one",
+      },
+    });
+    expect((await call("schedules.get", { name: "bad" })).code).toBe("RESOURCE_DOES_NOT_EXIST");
+    expect((await call("schedules.get", { name: "a.b" })).body).toEqual({
+      error_code: "INVALID_PARAMETER_VALUE",
+      message: "name 'a.b' is invalid: expected 1-63 characters of letters, digits, '_' or '-'",
+    });
+  });
+});
+
+/** The first whole hour after `after` that reads `hhmm` on a clock in `tz` (found hour by hour, by Intl). */
+function nextWallClockHour(after: number, tz: string, hhmm: string): number {
+  const clock = new Intl.DateTimeFormat("en-GB", {
+    timeZone: tz,
+    hour: "2-digit",
+    minute: "2-digit",
+    hourCycle: "h23",
+  });
+  for (let t = Math.floor(after / 3_600_000) * 3_600_000 + 3_600_000; ; t += 3_600_000) {
+    if (clock.format(t) === hhmm) return t;
+  }
+}
 
 const until = <T>(f: () => Promise<T | undefined>, ms = 20_000) => eventually(f, "the condition", ms);

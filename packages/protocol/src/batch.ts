@@ -134,11 +134,21 @@ export const BatchSchedule = z
     created_at: z.number().int(),
     /** The last tick that was handled (fired or recorded as skipped), epoch ms. */
     last_tick: z.number().int().optional(),
-    /** The last few runs: tick, and the job it fired or why it was skipped. */
+    /**
+     * The last few runs, oldest first: tick, and the job it fired or why it was skipped (neither yet: claimed,
+     * being submitted). Ticks missed in a row are one entry: `tick` the first and, when more than one,
+     * `through` the last and `count`.
+     */
     history: z
       .array(
         z
-          .object({ tick: z.number().int(), job_id: z.string().optional(), skipped: z.string().optional() })
+          .object({
+            tick: z.number().int(),
+            job_id: z.string().optional(),
+            skipped: z.string().optional(),
+            through: z.number().int().optional(),
+            count: z.number().int().positive().optional(),
+          })
           .strict(),
       )
       .default([]),

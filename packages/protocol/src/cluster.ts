@@ -22,6 +22,10 @@ export const API_OPS = [
   "batch.get",
   "batch.list",
   "batch.cancel",
+  "schedules.create",
+  "schedules.get",
+  "schedules.list",
+  "schedules.delete",
 ] as const;
 export type ApiOp = (typeof API_OPS)[number];
 
