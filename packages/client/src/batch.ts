@@ -4,11 +4,15 @@ import type { NatsConnection } from "@nats-io/transport-node";
 import {
   type BatchJobRequest,
   type BatchJobView,
+  type BatchSchedule,
   type ClusterNames,
   FINAL_JOB_STATES,
   SwitchyardError,
 } from "@switchyard/protocol";
 import { callApi } from "./management.js";
+
+/** A schedule as the API returns it: the record plus its next tick (epoch ms). */
+export type ScheduleView = BatchSchedule & { next_tick?: number };
 
 export interface WaitOptions {
   /** Called with every status read while waiting (a progress bar, a log line). */
@@ -40,6 +44,31 @@ export class BatchApi {
 
   cancel(id: string): Promise<BatchJobView> {
     return callApi(this.nc, this.names, "batch.cancel", { id }) as Promise<BatchJobView>;
+  }
+
+  /** Schedules: `{name, cron, tz?, job}` submits `job` each tick (`{date}` in input/output = the tick's date). */
+  createSchedule(body: {
+    name: string;
+    cron: string;
+    tz?: string;
+    job: BatchJobRequest;
+  }): Promise<ScheduleView> {
+    return callApi(this.nc, this.names, "schedules.create", body) as Promise<ScheduleView>;
+  }
+
+  getSchedule(name: string): Promise<ScheduleView> {
+    return callApi(this.nc, this.names, "schedules.get", { name }) as Promise<ScheduleView>;
+  }
+
+  async listSchedules(): Promise<ScheduleView[]> {
+    const reply = (await callApi(this.nc, this.names, "schedules.list", {})) as {
+      schedules?: ScheduleView[];
+    };
+    return reply.schedules ?? [];
+  }
+
+  async deleteSchedule(name: string): Promise<void> {
+    await callApi(this.nc, this.names, "schedules.delete", { name });
   }
 
   /** Reads the job's status until it ends (SUCCEEDED, FAILED or CANCELED) and returns its last status. */

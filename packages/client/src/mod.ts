@@ -1,7 +1,7 @@
 // @switchyard/client: the router (weighted split, sticky keys, retries, waiting for replicas), the TypeScript
 // SDK (invoke, endpoints and batch jobs over the management API) and the invoke actor that serves raw NATS clients.
 
-export { BatchApi, type WaitOptions } from "./batch.js";
+export { BatchApi, type ScheduleView, type WaitOptions } from "./batch.js";
 export {
   type ClientInvokeOptions,
   type ClientOptions,

@@ -128,8 +128,34 @@ export function batchCommand(program: Command, globals: () => GlobalOptions): vo
     .description("score files of rows with a registered model (batch jobs)");
   const formats = [...TABLE_FORMATS];
 
-  batch
-    .command("submit")
+  const jobOptions = (c: Command) =>
+    c
+      .requiredOption(
+        "--model <uri>",
+        "models:/<name>/<version>, models:/<name>@<alias> or models:/<name>/latest",
+      )
+      .requiredOption("--input <path>", "a file, a directory of files, or a glob")
+      .requiredOption(
+        "--output <path>",
+        "dir/ for part files + _manifest.json + _SUCCESS, or file.<ext> for one file",
+      )
+      .addOption(new Option("--input-format <format>", "default: from the extension").choices(formats))
+      .addOption(
+        new Option("--output-format <format>", "default: from the extension, else the input's").choices(
+          formats,
+        ),
+      )
+      .option("--shard-rows <n>", "rows per shard (default 100000)")
+      .addOption(
+        new Option("--on-error <mode>", "a bad row fails the job, or goes to _errors.jsonl").choices([
+          "fail",
+          "skip",
+        ]),
+      )
+      .option("--columns <a,b,c>", "the model's feature columns, when the input has others")
+      .option("--workers <n>", "worker processes (default: the cluster's thread budget)");
+
+  jobOptions(batch.command("submit"))
     .description("score a CSV, JSONL or Parquet file (or a directory or glob of them) with a model")
     .requiredOption(
       "--model <uri>",
@@ -214,6 +240,58 @@ export function batchCommand(program: Command, globals: () => GlobalOptions): vo
       await withClient(globals(), async (client, out) => {
         const j = await client.batch.cancel(id);
         out.print(line(j), summaryJson(j));
+      });
+    });
+
+  const schedule = batch.command("schedule").description("batch jobs submitted on a cron schedule");
+  jobOptions(
+    schedule
+      .command("create")
+      .description(
+        "submit a batch job at every tick of a cron expression ({date} in paths = the tick's date)",
+      )
+      .requiredOption("--name <name>", "schedule name")
+      .requiredOption("--cron <expr>", 'five-field cron expression, e.g. "0 2 * * *"')
+      .option("--tz <zone>", "IANA time zone of the expression and of {date} (default UTC)"),
+  ).action(async (flags: SubmitFlags & { name: string; cron: string; tz?: string }) => {
+    const job = requestOf(flags);
+    await withClient(globals(), async (client, out) => {
+      const s = await client.batch.createSchedule({
+        name: flags.name,
+        cron: flags.cron,
+        ...(flags.tz ? { tz: flags.tz } : {}),
+        job,
+      });
+      out.print(`schedule ${s.name}: next run ${s.next_tick ? when(s.next_tick) : "never"}`, s);
+    });
+  });
+
+  schedule.command("list").action(async () => {
+    await withClient(globals(), async (client, out) => {
+      const all = await client.batch.listSchedules();
+      const rows = all.map((s) => {
+        const last = s.history.at(-1);
+        return [
+          s.name,
+          s.cron,
+          s.tz,
+          s.next_tick ? when(s.next_tick) : "-",
+          last ? `${when(last.tick)} ${last.job_id ?? last.skipped ?? ""}` : "-",
+        ];
+      });
+      out.print(all.length ? table(["NAME", "CRON", "TZ", "NEXT", "LAST"], rows) : "no schedules", {
+        schedules: all,
+      });
+    });
+  });
+
+  schedule
+    .command("delete")
+    .argument("<name>", "schedule name")
+    .action(async (name: string) => {
+      await withClient(globals(), async (client, out) => {
+        await client.batch.deleteSchedule(name);
+        out.print(`deleted schedule ${name}`, {});
       });
     });
 }
