@@ -2,7 +2,7 @@
 // same rows whatever the input form, an alias is resolved once, the notes' text classifier runs in-process, and
 // `predictRaw` answers exactly what a realtime endpoint (coordinator + node agent + replica processes) answers.
 import { randomBytes } from "node:crypto";
-import { readFileSync } from "node:fs";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { NodeAgent } from "@switchyard/agent";
@@ -183,6 +183,24 @@ describe("loadModel with a custom model", () => {
     expect(await model.predict(Frame.fromColumns({ text }))).toEqual(want);
     expect(await model.predict(text.map((t) => ({ text: t })))).toEqual(want);
     expect(await model.predict({ instances: text })).toEqual(want);
+  });
+});
+
+describe("the caller's data", () => {
+  it("stays usable after predict: input columns are copied, not moved, to the worker thread", async () => {
+    const dir = join(tempDir("sy-custom-"), "double");
+    mkdirSync(dir);
+    writeFileSync(
+      join(dir, "model.js"),
+      'export default class Double { predict(input) { return Array.from(input.column("x"), (v) => v * 2); } }\n',
+    );
+    await registerModel(registry, "double", dir, { flavor: "custom" });
+    const model = await load("models:/double/1");
+    const frame = Frame.fromColumns({ x: Float64Array.of(1, 2, 3) });
+    expect(Array.from((await model.predict(frame)) as ArrayLike<number>)).toEqual([2, 4, 6]);
+    expect(frame.column("x")).toEqual(Float64Array.of(1, 2, 3));
+    // The script's usual next step: the input with its prediction.
+    expect(frame.withColumn("prediction", [2, 4, 6]).rows()[2]).toEqual({ x: 3, prediction: 6 });
   });
 });
 

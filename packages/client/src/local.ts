@@ -15,6 +15,7 @@ import {
   splitTensor,
   type Tensor,
   type TensorData,
+  type TypedArray,
 } from "@switchyard/data";
 import {
   bodyToModelBatch,
@@ -130,7 +131,9 @@ export class LocalModel {
   }
 
   private fit(input: ModelInput, params: Params | undefined): { batch: ModelBatch; params: Params } {
-    if (input instanceof Frame) return { batch: toModelBatch(input, this.runner), params: params ?? {} };
+    if (input instanceof Frame) {
+      return { batch: unshared(toModelBatch(input, this.runner), input), params: params ?? {} };
+    }
     if (Array.isArray(input)) {
       const frame = Frame.fromRecords(input, "records");
       return { batch: toModelBatch(frame, this.runner), params: params ?? {} };
@@ -147,6 +150,25 @@ export class LocalModel {
     }
     return bodyToModelBatch({ ...body, params }, this.runner);
   }
+}
+
+/**
+ * The runner moves a batch's buffers to its worker thread, which empties them here. Arrays still shared with the
+ * caller's frame (a column the fitting kept as it was) are copied first, so the caller's columns stay readable.
+ */
+function unshared(batch: ModelBatch, caller: Frame): ModelBatch {
+  const callers = new Set<ArrayBufferLike>();
+  for (const c of caller.entries()) if (!Array.isArray(c.data)) callers.add(c.data.buffer);
+  if (callers.size === 0) return batch;
+  const own = <T extends TypedArray | unknown[]>(d: T): T =>
+    Array.isArray(d) || !callers.has(d.buffer) ? d : (d.slice() as T);
+  if (batch instanceof Frame) {
+    return Frame.of(
+      batch.entries().map((c) => ({ ...c, data: own(c.data) })),
+      batch.length,
+    );
+  }
+  return batch.map((t) => ({ ...t, data: own(t.data) }));
 }
 
 function checkOptions(
