@@ -46,4 +46,15 @@ describe("module graph", () => {
       expect(modules.some((m) => m.includes("/packages/ingest/"))).toBe(false);
     },
   );
+
+  it("@switchyard/client loads no model runtime; @switchyard/client/local does", () => {
+    const sdk = modulesLoadedBy("@switchyard/client");
+    for (const heavy of ["onnxruntime-node", "piscina"])
+      expect(loads(sdk, heavy), `${heavy} is loaded`).toBe(false);
+    expect(sdk.some((m) => m.includes("/packages/runtime/"))).toBe(false);
+    const local = modulesLoadedBy("@switchyard/client/local");
+    expect(local.some((m) => m.endsWith("/packages/runtime/dist/runner.js"))).toBe(true);
+    expect(loads(local, "piscina")).toBe(true);
+    expect(local.some((m) => m.includes("/packages/ingest/"))).toBe(false);
+  });
 });

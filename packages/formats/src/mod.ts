@@ -4,6 +4,7 @@
 export * from "./columns.js";
 export * from "./csv.js";
 export * from "./feeds.js";
+export * from "./model-batch.js";
 export * from "./oip.js";
 export * from "./reply.js";
 export * from "./request.js";

@@ -1,19 +1,18 @@
 // The replica's wire contract (docs/realtime.md): request bodies (MLflow JSON, CSV, msgpack, OIP v2) → model
 // feeds, and outputs/errors → replies in the request's own family. No zod here: this runs per request.
 
-import { type Frame, type Payload, payloadProblem, type Tensor } from "@switchyard/data";
+import { Frame, type Payload, payloadProblem, type Tensor } from "@switchyard/data";
 import { decode, decodeJsonOrMsgpack, encode } from "@switchyard/data/codec";
 import {
-  customModelFrame,
-  modelInputs,
-  numericRowsInput,
+  bodyToModelBatch,
+  type ModelBatch,
   oipResponse,
   type Params,
   parseCsv,
   parseJsonBody,
   parseOipRequest,
-  parseRequestBody,
   predictionsBody,
+  toModelBatch,
 } from "@switchyard/formats";
 import {
   CSV_TYPE,
@@ -60,11 +59,8 @@ export function decodeRequest(
   signature: Signature | null,
   frames = false,
 ): DecodedRequest {
-  const prepare = (input: Payload): Pick<DecodedRequest, "feeds" | "frame"> => {
-    if (frames) return { feeds: [], frame: customModelFrame(input, signature) };
-    if (!signature) throw new SwitchyardError("INTERNAL_ERROR", "the model has no signature");
-    return { feeds: modelInputs(input, signature), frame: null };
-  };
+  const model = { signature, frames };
+  const prepare = (input: Payload) => parts(toModelBatch(input, model));
   if (format === "oip") {
     const req = parseOipRequest(data);
     if (req.outputs && signature) {
@@ -92,11 +88,8 @@ export function decodeRequest(
   }
   const type = contentType.toLowerCase();
   if (type.startsWith(JSON_TYPE) || type.includes("+json")) {
-    const body = parseJsonBody(data);
-    const rows = !frames && signature ? numericRowsInput(body, signature) : undefined;
-    if (rows) return { family: "mlflow", feeds: rows.feeds, frame: null, params: rows.params };
-    const req = parseRequestBody(body);
-    return { family: "mlflow", ...prepare(req.input), params: req.params };
+    const { batch, params } = bodyToModelBatch(parseJsonBody(data), model);
+    return { family: "mlflow", ...parts(batch), params };
   }
   if (type.startsWith(CSV_TYPE)) return { family: "mlflow", ...prepare(parseCsv(data)), params: {} };
   if (type.startsWith(MSGPACK)) return decodeMsgpack(decode(data, { copy: true }), prepare);
@@ -104,14 +97,17 @@ export function decodeRequest(
     // A raw client that sent no content type: JSON if it looks like JSON, msgpack otherwise.
     const { format: wire, value } = decodeJsonOrMsgpack(data);
     if (wire === "msgpack") return decodeMsgpack(value, prepare);
-    const req = parseRequestBody(value);
-    return { family: "mlflow", ...prepare(req.input), params: req.params };
+    const { batch, params } = bodyToModelBatch(value, model);
+    return { family: "mlflow", ...parts(batch), params };
   }
   throw new SwitchyardError(
     "UNSUPPORTED_MEDIA_TYPE",
     `content type '${contentType}' is not supported; use ${JSON_TYPE}, ${CSV_TYPE} or ${MSGPACK}`,
   );
 }
+
+const parts = (batch: ModelBatch): Pick<DecodedRequest, "feeds" | "frame"> =>
+  batch instanceof Frame ? { feeds: [], frame: batch } : { feeds: batch, frame: null };
 
 function decodeMsgpack(
   value: unknown,

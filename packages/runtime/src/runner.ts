@@ -5,7 +5,7 @@ import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { allocate, elementCount, Frame, type Payload, type Tensor, type TensorData } from "@switchyard/data";
-import { customModelFrame, modelInputs, type Params } from "@switchyard/formats";
+import { type Params, toModelBatch } from "@switchyard/formats";
 import { linkModelPackage } from "@switchyard/model/link";
 import { type ModelVersion, type Signature, SwitchyardError, type TensorSpec } from "@switchyard/protocol";
 import type { Registry } from "@switchyard/registry";
@@ -198,10 +198,7 @@ export class ModelRunner {
 
   /** In-process convenience: a request payload (Frame or tensors) → the model's outputs. */
   async predict(payload: Payload, params: Params = {}): Promise<Tensor[]> {
-    return this.run(
-      this.frames ? customModelFrame(payload, this.signature) : modelInputs(payload, this.signature!),
-      params,
-    );
+    return this.run(toModelBatch(payload, this), params);
   }
 
   async close(): Promise<void> {
