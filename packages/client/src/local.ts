@@ -7,11 +7,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { NatsConnection } from "@nats-io/transport-node";
 import {
-  allocate,
   describeValue,
-  elementCount,
   Frame,
-  type FrameColumn,
   splitTensor,
   type Tensor,
   type TensorData,
@@ -19,7 +16,9 @@ import {
 } from "@switchyard/data";
 import {
   bodyToModelBatch,
+  isPerRowScalar,
   type ModelBatch,
+  outputFrame,
   type Params,
   predictionsBody,
   toModelBatch,
@@ -205,11 +204,10 @@ const isConnection = (nats: NatsOptions | NatsConnection): nats is NatsConnectio
 export function predictionsOf(outputs: readonly Tensor[]): Predictions {
   const only = outputs[0];
   if (outputs.length === 1 && only) {
-    if (perRowScalar(only)) return only.data;
+    if (isPerRowScalar(only)) return only.data;
     return splitTensor(only, new Array<number>(only.shape[0] ?? 0).fill(1)).map((row) => row.data);
   }
   const rows = only?.shape[0] ?? 0;
-  const columns: FrameColumn[] = [];
   for (const t of outputs) {
     if (t.shape[0] !== rows) {
       throw new SwitchyardError(
@@ -218,33 +216,6 @@ export function predictionsOf(outputs: readonly Tensor[]): Predictions {
           "predictTensors() returns them as they are",
       );
     }
-    columns.push(...outputColumns(t, rows));
   }
-  return Frame.of(columns, rows);
-}
-
-const perRowScalar = (t: Tensor) => t.shape.length <= 1 || (t.shape.length === 2 && t.shape[1] === 1);
-
-/** One column for an output of one value per row; else one column per element of a row, `name[i]…`. */
-function outputColumns(t: Tensor, rows: number): FrameColumn[] {
-  if (perRowScalar(t)) return [{ name: t.name, kind: t.dtype, data: t.data }];
-  const inner = t.shape.slice(1);
-  const width = elementCount(inner);
-  return Array.from({ length: width }, (_, j) => {
-    const data = allocate(t.dtype, rows) as unknown[];
-    for (let r = 0; r < rows; r++) data[r] = t.data[r * width + j];
-    return { name: `${t.name}${indexSuffix(j, inner)}`, kind: t.dtype, data: data as TensorData };
-  });
-}
-
-/** Flat index `j` in a row of shape `inner` → `[a][b]…`. */
-function indexSuffix(j: number, inner: readonly number[]): string {
-  let rest = j;
-  let out = "";
-  for (let d = inner.length - 1; d >= 0; d--) {
-    const n = inner[d]!;
-    out = `[${rest % n}]${out}`;
-    rest = Math.floor(rest / n);
-  }
-  return out;
+  return outputFrame(outputs, rows);
 }

@@ -6,5 +6,6 @@ export * from "./csv.js";
 export * from "./feeds.js";
 export * from "./model-batch.js";
 export * from "./oip.js";
+export * from "./outputs.js";
 export * from "./reply.js";
 export * from "./request.js";

@@ -20,6 +20,11 @@ export const LocalClusterConfig = z
     nodeThreads: z.number().int().positive().nullable().default(null),
     /** Bearer tokens on the HTTP bridge. Turning this off is explicit and warned about. */
     auth: z.boolean().default(true),
+    /**
+     * Directories batch jobs may read and write (relative to where `switchyard up` runs). Empty means the
+     * working directory of `switchyard up` and its data dir.
+     */
+    dataRoots: z.array(z.string().min(1)).default([]),
   })
   .strict();
 export type LocalClusterConfig = z.infer<typeof LocalClusterConfig>;
