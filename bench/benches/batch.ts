@@ -76,7 +76,7 @@ export interface CellRun {
   rows: number;
   /** Seconds from the contender's start (the baseline's `scoreFile`, the cluster's submit) to its output complete. */
   totalS: number;
-  /** Where the time went, in seconds (of wall time; the cluster's: summed over its workers). */
+  /** Where the time went, in seconds (the baseline's phases are wall time, one after another). */
   phases: Partial<Record<Phase, number>>;
   /** CPU seconds of every process of the contender. */
   cpuS: number;
@@ -86,6 +86,7 @@ export interface CellRun {
   output: string;
 }
 
+/** One way of scoring a file: `run` returns once its output is complete, and the bench then checks it. */
 export interface BatchContender {
   name: string;
   run(cell: BatchCell): Promise<CellRun>;
