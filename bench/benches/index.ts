@@ -1,5 +1,6 @@
 import type { Bench } from "../types.js";
+import { batchBench } from "./batch.js";
 import { codecBench } from "./codec.js";
 import { realtimeBench } from "./realtime.js";
 
-export const benches: Bench[] = [codecBench, realtimeBench];
+export const benches: Bench[] = [codecBench, realtimeBench, batchBench];

@@ -48,7 +48,7 @@ const LR: LinearOptions = {
 const MLP_S = [64, 512, 512, 512, 1];
 const MLP_L = [256, 1024, 1024, 1024, 1];
 
-interface ModelCase {
+export interface ModelCase {
   key: string;
   /** Registry model and endpoint name. */
   name: string;
@@ -57,7 +57,7 @@ interface ModelCase {
   reference: (rows: number[][]) => number[][];
 }
 
-const MODELS: ModelCase[] = [
+export const MODELS: ModelCase[] = [
   {
     key: "LR",
     name: "bench-lr",
