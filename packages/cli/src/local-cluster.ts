@@ -8,6 +8,7 @@ import path from "node:path";
 import { NodeAgent } from "@switchyard/agent";
 import { TokenStore } from "@switchyard/bridge";
 import { Coordinator } from "@switchyard/coordinator";
+import { batchFiles } from "@switchyard/jobs";
 import { connectNats, type NatsOptions } from "@switchyard/nats";
 import { NatsServer } from "@switchyard/natsd";
 import {
@@ -129,9 +130,13 @@ export async function startLocalCluster(
     }
     say(`model registry ready (KV ${names.buckets.models}, object store ${names.buckets.artifacts})`);
 
+    const dataRoots = config.dataRoots.length
+      ? config.dataRoots.map((r) => path.resolve(r))
+      : [process.cwd(), dataDir];
     const coordinator = new Coordinator({
       nats: internal,
       cluster: names.cluster,
+      batchFiles: batchFiles({ dataRoots }),
       id: `${names.cluster}-local`,
       logger,
     });

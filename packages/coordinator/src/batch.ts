@@ -22,6 +22,7 @@ import {
   BatchJobRequest,
   type BatchJobView,
   type ClusterNames,
+  type Dtype,
   FINAL_JOB_STATES,
   invalid,
   jobKeys,
@@ -47,7 +48,7 @@ export interface PlannedFiles {
   output: string;
   output_format: TableFormat;
   single_file: boolean;
-  feature_columns: string[];
+  feature_columns: Array<{ name: string; dtype: Dtype }>;
   shards: Shard[];
   total_rows: number;
   /** Where shard `index`'s part file goes. */
@@ -69,6 +70,8 @@ export interface BatchJobsOptions {
   files: BatchFiles;
   log: Logger;
   now?: () => number;
+  /** A shard not acked within this is redelivered (default BATCH_ACK_WAIT_MS); workers ping at a third of it. */
+  ackWaitMs?: number;
 }
 
 const newJobId = () => `b${randomBytes(6).toString("hex")}`;
@@ -146,7 +149,7 @@ export class BatchJobs {
       filter_subject: subject,
       ack_policy: AckPolicy.Explicit,
       deliver_policy: DeliverPolicy.All,
-      ack_wait: BATCH_ACK_WAIT_MS * 1_000_000,
+      ack_wait: (this.o.ackWaitMs ?? BATCH_ACK_WAIT_MS) * 1_000_000,
       max_deliver: BATCH_MAX_DELIVER,
     });
     const js = jetstream(this.o.nc);

@@ -31,6 +31,8 @@ export interface CoordinatorOptions {
   tickMs?: number;
   /** Reads batch inputs and writes batch outputs (@switchyard/jobs); without it batch jobs are not served. */
   batchFiles?: BatchFiles;
+  /** How long a batch shard may go unacked before it is redelivered (default 60 s). */
+  batchAckWaitMs?: number;
   /** How a schedule's due tick submits its batch job (default: this coordinator's batch jobs, when it has
    * `batchFiles`); without either, schedules are kept but never fire. */
   submitBatch?: SubmitBatch;
@@ -84,6 +86,7 @@ export class Coordinator {
         registry,
         files: this.opts.batchFiles,
         log: this.log,
+        ...(this.opts.batchAckWaitMs ? { ackWaitMs: this.opts.batchAckWaitMs } : {}),
       });
       await this.batch.start();
     }

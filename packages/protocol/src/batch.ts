@@ -2,6 +2,7 @@
 // submits (the same fields over the CLI, HTTP and the SDK), the plan of shards, each shard's task and result, and
 // the schedules that submit jobs on a cron. Keys are built here, nowhere else.
 import { z } from "zod";
+import { Dtype } from "./model.js";
 
 export const TABLE_FORMATS = ["csv", "jsonl", "parquet"] as const;
 export const TableFormat = z.enum(TABLE_FORMATS);
@@ -52,6 +53,11 @@ export const Shard = z
     rows: z.number().int().nonnegative(),
     /** Parquet: the row groups `[first, last]` the shard covers. */
     row_groups: z.tuple([z.number().int().nonnegative(), z.number().int().nonnegative()]).optional(),
+    /**
+     * CSV/JSONL whose rows are one line each: the bytes `[start, end)` of the shard's rows in the file, so a
+     * worker reads only them instead of parsing every row before `first_row`.
+     */
+    bytes: z.tuple([z.number().int().nonnegative(), z.number().int().nonnegative()]).optional(),
   })
   .strict();
 export type Shard = z.infer<typeof Shard>;
@@ -101,7 +107,8 @@ export const BatchJob = z
     output_format: TableFormat,
     /** Whether `output` is one merged file (else a directory of parts). */
     single_file: z.boolean(),
-    feature_columns: z.array(z.string()),
+    /** The input columns the model reads, in the order it takes them, each with the dtype it takes. */
+    feature_columns: z.array(z.object({ name: z.string(), dtype: Dtype }).strict()),
     on_error: z.enum(ON_ERROR),
     shards: z.number().int().nonnegative(),
     total_rows: z.number().int().nonnegative(),

@@ -6,6 +6,7 @@ import { availableParallelism, hostname } from "node:os";
 import path from "node:path";
 import { AGENT_DEFAULTS, NodeAgent } from "@switchyard/agent";
 import { COORDINATOR_DEFAULTS, Coordinator } from "@switchyard/coordinator";
+import { batchFiles } from "@switchyard/jobs";
 import { type Command, Option } from "commander";
 import { pino } from "pino";
 import { defaultCacheDir, defaultDataDir, natsOptionsOf, resolveTarget } from "../cluster-file.js";
@@ -42,12 +43,24 @@ export function roleCommands(program: Command, globals: () => GlobalOptions): vo
         `a new config not READY within this fails (default ${COORDINATOR_DEFAULTS.rolloutTimeoutMs})`,
       ).env("SWITCHYARD_ROLLOUT_TIMEOUT_MS"),
     )
-    .action(async (opts: { id?: string; rolloutTimeoutMs?: string }) => {
+    .addOption(
+      new Option(
+        "--data-root <dir...>",
+        `directories batch jobs may read and write (default: the working directory; env: '${path.delimiter}'-separated)`,
+      ).env("SWITCHYARD_DATA_ROOTS"),
+    )
+    .action(async (opts: { id?: string; rolloutTimeoutMs?: string; dataRoot?: string[] | string }) => {
       const target = await resolveTarget(globals());
       const rolloutTimeoutMs = positiveInt(opts.rolloutTimeoutMs, "--rollout-timeout-ms");
+      // From the environment commander hands one string: the roots joined like PATH.
+      const roots =
+        typeof opts.dataRoot === "string" ? opts.dataRoot.split(path.delimiter) : (opts.dataRoot ?? []);
       const c = new Coordinator({
         nats: natsOptionsOf(target, "switchyard-coordinator"),
         cluster: target.cluster,
+        batchFiles: batchFiles({
+          dataRoots: (roots.length ? roots : [process.cwd()]).filter(Boolean).map((r) => path.resolve(r)),
+        }),
         id: opts.id ?? `${hostname()}-${process.pid}`,
         ...(rolloutTimeoutMs ? { rolloutTimeoutMs } : {}),
         logger: logger(),

@@ -1,0 +1,59 @@
+// Process entry of one batch worker (package export `@switchyard/jobs/batch-worker`) with env
+// SWITCHYARD_BATCH_WORKER (JSON BatchWorkerLaunch), spawned by a node agent for a running batch job.
+import { openBucket } from "@switchyard/nats";
+import {
+  BATCH_WORKER_ENV,
+  BatchWorkerLaunch,
+  clusterNames,
+  keys,
+  type WorkerStatus,
+} from "@switchyard/protocol";
+import { Registry } from "@switchyard/registry";
+import { ModelRunner, runChild } from "@switchyard/runtime";
+import { scoreShard } from "../tables/score-shard.js";
+import { BatchWorker, type ShardScorer } from "./worker.js";
+
+runChild({
+  env: BATCH_WORKER_ENV,
+  launch: BatchWorkerLaunch,
+  name: (l) => `batch-${l.spec.worker_id}`,
+  logFields: (l) => ({ jobId: l.spec.job_id, workerId: l.spec.worker_id }),
+  async start(l, nc, log) {
+    const names = clusterNames(l.cluster);
+    const [jobs, cluster, registry] = await Promise.all([
+      openBucket(nc, names, "jobs"),
+      openBucket(nc, names, "cluster"),
+      Registry.open(nc, { cluster: l.cluster }),
+    ]);
+    const version = await registry.getVersion(l.spec.model_name, l.spec.model_version);
+    const runner = await ModelRunner.load({
+      registry,
+      version,
+      cacheDir: l.cache_dir,
+      threads: l.spec.threads,
+    });
+    await runner.warmUp();
+    // DuckDB gets one thread: the worker's share of the node's budget is its scoring thread, and reading and
+    // writing interleave with scoring rather than running beside it.
+    const scorer: ShardScorer = (job, score) => scoreShard(job, score, { threads: 1 });
+    const worker = new BatchWorker({ nc, names, jobs, spec: l.spec, runner, scorer, log });
+    await worker.start();
+    const status: WorkerStatus = {
+      worker_id: l.spec.worker_id,
+      node_id: l.node_id,
+      job_id: l.spec.job_id,
+      pid: process.pid,
+      state: "RUNNING",
+      message: "",
+      restarts: 0,
+      updated_at: Date.now(),
+    };
+    await cluster.put(keys.worker(l.spec.worker_id), JSON.stringify(status));
+    return {
+      async stop() {
+        await worker.stop();
+        await runner.close();
+      },
+    };
+  },
+});
