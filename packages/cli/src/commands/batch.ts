@@ -157,30 +157,6 @@ export function batchCommand(program: Command, globals: () => GlobalOptions): vo
 
   jobOptions(batch.command("submit"))
     .description("score a CSV, JSONL or Parquet file (or a directory or glob of them) with a model")
-    .requiredOption(
-      "--model <uri>",
-      "models:/<name>/<version>, models:/<name>@<alias> or models:/<name>/latest",
-    )
-    .requiredOption("--input <path>", "a file, a directory of files, or a glob")
-    .requiredOption(
-      "--output <path>",
-      "dir/ for part files + _manifest.json + _SUCCESS, or file.<ext> for one file",
-    )
-    .addOption(new Option("--input-format <format>", "default: from the extension").choices(formats))
-    .addOption(
-      new Option("--output-format <format>", "default: from the extension, else the input's").choices(
-        formats,
-      ),
-    )
-    .option("--shard-rows <n>", "rows per shard (default 100000)")
-    .addOption(
-      new Option("--on-error <mode>", "a bad row fails the job, or goes to _errors.jsonl").choices([
-        "fail",
-        "skip",
-      ]),
-    )
-    .option("--columns <a,b,c>", "the model's feature columns, when the input has others")
-    .option("--workers <n>", "worker processes (default: the cluster's thread budget)")
     .option("--resume <job-id>", "run only the shards that job did not finish, with its model version")
     .option("--wait", "watch the job until it ends; exit code 1 if it failed")
     .action(async (flags: SubmitFlags) => {
