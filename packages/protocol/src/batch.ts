@@ -47,6 +47,11 @@ export const Shard = z
     rows: z.number().int().nonnegative(),
     /** Parquet: the row groups `[first, last]` the shard covers. */
     row_groups: z.tuple([z.number().int().nonnegative(), z.number().int().nonnegative()]).optional(),
+    /**
+     * CSV/JSONL whose rows are one line each: the bytes `[start, end)` of the shard's rows in the file, so a
+     * worker reads only them instead of parsing every row before `first_row`.
+     */
+    bytes: z.tuple([z.number().int().nonnegative(), z.number().int().nonnegative()]).optional(),
   })
   .strict();
 export type Shard = z.infer<typeof Shard>;
