@@ -1,0 +1,22 @@
+// @switchyard/jobs: batch workers' and stream scorers' work on tables. Today: the table layer every batch job
+// reads and writes through, on DuckDB (`@duckdb/node-api`); no CSV or Parquet codec of our own.
+//
+// The coordinator, before any shard runs:
+//   inspect(inputs, format?, options?) → TableInfo    files (a file, a directory's files, a glob), columns with
+//                                                     dtypes, rows per file, Parquet row groups, CSV/JSONL row index
+//   planShards(info, shardRows) → Shard[]             pure: row ranges (with byte ranges when indexed), or
+//                                                     whole Parquet row groups
+// A batch worker, per shard task:
+//   scoreShard(job, score, options?) → ShardOutcome   reads only the shard, calls `score(frame)` per batch,
+//                                                     writes input columns + predictions to the part by
+//                                                     write-then-rename; bad rows fail it or come back (skip)
+// The coordinator, for a single-file output:
+//   mergeParts(parts, outFile, format, options?)      parts in order into one file, write-then-rename
+//
+// Each call opens its own in-memory DuckDB within `options` (threads, default 1; memoryMb, default 256;
+// scratchDir) and closes it before returning: memory is bounded by the limit plus one batch.
+export { ENGINE_DEFAULTS, type EngineOptions } from "./tables/engine.js";
+export { formatOfPath } from "./tables/formats.js";
+export { inspect, type TableColumn, type TableFile, type TableInfo } from "./tables/inspect.js";
+export type { RowIndex } from "./tables/lines.js";
+export { planShards } from "./tables/shards.js";
