@@ -14,9 +14,19 @@
 //   mergeParts(parts, outFile, format, options?)      parts in order into one file, write-then-rename
 //
 // Each call opens its own in-memory DuckDB within `options` (threads, default 1; memoryMb, default 256;
-// scratchDir) and closes it before returning: memory is bounded by the limit plus one batch.
+// scratchDir) and closes it before returning. Memory is bounded by that limit, one batch, and a constant
+// (Node and DuckDB's buffers), whatever the file size.
 export { ENGINE_DEFAULTS, type EngineOptions } from "./tables/engine.js";
 export { formatOfPath } from "./tables/formats.js";
 export { inspect, type TableColumn, type TableFile, type TableInfo } from "./tables/inspect.js";
 export type { RowIndex } from "./tables/lines.js";
+export { mergeParts } from "./tables/parts.js";
+export {
+  type BadRow,
+  type Scorer,
+  SHARD_DEFAULTS,
+  type ShardJob,
+  type ShardOutcome,
+  scoreShard,
+} from "./tables/score-shard.js";
 export { planShards } from "./tables/shards.js";
