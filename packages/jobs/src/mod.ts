@@ -14,7 +14,8 @@
 //   mergeParts(parts, outFile, format, options?)      parts in order into one file, write-then-rename
 //
 // Each call opens its own in-memory DuckDB within `options` (threads, default 1; memoryMb, default 256;
-// scratchDir) and closes it before returning: memory is bounded by the limit plus one batch.
+// scratchDir) and closes it before returning. Memory is bounded by that limit, one batch, and a constant
+// (Node and DuckDB's buffers), whatever the file size.
 
 // Batch jobs: the coordinator's file side, the data-root check, and the worker (its process entry is the
 // package export `@switchyard/jobs/batch-worker`).

@@ -50,7 +50,10 @@ export class BatchWorker {
     const job = await this.job();
     const consumer = await jetstream(this.o.nc).consumers.get(this.o.names.streams.batch, `job_${job.id}`);
     // Report progress on a shard at a third of the consumer's ack wait, so a long shard is never redelivered.
-    this.progressMs = Math.max(100, ((await consumer.info(true)).config.ack_wait ?? 30_000_000_000) / 3 / 1_000_000);
+    this.progressMs = Math.max(
+      100,
+      ((await consumer.info(true)).config.ack_wait ?? 30_000_000_000) / 3 / 1_000_000,
+    );
     this.loop = this.run(job, consumer);
   }
 

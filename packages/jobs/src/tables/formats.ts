@@ -31,8 +31,8 @@ export interface DuckColumn {
 
 /**
  * The table function that reads `file`. CSV needs a header row (as pandas reads it). Types come from `schema`
- * when given (the columns sniffed from the whole file, so that a slice of it is typed the same), else DuckDB
- * sniffs them from the first rows. `asText` reads every column as text: no value can fail to convert.
+ * when given (the columns sniffed from the whole file's first rows, so that a slice of it is typed the same),
+ * else DuckDB sniffs them from the first rows. `asText` reads every column as text: no value can fail to convert.
  */
 export function readerSql(
   file: string,

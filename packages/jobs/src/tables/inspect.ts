@@ -6,7 +6,7 @@ import type { DuckDBConnection } from "@duckdb/node-api";
 import type { Dtype, TableFormat } from "@switchyard/protocol";
 import { invalid } from "@switchyard/protocol";
 import { type EngineOptions, numbers, withDuckDb } from "./engine.js";
-import { dtypeOfDuckDb, duckColumns, literal, readerSql } from "./formats.js";
+import { dtypeOfDuckDb, literal, readerSql, sniffFile } from "./formats.js";
 import { resolveInputs } from "./inputs.js";
 import { indexLines, type RowIndex } from "./lines.js";
 
@@ -61,7 +61,7 @@ async function inspectFile(
 ): Promise<TableFile> {
   // DuckDB reads an empty CSV as one unnamed column and an empty JSONL as a `json` column: neither is data.
   if ((await stat(path)).size === 0) return { path, rows: 0, columns: [] };
-  const columns = (await duckColumns(connection, readerSql(path, format))).map((c) => ({
+  const columns = (await sniffFile(connection, path, format)).map((c) => ({
     name: c.name,
     dtype: dtypeOfDuckDb(c.type),
   }));

@@ -1,8 +1,8 @@
 // Scoring one shard: read only its rows, hand the model's feature columns to `score` in batches, and write the
 // part (every input column in input order, then the predictions, in input row order) by write-then-rename.
-// Memory stays within DuckDB's limit plus one batch, whatever the file size: the shard is a DuckDB table that
-// spills to disk, features stream out a batch at a time, predictions stream into a second table, and one
-// COPY joins the two by position.
+// Memory does not grow with the file: the shard is a DuckDB table that spills to disk beyond the memory limit,
+// features stream out a batch at a time, predictions stream into a second table, and one COPY joins the two
+// by position (measured: a 309 MB CSV as one shard with a 32 MiB limit peaks at ~200 MB RSS, Node included).
 import { join } from "node:path";
 import {
   ARRAY,
