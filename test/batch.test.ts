@@ -205,6 +205,36 @@ describe("batch jobs", () => {
     }
   });
 
+  it("finishes a job over an empty file and a header-only CSV with zero rows", async () => {
+    mkdirSync(path.join(root, "in"), { recursive: true });
+    const empty = path.join(root, "in", "empty.csv");
+    writeFileSync(empty, "");
+    const headerOnly = path.join(root, "in", "header.csv");
+    writeFileSync(headerOnly, `id,${FEATURES.join(",")}\n`);
+    for (const [input, output] of [
+      [empty, path.join(root, "out-empty/")],
+      [headerOnly, path.join(root, "out-header", "scored.parquet")],
+    ] as const) {
+      const end = await done(
+        await client.submitBatch({
+          model: "models:/mlp/1",
+          input,
+          output,
+          columns: input === empty ? undefined : FEATURES,
+        }),
+      );
+      expect(end.state, end.message).toBe("SUCCEEDED");
+      expect(end.shards).toBe(0);
+      expect(end.total_rows).toBe(0);
+    }
+    expect(readdirSync(path.join(root, "out-empty")).sort()).toEqual(["_SUCCESS", "_manifest.json"]);
+    expect(
+      await query(
+        `SELECT count(*)::INTEGER AS n FROM read_parquet(${lit(path.join(root, "out-header", "scored.parquet"))})`,
+      ),
+    ).toEqual([{ n: 0 }]);
+  });
+
   it("scores strings with a custom model (the notes' classifier over JSONL)", async () => {
     const input = path.join(root, "in", "reviews.jsonl");
     const texts = ["Good movie", "meh", "so GOOD", "bad", null, "good good"];

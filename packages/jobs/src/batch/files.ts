@@ -14,9 +14,10 @@ import type {
 } from "@switchyard/protocol";
 import { invalid } from "@switchyard/protocol";
 import { underDataRoots } from "../paths.js";
-import { formatOfPath } from "../tables/formats.js";
+import { withDuckDb } from "../tables/engine.js";
+import { formatOfPath, literal } from "../tables/formats.js";
 import { inspect, type TableColumn } from "../tables/inspect.js";
-import { mergeParts } from "../tables/parts.js";
+import { mergeParts, writeThenRename } from "../tables/parts.js";
 import { planShards } from "../tables/shards.js";
 import { errorsPathOf } from "./worker.js";
 
@@ -50,7 +51,11 @@ export function batchFiles(o: BatchFilesOptions) {
           `output: '${req.output}' does not end in .${outputFormat} (output_format ${outputFormat})`,
         );
       }
-      const featureColumns = featureColumnsOf(info.columns, signature, req.columns);
+      // Empty files have no columns to match: a job over nothing but them scores nothing, and succeeds.
+      const featureColumns =
+        info.columns.length === 0 && info.rows === 0
+          ? []
+          : featureColumnsOf(info.columns, signature, req.columns);
       const dir = singleFile ? stagingOf(output) : output;
       return {
         inputs: info.files.map((f) => f.path),
@@ -96,7 +101,8 @@ export function batchFiles(o: BatchFilesOptions) {
         finished_at: Date.now(),
       };
       if (job.single_file) {
-        await mergeParts(parts, job.output, job.output_format);
+        if (parts.length) await mergeParts(parts, job.output, job.output_format);
+        else await writeEmpty(job.output, job.output_format);
         if (errors) await writeAtomic(`${job.output}.errors.jsonl`, errors);
         await writeAtomic(`${job.output}.manifest.json`, `${JSON.stringify(manifest, null, 2)}\n`);
         await rm(dir, { recursive: true, force: true });
@@ -175,6 +181,19 @@ async function gatherErrors(parts: string[]): Promise<string | undefined> {
     await rm(file, { force: true });
   }
   return all || undefined;
+}
+
+/**
+ * The output of a job with no rows (an empty input): CSV and JSONL are empty files; Parquet, which needs a
+ * schema, holds a `prediction` column and no row.
+ */
+async function writeEmpty(file: string, format: TableFormat): Promise<void> {
+  if (format !== "parquet") return writeAtomic(file, "");
+  await writeThenRename(file, (tmp) =>
+    withDuckDb({}, (_db, c) =>
+      c.run(`COPY (SELECT NULL::DOUBLE AS prediction WHERE false) TO ${literal(tmp)} (FORMAT parquet)`),
+    ),
+  );
 }
 
 async function writeAtomic(file: string, content: string): Promise<void> {

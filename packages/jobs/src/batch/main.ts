@@ -1,5 +1,7 @@
 // Process entry of one batch worker (package export `@switchyard/jobs/batch-worker`) with env
 // SWITCHYARD_BATCH_WORKER (JSON BatchWorkerLaunch), spawned by a node agent for a running batch job.
+import { mkdir, rm } from "node:fs/promises";
+import { join } from "node:path";
 import { openBucket } from "@switchyard/nats";
 import {
   BATCH_WORKER_ENV,
@@ -35,7 +37,12 @@ runChild({
     await runner.warmUp();
     // DuckDB gets one thread: the worker's share of the node's budget is its scoring thread, and reading and
     // writing interleave with scoring rather than running beside it.
-    const scorer: ShardScorer = (job, score) => scoreShard(job, score, { threads: 1 });
+    // Scratch (shard slices, spill files) under the worker's own directory, emptied at start: a worker killed
+    // with -9 leaves its scratch behind, and its replacement clears it.
+    const scratchDir = join(l.cache_dir, "batch-scratch", l.spec.worker_id);
+    await rm(scratchDir, { recursive: true, force: true });
+    await mkdir(scratchDir, { recursive: true });
+    const scorer: ShardScorer = (job, score) => scoreShard(job, score, { threads: 1, scratchDir });
     const worker = new BatchWorker({ nc, names, jobs, spec: l.spec, runner, scorer, log });
     await worker.start();
     const status: WorkerStatus = {
@@ -53,6 +60,7 @@ runChild({
       async stop() {
         await worker.stop();
         await runner.close();
+        await rm(scratchDir, { recursive: true, force: true });
       },
     };
   },
