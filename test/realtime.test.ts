@@ -93,8 +93,11 @@ describe("realtime serving through switchyard up", () => {
 
   afterAll(async () => {
     if (!up) return;
-    const replicas = childrenMatching(up.proc.pid!, "replica");
-    expect(replicas.length).toBeGreaterThan(0);
+    // A replica restarted by a test (kill -9) may be between processes at this instant: wait for them.
+    const replicas = await eventually(() => {
+      const found = childrenMatching(up!.proc.pid!, "replica");
+      return found.length ? found : undefined;
+    }, "replica processes of up");
     expect(await up.stop()).toBe(0);
     // Stopping `up` drains and stops every replica process it started, and its nats-server.
     for (const pid of replicas) expect(alive(pid)).toBe(false);

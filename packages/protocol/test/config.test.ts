@@ -12,6 +12,7 @@ describe("cluster config", () => {
       syncAlways: false,
       nodeThreads: null,
       auth: true,
+      dataRoots: [],
     });
   });
 
