@@ -1,12 +1,14 @@
 // Batch scoring (issue 8): a million rows scored from a file into a file — MLP-S of the realtime bench over
 // 64 float columns, and a 200-tree gradient-boosted ensemble over 30 — each as Parquet and as CSV. Every
 // contender scores the same cached input (bench/lib/datasets.ts) and its output is checked (row count,
-// order, input columns, predictions against the JS reference) before its figures count.
-// Only the baseline runs for now: the cluster contenders join CONTENDERS when the batch path lands.
+// order, input columns, predictions against the JS reference) before its figures count. Contenders: the
+// baseline (one process, bench/baseline/duckdb-onnx.ts) and Switchyard batch jobs with one and two workers
+// (batch-switchyard.ts).
 import { mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { DuckDBInstance, version as duckdbVersion } from "@duckdb/node-api";
+import { ENGINE_DEFAULTS, SHARD_DEFAULTS } from "@switchyard/jobs";
 import {
   buildTreeEnsemble,
   type TreeEnsembleOptions,
@@ -17,8 +19,9 @@ import { BASELINE_BATCH_ROWS, type BaselineReport } from "../baseline/duckdb-onn
 import { machineBusySeconds } from "../lib/cpu.js";
 import { type DatasetSpec, ensureDataset, featureColumns, VALUE_DECIMALS } from "../lib/datasets.js";
 import { type FileFormat, readTable } from "../lib/duckdb.js";
-import { benchDist, runJsonChild } from "../lib/procs.js";
+import { benchDist, repoRoot, runJsonChild } from "../lib/procs.js";
 import { type Bench, type Cell, fmt } from "../types.js";
+import { BatchCluster, DEFAULT_SHARD_ROWS, NODE_THREADS, switchyardBatch } from "./batch-switchyard.js";
 import { MODELS } from "./realtime.js";
 
 /** A model the cells score, with the plain-JS reference its predictions are checked against. */
@@ -67,9 +70,12 @@ export interface BatchCell {
   rows: number;
   /** A fresh, empty directory for this contender's output. */
   outDir: string;
+  /** Rows per shard a batch job asks for; undefined: the product's default. */
+  shardRows: number | undefined;
+  log(msg: string): void;
 }
 
-const PHASES = ["setup", "read", "score", "write", "coordination"] as const;
+const PHASES = ["setup", "read", "score", "write", "finish", "coordination"] as const;
 type Phase = (typeof PHASES)[number];
 
 export interface CellRun {
@@ -80,8 +86,8 @@ export interface CellRun {
   phases: Partial<Record<Phase, number>>;
   /** CPU seconds of every process of the contender. */
   cpuS: number;
-  /** The largest peak RSS of its processes (the cluster: of any worker), MiB. */
-  peakRssMiB: number;
+  /** Peak RSS of each process that scored (the baseline's one; each batch worker), MiB. */
+  peakRssMiB: number[];
   /** The output as `readTable` takes it: one file, or a glob of part files that sorts in input order. */
   output: string;
 }
@@ -90,6 +96,8 @@ export interface CellRun {
 export interface BatchContender {
   name: string;
   run(cell: BatchCell): Promise<CellRun>;
+  /** Stops what the contender kept running between cells (a cluster). */
+  close?(): Promise<void>;
 }
 
 const BASELINE = "baseline DuckDB+ORT";
@@ -116,14 +124,20 @@ const baseline: BatchContender = {
         write: r.writeMs / 1000,
       },
       cpuS: r.cpuS,
-      peakRssMiB: r.peakRssMiB,
+      peakRssMiB: [r.peakRssMiB],
       output,
     };
   },
 };
 
-/** In table order. The cluster path adds its contenders here (e.g. one worker, two workers). */
-export const CONTENDERS: BatchContender[] = [baseline];
+const cluster = new BatchCluster();
+
+/** In table order. */
+export const CONTENDERS: BatchContender[] = [
+  baseline,
+  switchyardBatch(cluster, 1),
+  switchyardBatch(cluster, 2),
+];
 
 interface BatchCase {
   model: BatchModel;
@@ -141,6 +155,14 @@ function cases(rows: number): BatchCase[] {
     { model: TREE, data: narrow, format: "csv" },
   ];
 }
+
+/**
+ * The smoke run (CI, ~30 s) takes the cluster contenders through one case only, the tree model over CSV (four
+ * shards, so both workers of the two-worker job score): each job costs seconds of worker start whatever its
+ * size. The baseline runs every case.
+ */
+const inSmoke = (c: BatchCase, contender: BatchContender) =>
+  contender === baseline || (c.model === TREE && c.format === "csv");
 
 /** Throws unless `output` holds every input row in order, the input columns unchanged, and right predictions. */
 async function verifyOutput(cell: BatchCell, model: BatchModel, output: string): Promise<void> {
@@ -196,6 +218,12 @@ interface Measured {
 
 /** Above this much CPU of unrelated processes during a cell (in cores), the figures are flagged. */
 const NOISY_CORES = 0.15;
+/** The smoke run's files (20,000 rows) cut into four CSV shards, so two workers both get some. */
+const SMOKE_SHARD_ROWS = 5_000;
+/** Where each run makes its directory of models and outputs (see `run`). */
+const WORK_DIR = path.join(repoRoot, "bench", "results", "cache", "batch");
+
+const peaks = (r: CellRun) => r.peakRssMiB.map((m) => fmt(m, 0)).join(" / ");
 
 export const batchBench: Bench = {
   name: "batch",
@@ -206,7 +234,10 @@ export const batchBench: Bench = {
     "input + prediction (bench/baseline/duckdb-onnx.ts)",
   async run({ smoke, log }) {
     const rows = smoke ? 20_000 : 1_000_000;
-    const dir = mkdtempSync(path.join(os.tmpdir(), "sy-bench-batch-"));
+    // Under the repository (gitignored), beside the cached inputs: `switchyard up` runs from the repository
+    // root, which is one of its data roots, so its jobs may read the inputs and write the outputs here.
+    mkdirSync(WORK_DIR, { recursive: true });
+    const dir = mkdtempSync(path.join(WORK_DIR, "run-"));
     const measured: Measured[] = [];
     const failures: string[] = [];
     const inputs: Record<string, string> = {};
@@ -222,6 +253,7 @@ export const batchBench: Bench = {
         const data = `${c.data.rows} x ${c.data.cols} ${c.format}`;
         inputs[data] = `${path.basename(input)}, ${fmt(statSync(input).size / 2 ** 20, 0)} MiB`;
         for (const contender of CONTENDERS) {
+          if (smoke && !inSmoke(c, contender)) continue;
           const outDir = path.join(dir, `out-${measured.length}`);
           mkdirSync(outDir);
           const cell: BatchCell = {
@@ -232,6 +264,8 @@ export const batchBench: Bench = {
             format: c.format,
             rows: c.data.rows,
             outDir,
+            shardRows: smoke ? SMOKE_SHARD_ROWS : undefined,
+            log,
           };
           const row: Measured = {
             caseKey: `${c.model.key} ${data}`,
@@ -257,7 +291,7 @@ export const batchBench: Bench = {
                 `(${PHASES.filter((k) => p[k] !== undefined)
                   .map((k) => `${k} ${fmt(p[k]!, 2)}`)
                   .join(", ")}), ` +
-                `peak RSS ${fmt(run.peakRssMiB, 0)} MiB, other processes ${fmt(row.otherCores, 2)} cores`,
+                `peak RSS ${peaks(run)} MiB, other processes ${fmt(row.otherCores, 2)} cores`,
             );
           } catch (err) {
             const msg = (err as Error).message ?? String(err);
@@ -271,6 +305,7 @@ export const batchBench: Bench = {
         }
       }
     } finally {
+      for (const c of CONTENDERS) await c.close?.();
       rmSync(dir, { recursive: true, force: true });
     }
 
@@ -290,7 +325,7 @@ export const batchBench: Bench = {
         "total s": r ? fmt(r.totalS, 2) : "-",
         ...Object.fromEntries(PHASES.map((k) => [`${k} s`, phase(k)])),
         "CPU s": r ? fmt(r.cpuS, 1) : "-",
-        "peak RSS MiB": r ? fmt(r.peakRssMiB, 0) : "-",
+        "peak RSS MiB": r ? peaks(r) : "-",
         "other cores": m.otherCores === undefined ? "-" : fmt(m.otherCores, 2),
         status: m.status,
       };
@@ -306,6 +341,16 @@ export const batchBench: Bench = {
       `Correctness: each output has every input row in order (ids), the input columns unchanged (joined on id), and ` +
         `predictions of ${VERIFY_SAMPLE} rows spread over the file equal to the JS reference (testkit mlpPredict / ` +
         `treeEnsemblePredict) within ${TOLERANCE}.`,
+      "Switchyard: from Date.now() before client.submitBatch to the job's finished_at, stamped by the coordinator " +
+        "when it marks the job SUCCEEDED after writing the merged file and its manifest (no polling delay). Phases " +
+        "from the manifest's shard results: setup = submit → first shard started (plan: inspect the input, CSV a " +
+        "counting scan; place workers; start their processes; load the model); read/score/write = the busiest " +
+        "worker's sums over its shards (the critical path); finish = last shard done → SUCCEEDED (the leader " +
+        "notices, merges the parts into one file, writes the manifest); coordination = the rest (between shards: " +
+        "task pull, result to KV, ack; inside a shard outside its phases; the busiest worker waiting).",
+      "Switchyard CPU s: the whole `switchyard up` tree (nats-server, coordinator + agent + bridge, batch workers) " +
+        "from submit to the job's end; peak RSS: VmHWM of each batch worker process, sampled " +
+        "every 100 ms. The idle `up` process stays running during baseline cells (its CPU counts as 'other').",
       "'other cores': busy CPU of the machine (/proc/stat) minus the contender's and the bench's, per second of the " +
         "run — unrelated load that disturbs the figures.",
     ];
@@ -328,6 +373,14 @@ export const batchBench: Bench = {
           batchRows: BASELINE_BATCH_ROWS,
           ort: "intraOpNumThreads 1, interOpNumThreads 1",
           duckdbThreads: "default (one per core)",
+        },
+        switchyard: {
+          cluster: `switchyard up --node-threads ${NODE_THREADS}: one coordinator, one node agent (thread budget ${NODE_THREADS})`,
+          submit:
+            "SDK client.submitBatch({model, input, output: <dir>/scored.<input ext>, columns, workers})",
+          output: "one file in the input's format, like the baseline's: parts merged by the coordinator",
+          shardRows: smoke ? SMOKE_SHARD_ROWS : `${DEFAULT_SHARD_ROWS} (product default)`,
+          perWorker: `1 ORT intra-op thread (placement), DuckDB ${ENGINE_DEFAULTS.threads} thread and ${ENGINE_DEFAULTS.memoryMb} MiB, ${SHARD_DEFAULTS.batchRows} rows per session.run`,
         },
         duckdb: duckdbVersion(),
         node: process.version,

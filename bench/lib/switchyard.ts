@@ -23,18 +23,26 @@ export interface SwitchyardCluster {
 /** What `up` printed and logged, for error messages. */
 export class SwitchyardStartError extends Error {}
 
+export interface StartOptions {
+  /** `--node-threads`: the node agent's thread budget (default: `up`'s, one per core). */
+  nodeThreads?: number;
+  timeoutMs?: number;
+}
+
 /**
- * Spawns `switchyard up --data-dir <tmp> --nats-port 0 --http-port 0` and waits until it is up (its
- * "is up" line, with cluster.json written by this pid). The caller checks `file.httpUrl` / `file.token`.
+ * Spawns `switchyard up --data-dir <tmp> --nats-port 0 --http-port 0` from the repository root (so its data
+ * roots are the repository and the data dir) and waits until it is up (its "is up" line, with cluster.json
+ * written by this pid). The caller checks `file.httpUrl` / `file.token`.
  */
 export async function startSwitchyard(
   log: (m: string) => void,
-  timeoutMs = 60_000,
+  { nodeThreads, timeoutMs = 60_000 }: StartOptions = {},
 ): Promise<SwitchyardCluster> {
   const dataDir = mkdtempSync(path.join(os.tmpdir(), "sy-bench-"));
+  const threads = nodeThreads === undefined ? [] : ["--node-threads", String(nodeThreads)];
   const child = spawn(
     process.execPath,
-    [CLI, "up", "--data-dir", dataDir, "--nats-port", "0", "--http-port", "0"],
+    [CLI, "up", "--data-dir", dataDir, "--nats-port", "0", "--http-port", "0", ...threads],
     { cwd: repoRoot, stdio: ["ignore", "pipe", "pipe"] },
   );
   const out = tail();
