@@ -93,7 +93,9 @@ describe("switchyard batch", () => {
     const got = await readParquet(output);
     const want = await reference();
     expect(got.map((row) => Number(row.id))).toEqual(ROWS.map((row) => row[0]));
-    got.forEach((row, i) => expect(Number(row.prediction)).toBeCloseTo(want[i]!, 5));
+    got.forEach((row, i) => {
+      expect(Number(row.prediction)).toBeCloseTo(want[i]!, 5);
+    });
 
     const status = await cli(["batch", "status", summary.id, "--json", ...nats]);
     expect(JSON.parse(status.stdout)).toMatchObject({ id: summary.id, state: "SUCCEEDED", rows: 300 });

@@ -134,7 +134,9 @@ async function expectScored(got: Record<string, unknown>[], data: number[][]): P
   const want = await reference(data);
   got.forEach((row, i) => {
     expect(Number(row.id)).toBe(data[i]![0]);
-    FEATURES.forEach((f, j) => expect(Number(row[f])).toBeCloseTo(data[i]![j + 1]!, 6));
+    FEATURES.forEach((f, j) => {
+      expect(Number(row[f])).toBeCloseTo(data[i]![j + 1]!, 6);
+    });
     expect(Number(row.prediction)).toBeCloseTo(want[i]!, 5);
   });
 }
@@ -282,8 +284,8 @@ describe("batch jobs", () => {
     expect(code).toBe("INVALID_PARAMETER_VALUE");
     expect(message).toContain("input: ");
     expect(message).toContain("is outside the cluster's data roots");
-    const escape = `${root}/in/../../${path.basename(outside)}/x.csv`;
-    expect((await refusal({ input: escape, columns: FEATURES }))?.[1]).toContain(
+    const dotDot = `${root}/in/../../${path.basename(outside)}/x.csv`;
+    expect((await refusal({ input: dotDot, columns: FEATURES }))?.[1]).toContain(
       "outside the cluster's data roots",
     );
     symlinkSync(outside, path.join(root, "link-out"));

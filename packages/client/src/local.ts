@@ -72,7 +72,8 @@ export async function loadModel(uri: string, options: LoadModelOptions): Promise
   const nc = given ?? (await connectNats({ name: "switchyard-load-model", ...(o.nats as NatsOptions) }));
   let ownedDir: string | null = null;
   try {
-    const cacheDir = o.cacheDir ?? (ownedDir = await mkdtemp(join(tmpdir(), "switchyard-model-")));
+    if (!o.cacheDir) ownedDir = await mkdtemp(join(tmpdir(), "switchyard-model-"));
+    const cacheDir = o.cacheDir ?? ownedDir!;
     const registry = await Registry.open(nc, { cluster: o.cluster });
     const version = await registry.resolve(ref);
     const runner = await ModelRunner.load({ registry, version, cacheDir, threads: o.threads });
