@@ -469,10 +469,14 @@ describe("batch jobs", () => {
       const entry = createRequire(import.meta.url).resolve("@switchyard/jobs/batch-worker");
       worker = spawn(process.execPath, ["--max-old-space-size=128", entry], {
         env: { ...process.env, [BATCH_WORKER_ENV]: JSON.stringify(launch) },
-        stdio: ["ignore", "ignore", "inherit"],
+        stdio: ["ignore", "ignore", "pipe"],
+      });
+      let stderr = "";
+      worker.stderr!.on("data", (d) => {
+        stderr += d;
       });
       const end = await ownClient.waitForBatch(job.id, { timeoutMs: 240_000 });
-      expect(end.state, end.message).toBe("SUCCEEDED");
+      expect(end.state, `${end.message}\n${stderr}`).toBe("SUCCEEDED");
       const [count] = await query(
         `SELECT count(*)::INTEGER AS n, count(DISTINCT id)::INTEGER AS d FROM read_parquet(${lit(out)})`,
       );

@@ -443,8 +443,11 @@ describe("realtime serving through switchyard up", () => {
   });
 
   it("survives kill -9 of a replica under load: every request succeeds or fails retryably, none hangs", async () => {
-    const pids = await replicaPids("my-endpoint");
-    expect(pids).toHaveLength(1);
+    // The previous test's update may still be retiring its old replica: wait until one serves.
+    const pids = await eventually(async () => {
+      const now = await replicaPids("my-endpoint");
+      return now.length === 1 ? now : undefined;
+    }, "exactly one READY replica of my-endpoint");
     let stop = false;
     const results: { status: number; ms: number; code?: string }[] = [];
     const loop = async () => {
