@@ -358,7 +358,28 @@ describe("batch jobs", () => {
       "two shards done",
       60_000,
     );
+    const refused = (body: Record<string, unknown>) =>
+      client
+        .submitBatch({
+          model: "models:/mlp@champion",
+          input,
+          output: out,
+          columns: FEATURES,
+          resume: first.id,
+          ...body,
+        })
+        .then(
+          () => undefined,
+          (e: { code: string; message: string }) => [e.code, e.message],
+        );
+    expect(await refused({})).toEqual([
+      "RESOURCE_CONFLICT",
+      `resume: batch job '${first.id}' is still RUNNING; cancel it first`,
+    ]);
     const canceled = await client.batch.cancel(first.id);
+    expect((await refused({ output: path.join(root, "elsewhere/") }))?.[1]).toBe(
+      `resume: a resumed job reads and writes what batch job '${first.id}' did (input '${input}', output '${out}')`,
+    );
     expect(canceled.state).toBe("CANCELED");
     const doneBefore = (await client.batchStatus(first.id)).progress.shards_done;
     expect(doneBefore).toBeLessThan(12);

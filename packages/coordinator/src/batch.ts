@@ -108,6 +108,22 @@ export class BatchJobs {
     }
     const req = parsed.data;
     const previous = req.resume ? await this.get(req.resume) : undefined;
+    if (previous) {
+      // Its finished parts are reused as they are: the job must be over, and read and write the same files.
+      if (!FINAL_JOB_STATES.has(previous.state)) {
+        throw new SwitchyardError(
+          "RESOURCE_CONFLICT",
+          `resume: batch job '${previous.id}' is still ${previous.state}; cancel it first`,
+        );
+      }
+      const was = previous.request as { input?: unknown; output?: unknown };
+      if (was.input !== req.input || was.output !== req.output) {
+        throw invalid(
+          `resume: a resumed job reads and writes what batch job '${previous.id}' did ` +
+            `(input '${String(was.input)}', output '${String(was.output)}')`,
+        );
+      }
+    }
     const version = previous
       ? await this.o.registry.getVersion(previous.model.name, previous.model.version)
       : await this.o.registry.resolve(req.model);
