@@ -53,6 +53,12 @@ export class BatchCluster {
     return uri;
   }
 
+  /** Starts the cluster (once) and registers the cell's model (once per model). */
+  async prepare(cell: BatchCell): Promise<void> {
+    const { sy } = await this.start(cell.log);
+    await this.modelUri(sy, cell);
+  }
+
   async close(): Promise<void> {
     const up = await this.#up?.catch(() => undefined);
     this.#up = undefined;
@@ -126,10 +132,15 @@ export class BatchCluster {
   }
 }
 
-/** A contender: the cell scored by a batch job with `workers` workers, into one file like the baseline's. */
-export function switchyardBatch(cluster: BatchCluster, workers: number): BatchContender {
+/**
+ * A contender: the cell scored by a batch job with `workers` workers, into one file like the baseline's, held to
+ * `target` × the baseline's rows/s.
+ */
+export function switchyardBatch(cluster: BatchCluster, workers: number, target: number): BatchContender {
   return {
     name: `Switchyard batch, ${workers} worker${workers === 1 ? "" : "s"}`,
+    target,
+    prepare: (cell) => cluster.prepare(cell),
     run: (cell) => cluster.run(cell, workers),
     close: () => cluster.close(),
   };
