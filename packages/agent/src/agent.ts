@@ -1,5 +1,5 @@
-// A node agent: heartbeats its thread budget, and runs one process per assignment `assign.<id>.*` — a replica
-// or a batch worker — spawning it with its launch in the environment, restarting crashes with backoff,
+// A node agent: heartbeats its thread budget, and runs one process per assignment `assign.<id>.*` — a replica,
+// a batch worker or a stream scorer — spawning it with its launch in the environment, restarting crashes with backoff,
 // reporting a model that cannot load as FAILED (no restart), and draining processes whose assignment went away.
 // It never decides placement; the coordinator does.
 import { type ChildProcess, spawn } from "node:child_process";
@@ -19,11 +19,14 @@ import {
   EXIT_LOAD_FAILED,
   HEARTBEAT_INTERVAL_MS,
   isBatchWorker,
+  isJobWorker,
   keys,
   type NodeHeartbeat,
   REPLICA_ENV,
   type ReplicaLaunch,
   type ReplicaStatus,
+  STREAM_SCORER_ENV,
+  type StreamScorerLaunch,
   type WorkerStatus,
   WorkSpec,
 } from "@switchyard/protocol";
@@ -74,6 +77,9 @@ interface Supervised {
 export const REPLICA_ENTRY = createRequire(import.meta.url).resolve("@switchyard/replica/main");
 /** The batch worker process entry, resolved the same way when a worker is first launched. */
 export const batchWorkerEntry = () => createRequire(import.meta.url).resolve("@switchyard/jobs/batch-worker");
+/** The stream scorer process entry, likewise. */
+export const streamScorerEntry = () =>
+  createRequire(import.meta.url).resolve("@switchyard/jobs/stream-scorer");
 
 /** Only how to reach and authenticate: a connection name or other client options are the replica's own. */
 function credentialsOf(o: NodeAgentOptions["nats"]): ReplicaLaunch["nats"] {
@@ -212,8 +218,8 @@ export class NodeAgent {
   }
 
   private async writeStatus(s: Supervised, state: ReplicaStatus["state"], message = ""): Promise<void> {
-    if (isBatchWorker(s.spec)) {
-      // A batch worker has no READY/DRAINING: it reports RUNNING itself once it pulls work.
+    if (isJobWorker(s.spec)) {
+      // A job's process has no READY/DRAINING: it reports RUNNING itself once it pulls work.
       const status: WorkerStatus = {
         worker_id: s.spec.worker_id,
         node_id: this.nodeId,
@@ -246,7 +252,7 @@ export class NodeAgent {
     if (s.stopping || this.stopped) return;
     const spec = s.spec;
     const log = this.log.child(
-      isBatchWorker(spec)
+      isJobWorker(spec)
         ? { workerId: spec.worker_id, jobId: spec.job_id }
         : { replicaId: spec.replica_id, endpoint: spec.endpoint, servedModel: spec.served_model },
     );
@@ -265,7 +271,12 @@ export class NodeAgent {
           batchWorkerEntry(),
           { [BATCH_WORKER_ENV]: JSON.stringify({ ...common, spec } satisfies BatchWorkerLaunch) },
         ]
-      : [this.entry, { [REPLICA_ENV]: JSON.stringify({ ...common, spec } satisfies ReplicaLaunch) }];
+      : isJobWorker(spec)
+        ? [
+            streamScorerEntry(),
+            { [STREAM_SCORER_ENV]: JSON.stringify({ ...common, spec } satisfies StreamScorerLaunch) },
+          ]
+        : [this.entry, { [REPLICA_ENV]: JSON.stringify({ ...common, spec } satisfies ReplicaLaunch) }];
     const child = spawn(process.execPath, [entry], {
       env: { ...process.env, ...env },
       stdio: ["ignore", "inherit", "pipe"],
@@ -278,7 +289,14 @@ export class NodeAgent {
       if (s.lastStderr.length > 20) s.lastStderr.shift();
       logReplicaLine(log, line);
     });
-    log.info({ pid: child.pid, version: spec.model_version, threads: spec.threads }, "process started");
+    log.info(
+      {
+        pid: child.pid,
+        version: "model_version" in spec ? spec.model_version : undefined,
+        threads: spec.threads,
+      },
+      "process started",
+    );
     s.exited = new Promise<void>((resolve) => {
       child.once("exit", (code, signal) => {
         void this.onExit(s, child, code, signal, log).finally(resolve);
@@ -300,7 +318,7 @@ export class NodeAgent {
     try {
       if (code === EXIT_LOAD_FAILED) {
         const cur = await this.cluster!.get(
-          isBatchWorker(s.spec) ? keys.worker(s.spec.worker_id) : keys.replica(s.spec.replica_id),
+          isJobWorker(s.spec) ? keys.worker(s.spec.worker_id) : keys.replica(s.spec.replica_id),
         );
         const written =
           cur?.operation === "PUT" ? (cur.json() as { state?: string; message?: string }) : undefined;
@@ -347,7 +365,7 @@ export class NodeAgent {
     try {
       s.child = undefined;
       await this.writeStatus(s, "STOPPED");
-      await this.cluster!.delete(isBatchWorker(s.spec) ? keys.worker(replicaId) : keys.replica(replicaId));
+      await this.cluster!.delete(isJobWorker(s.spec) ? keys.worker(replicaId) : keys.replica(replicaId));
     } catch (err) {
       this.log.warn({ err: String(err), replicaId }, "could not clear replica status");
     }

@@ -232,7 +232,7 @@ export class Reconciler {
       ...snap.workers.map((w) => ({
         node_id: w.node_id,
         replica_id: w.worker_id,
-        group: batchGroup(w.spec.job_id),
+        group: `${w.spec.kind}/${w.spec.job_id}`,
         threads: w.spec.threads,
       })),
     ];

@@ -4,11 +4,11 @@ import type { KV } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { openBucket, readAll as readEvery, readValue, type Schema, type Stored } from "@switchyard/nats";
 import {
-  type BatchWorkerSpec,
   type ClusterNames,
   EndpointRecord,
   EndpointRoutes,
-  isBatchWorker,
+  isJobWorker,
+  type JobWorkerSpec,
   keys,
   NodeHeartbeat,
   type ReplicaSpec,
@@ -42,11 +42,11 @@ export interface Assignment {
   spec: ReplicaSpec;
 }
 
-/** A batch worker assignment (`assign.<node>.<worker>` holding a BatchWorkerSpec). */
+/** A job's process assignment (`assign.<node>.<worker>` holding a batch worker's or stream scorer's spec). */
 export interface WorkerAssignment {
   node_id: string;
   worker_id: string;
-  spec: BatchWorkerSpec;
+  spec: JobWorkerSpec;
 }
 
 export interface StoredRecord {
@@ -81,7 +81,7 @@ export async function readAssignments(stores: Stores): Promise<Assignment[]> {
   return (await readWork(stores)).replicas;
 }
 
-/** Every assignment, split by kind: replicas and batch workers. */
+/** Every assignment, split by kind: replicas, and jobs' processes (batch workers, stream scorers). */
 export async function readWork(
   stores: Stores,
 ): Promise<{ replicas: Assignment[]; workers: WorkerAssignment[] }> {
@@ -90,7 +90,7 @@ export async function readWork(
   const workers: WorkerAssignment[] = [];
   for (const { key, value } of all) {
     const [, node_id = "", id = ""] = key.split(".");
-    if (isBatchWorker(value)) workers.push({ node_id, worker_id: id, spec: value });
+    if (isJobWorker(value)) workers.push({ node_id, worker_id: id, spec: value });
     else replicas.push({ node_id, replica_id: id, spec: value });
   }
   return { replicas, workers };

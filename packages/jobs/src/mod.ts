@@ -18,7 +18,6 @@
 // (Node and DuckDB's buffers), whatever the file size.
 //
 // A stream scorer, per event (pure, no I/O; the scorer supplies the events' times and stream sequences):
-//   parseFeatureSpec(json) → FeatureSpec              the `--features` spec, every problem named by field
 //   eventTimeMs(value, field) → epoch ms              ISO-8601 or epoch ms, else PoisonEventError (→ .dlq)
 //   new WindowState(spec).apply(event, seq)           window features, or late (→ .late), or replayed;
 //     .snapshot() / WindowState.restore(spec, json)   plain JSON with the sequence it reflects
@@ -29,17 +28,7 @@ export { batchFiles, featureColumnsOf } from "./batch/files.js";
 export { BatchWorker, errorsPathOf } from "./batch/worker.js";
 export { underDataRoots } from "./paths.js";
 // Stream jobs: the features spec, event time, and the keyed window state with its watermark.
-export {
-  eventTimeMs,
-  FeatureSpec,
-  FeatureSpecError,
-  LookupSpec,
-  PoisonEventError,
-  parseFeatureSpec,
-  WINDOW_AGGS,
-  type WindowAgg,
-  WindowSpec,
-} from "./stream/features.js";
+export { eventTimeMs, PoisonEventError } from "./stream/features.js";
 export { type WindowEvent, type WindowOutcome, WindowSnapshot, WindowState } from "./stream/windows.js";
 export { ENGINE_DEFAULTS, type EngineOptions } from "./tables/engine.js";
 export { formatOfPath } from "./tables/formats.js";

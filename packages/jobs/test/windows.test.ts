@@ -1,13 +1,11 @@
 import {
   eventTimeMs,
-  type FeatureSpec,
-  FeatureSpecError,
   PoisonEventError,
-  parseFeatureSpec,
   type WindowEvent,
   type WindowOutcome,
   WindowState,
 } from "@switchyard/jobs";
+import { type FeatureSpec, FeatureSpecError, parseFeatureSpec } from "@switchyard/protocol";
 import { describe, expect, it } from "vitest";
 
 const SEC = 1_000;
@@ -127,7 +125,7 @@ describe("WindowState", () => {
     expect(state.watermark).toBe(100 * MIN - 30 * SEC);
     const before = state.snapshot();
     expect(state.apply(at(100 * MIN - 30 * SEC - 1), 3)).toEqual({ kind: "late" });
-    expect(state.snapshot()).toEqual({ ...before, seq: 3 });
+    expect(state.snapshot()).toEqual({ ...before, applied: [1, 2, 3] });
     // At the watermark is not late; the sliding window leaves out the two later (earlier-arrived) events.
     expect(state.apply(at(100 * MIN - 30 * SEC), 4)).toMatchObject({
       kind: "features",
@@ -181,13 +179,29 @@ describe("WindowState", () => {
       applyAll(first, stream.slice(0, cut));
       // Through JSON, as the scorer stores it.
       const restored = WindowState.restore(SPEC, JSON.parse(JSON.stringify(first.snapshot())));
-      expect(restored.seq).toBe(cut);
+      expect([restored.has(cut), restored.has(cut + 1)]).toEqual([true, false]);
       const redeliveredFrom = Math.max(0, cut - 50);
       const got = applyAll(restored, stream.slice(redeliveredFrom), redeliveredFrom + 1);
       expect(got.slice(0, cut - redeliveredFrom).every((o) => o.kind === "replayed")).toBe(true);
       expect(got.slice(cut - redeliveredFrom)).toEqual(want.slice(cut));
       expect(restored.snapshot()).toEqual(whole.snapshot());
     }
+  });
+
+  it("applies a redelivery that arrives after newer sequences once, and settles sequences below the ack floor", () => {
+    const stream = events(5, 40, fiveKeys);
+    const state = new WindowState(SPEC);
+    // 1-10 applied; 11-20 were in flight when their scorer died; 21-30 came first to the next one.
+    applyAll(state, stream.slice(0, 10));
+    applyAll(state, stream.slice(20, 30), 21);
+    const late = applyAll(state, stream.slice(10, 20), 11);
+    expect(late.some((o) => o.kind === "replayed")).toBe(false);
+    expect(applyAll(state, stream.slice(0, 30)).every((o) => o.kind === "replayed")).toBe(true);
+    state.settle(25);
+    expect(state.snapshot()).toMatchObject({ floor: 25, applied: [26, 27, 28, 29, 30] });
+    expect([state.has(3), state.has(25), state.has(30), state.has(31)]).toEqual([true, true, true, false]);
+    state.settle(10);
+    expect(state.snapshot().floor).toBe(25);
   });
 
   it("keeps only the watermark for a spec without windows", () => {
@@ -198,7 +212,14 @@ describe("WindowState", () => {
       { kind: "late" },
       { kind: "features", features: {} },
     ]);
-    expect(state.snapshot()).toEqual({ windows: [], seq: 3, maxEventTime: 5_000, nextSweep: null, keys: [] });
+    expect(state.snapshot()).toEqual({
+      windows: [],
+      floor: 0,
+      applied: [1, 2, 3],
+      maxEventTime: 5_000,
+      nextSweep: null,
+      keys: [],
+    });
   });
 
   it("refuses a snapshot of other windows", () => {

@@ -26,6 +26,12 @@ export const API_OPS = [
   "schedules.get",
   "schedules.list",
   "schedules.delete",
+  "streams.create",
+  "streams.get",
+  "streams.list",
+  "streams.stop",
+  "streams.start",
+  "streams.delete",
 ] as const;
 export type ApiOp = (typeof API_OPS)[number];
 
@@ -39,7 +45,16 @@ export interface ClusterNames {
     liveness: string;
     jobs: string;
   };
-  streams: { batch: string; capture: string };
+  streams: {
+    batch: string;
+    capture: string;
+    /** Rows of stream jobs' landing directories, one subject per job and file. */
+    landing: string;
+    /** The sink stream a stream job creates when no stream captures its sink subject. */
+    sink(job: string): string;
+  };
+  /** The durable consumer a stream job's scorers share. */
+  streamConsumer(job: string): string;
   subjects: {
     /** Raw-client entry point: JSON bodies in, JSON replies out. */
     invoke(endpoint: string): string;
@@ -53,6 +68,11 @@ export interface ClusterNames {
     batchTasks(jobId: string): string;
     /** Every batch task subject: what the batch stream captures. */
     allBatchTasks: string;
+    /** The rows of one landing file of a stream job (`digest`: the file's content digest). */
+    landing(job: string, digest: string): string;
+    /** Every landing subject of one stream job: its consumer's filter. */
+    landingOf(job: string): string;
+    allLanding: string;
     /** Everything under the cluster's control prefix. */
     all: string;
   };
@@ -75,7 +95,13 @@ export function clusterNames(cluster: string = DEFAULT_CLUSTER): ClusterNames {
       liveness: `${cluster}_liveness`,
       jobs: `${cluster}_jobs`,
     },
-    streams: { batch: `${up}_BATCH`, capture: `${up}_CAPTURE` },
+    streams: {
+      batch: `${up}_BATCH`,
+      capture: `${up}_CAPTURE`,
+      landing: `${up}_LANDING`,
+      sink: (job) => `${up}_SINK_${job}`,
+    },
+    streamConsumer: (job) => `stream_${job}`,
     subjects: {
       invoke: (endpoint) => `${cluster}.invoke.${subjectToken(endpoint)}`,
       served: (endpoint, served) => `${cluster}.rt.${subjectToken(endpoint)}.${subjectToken(served)}`,
@@ -83,6 +109,9 @@ export function clusterNames(cluster: string = DEFAULT_CLUSTER): ClusterNames {
       replicaStats: (replicaId) => `${cluster}.stats.replica.${replicaId}`,
       batchTasks: (jobId) => `${cluster}.batch.task.${subjectToken(jobId)}`,
       allBatchTasks: `${cluster}.batch.task.>`,
+      landing: (job, digest) => `${cluster}.landing.${subjectToken(job)}.${digest}`,
+      landingOf: (job) => `${cluster}.landing.${subjectToken(job)}.>`,
+      allLanding: `${cluster}.landing.>`,
       all: `${cluster}.>`,
     },
   };

@@ -1,10 +1,11 @@
 // What a node agent hands a replica process it starts (env SWITCHYARD_REPLICA, JSON): the replica's spec
 // and how to reach the cluster. Credentials travel here, never on a command line where `ps` shows them.
 import { z } from "zod";
-import { BatchWorkerSpec, ReplicaSpec } from "./placement.js";
+import { BatchWorkerSpec, ReplicaSpec, StreamScorerSpec } from "./placement.js";
 
 export const REPLICA_ENV = "SWITCHYARD_REPLICA";
 export const BATCH_WORKER_ENV = "SWITCHYARD_BATCH_WORKER";
+export const STREAM_SCORER_ENV = "SWITCHYARD_STREAM_SCORER";
 
 export const ReplicaLaunch = z
   .object({
@@ -29,6 +30,10 @@ export type ReplicaLaunch = z.infer<typeof ReplicaLaunch>;
 /** What a node agent hands a batch worker it starts (env SWITCHYARD_BATCH_WORKER): the same, for a worker. */
 export const BatchWorkerLaunch = ReplicaLaunch.extend({ spec: BatchWorkerSpec });
 export type BatchWorkerLaunch = z.infer<typeof BatchWorkerLaunch>;
+
+/** What a node agent hands a stream scorer (env SWITCHYARD_STREAM_SCORER): the same, for a scorer. */
+export const StreamScorerLaunch = ReplicaLaunch.extend({ spec: StreamScorerSpec });
+export type StreamScorerLaunch = z.infer<typeof StreamScorerLaunch>;
 
 /** Exit code of a replica whose model could not be loaded: the agent reports it and does not restart. */
 export const EXIT_LOAD_FAILED = 3;

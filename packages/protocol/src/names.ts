@@ -43,11 +43,11 @@ export function assertAlias(alias: string): string {
   return alias;
 }
 
-/** A name as one NATS subject token (and KV key segment): dots become '_'. */
 /** The alias a served model's version names (`@champion` → `champion`), or undefined for a version number. */
 export const aliasOf = (version: string): string | undefined =>
   version.startsWith("@") ? version.slice(1) : undefined;
 
+/** A name as one NATS subject token (and KV key segment): dots become '_'. */
 export function subjectToken(name: string): string {
   return name.replaceAll(".", "_");
 }

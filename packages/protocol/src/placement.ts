@@ -85,14 +85,32 @@ export const BatchWorkerSpec = z
   .strict();
 export type BatchWorkerSpec = z.infer<typeof BatchWorkerSpec>;
 
-/** What an assignment key holds: a replica, or a batch worker. */
-export const WorkSpec = z.union([ReplicaSpec, BatchWorkerSpec]);
-export type WorkSpec = z.infer<typeof WorkSpec>;
-export const isBatchWorker = (s: WorkSpec): s is BatchWorkerSpec => "kind" in s && s.kind === "batch";
-/** The id of the process an assignment describes. */
-export const workId = (s: WorkSpec) => (isBatchWorker(s) ? s.worker_id : s.replica_id);
+/**
+ * One scorer process of a running stream job: it reads the job's record and follows its model, so the spec
+ * names only the job (`job_id` is the job's name). Assigned like replicas, from the same thread budget.
+ */
+export const StreamScorerSpec = z
+  .object({
+    kind: z.literal("stream"),
+    worker_id: z.string(),
+    job_id: z.string(),
+    threads: z.number().int().positive(),
+  })
+  .strict();
+export type StreamScorerSpec = z.infer<typeof StreamScorerSpec>;
 
-/** What a batch worker's agent reports of it (key `worker.<id>`). */
+/** What an assignment key holds: a replica, a batch worker or a stream scorer. */
+export const WorkSpec = z.union([ReplicaSpec, BatchWorkerSpec, StreamScorerSpec]);
+export type WorkSpec = z.infer<typeof WorkSpec>;
+/** A job's process (batch worker or stream scorer), as opposed to a replica. */
+export type JobWorkerSpec = BatchWorkerSpec | StreamScorerSpec;
+export const isBatchWorker = (s: WorkSpec): s is BatchWorkerSpec => "kind" in s && s.kind === "batch";
+export const isStreamScorer = (s: WorkSpec): s is StreamScorerSpec => "kind" in s && s.kind === "stream";
+export const isJobWorker = (s: WorkSpec): s is JobWorkerSpec => "kind" in s;
+/** The id of the process an assignment describes. */
+export const workId = (s: WorkSpec) => (isJobWorker(s) ? s.worker_id : s.replica_id);
+
+/** What a batch worker's or stream scorer's agent reports of it (key `worker.<id>`). */
 export const WorkerStatus = z
   .object({
     worker_id: z.string(),

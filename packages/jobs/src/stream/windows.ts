@@ -1,14 +1,20 @@
 // Keyed window state and the watermark behind a stream job's window features. Pure: time is the events'
 // own, the sequence is the caller's; it never counts an event twice, and a late event changes nothing.
 //
+// Sequences: the state remembers which source sequences it applied — all up to `floor`, and a set above it —
+// because after a scorer dies its unacked messages come back after newer ones have been delivered. The
+// caller raises the floor with `settle(ackFloor)` (the consumer's ack floor: everything at or below it was
+// acked, so applied), which keeps the set to the messages in flight.
+//
 // Sliding windows keep the key's recent events sorted by event time, so an out-of-order event still sees
 // every earlier-arrived event in (t − size, t]; tumbling windows keep one running tally per open bucket.
 // State is bounded: once per smallest window size of event time, every key drops what no event at or after
 // the watermark can use (idle keys go entirely). Held events are always newer than
 // watermark − (largest sliding size + smallest window size); held buckets end after watermark − that size.
 
+import type { FeatureSpec, WindowAgg } from "@switchyard/protocol";
 import { z } from "zod";
-import { describe, type FeatureSpec, PoisonEventError, type WindowAgg } from "./features.js";
+import { describe, PoisonEventError } from "./features.js";
 
 /** One event as the windows see it: `time` in epoch milliseconds (see `eventTimeMs`). */
 export interface WindowEvent {
@@ -21,7 +27,7 @@ export type WindowOutcome =
   | { kind: "features"; features: Record<string, number | null> }
   /** Older than the watermark: route it to `<sink>.late`. */
   | { kind: "late" }
-  /** Its sequence is already in this state (a redelivery after a restore): nothing to publish again. */
+  /** Its sequence is already in this state (a redelivery after a restore): its outcome was published. */
   | { kind: "replayed" };
 
 interface Tally {
@@ -59,7 +65,9 @@ const TallyJson = z.object({ count: z.number(), sum: z.number(), min: z.number()
 export const WindowSnapshot = z
   .object({
     windows: z.array(z.string()),
-    seq: z.number(),
+    /** Every sequence at or below it is applied, and so is each of `applied`. */
+    floor: z.number(),
+    applied: z.array(z.number()),
     maxEventTime: z.number().nullable(),
     nextSweep: z.number().nullable(),
     keys: z.array(
@@ -84,7 +92,8 @@ export class WindowState {
   readonly #slidingSpan: number;
   readonly #sweepEvery: number;
   #keys = new Map<string, KeyState>();
-  #seq = 0;
+  #floor = 0;
+  #applied = new Set<number>();
   #maxEventTime = Number.NEGATIVE_INFINITY;
   #nextSweep = Number.NEGATIVE_INFINITY;
 
@@ -109,24 +118,31 @@ export class WindowState {
     return this.#maxEventTime - this.#lateness;
   }
 
-  /** The last source sequence applied. */
-  get seq(): number {
-    return this.#seq;
+  /** Whether the event with source sequence `seq` is in this state. */
+  has(seq: number): boolean {
+    return seq <= this.#floor || this.#applied.has(seq);
+  }
+
+  /** Everything at or below `ackFloor` is applied (the consumer acked it): forget those sequences one by one. */
+  settle(ackFloor: number): void {
+    if (ackFloor <= this.#floor) return;
+    this.#floor = ackFloor;
+    for (const seq of this.#applied) if (seq <= ackFloor) this.#applied.delete(seq);
   }
 
   /**
-   * Applies the event with source sequence `seq` (the caller applies events in sequence order) and returns
-   * its window features. A window field that is not a finite number throws PoisonEventError and changes
-   * nothing.
+   * Applies the event with source sequence `seq` and returns its window features; a sequence already applied
+   * is `replayed` and changes nothing. A window field that is not a finite number throws PoisonEventError and
+   * changes nothing.
    */
   apply(event: WindowEvent, seq: number): WindowOutcome {
-    if (seq <= this.#seq) return { kind: "replayed" };
+    if (this.has(seq)) return { kind: "replayed" };
     const values = this.#fields.map((f) => {
       const v = event.fields[f];
       if (typeof v === "number" && Number.isFinite(v)) return v;
       throw new PoisonEventError(`window field "${f}": expected a number, got ${describe(v)}`);
     });
-    this.#seq = seq;
+    this.#applied.add(seq);
     const t = event.time;
     if (t < this.watermark) return { kind: "late" };
     this.#maxEventTime = Math.max(this.#maxEventTime, t);
@@ -159,7 +175,8 @@ export class WindowState {
   snapshot(): WindowSnapshot {
     return {
       windows: this.#windows.map((w) => w.name),
-      seq: this.#seq,
+      floor: this.#floor,
+      applied: [...this.#applied].sort((a, b) => a - b),
       // JSON has no infinities: null is "nothing seen yet".
       maxEventTime: Number.isFinite(this.#maxEventTime) ? this.#maxEventTime : null,
       nextSweep: Number.isFinite(this.#nextSweep) ? this.#nextSweep : null,
@@ -179,7 +196,8 @@ export class WindowState {
     if (snap.windows.join(",") !== names) {
       throw new Error(`window snapshot is of windows [${snap.windows.join(",")}], the spec has [${names}]`);
     }
-    state.#seq = snap.seq;
+    state.#floor = snap.floor;
+    state.#applied = new Set(snap.applied);
     state.#maxEventTime = snap.maxEventTime ?? Number.NEGATIVE_INFINITY;
     state.#nextSweep = snap.nextSweep ?? Number.NEGATIVE_INFINITY;
     for (const k of snap.keys) {
