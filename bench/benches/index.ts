@@ -2,5 +2,6 @@ import type { Bench } from "../types.js";
 import { batchBench } from "./batch.js";
 import { codecBench } from "./codec.js";
 import { realtimeBench } from "./realtime.js";
+import { streamBench } from "./stream.js";
 
-export const benches: Bench[] = [codecBench, realtimeBench, batchBench];
+export const benches: Bench[] = [codecBench, realtimeBench, batchBench, streamBench];

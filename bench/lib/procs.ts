@@ -21,20 +21,44 @@ export function tail(max = 4000): { push(chunk: Buffer | string): void; text(): 
   };
 }
 
-/** Runs `node <script> …args` to completion and parses the last stdout line as JSON. */
-export function runJsonChild<T>(script: string, args: string[], timeoutMs: number): Promise<T> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [script, ...args], {
-      cwd: repoRoot,
-      stdio: ["ignore", "pipe", "pipe"],
-    });
+/** A child printing JSON lines on stdout: `done` parses its last line once it exits 0. */
+export interface JsonChild<T> {
+  pid: number;
+  child: ChildProcess;
+  done: Promise<T>;
+}
+
+/**
+ * Starts `node <script> …args`; `onLine` gets each stdout line that parses as JSON, as it comes (progress such as
+ * a publisher's start), and `done` the last line, parsed, when it exits 0 (else rejects with its stderr).
+ */
+export function spawnJsonChild<T>(
+  script: string,
+  args: string[],
+  { timeoutMs, onLine }: { timeoutMs?: number; onLine?: (value: unknown) => void } = {},
+): JsonChild<T> {
+  const child = spawn(process.execPath, [script, ...args], {
+    cwd: repoRoot,
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  const done = new Promise<T>((resolve, reject) => {
     let out = "";
+    let seen = 0;
     const err = tail();
     child.stdout.on("data", (c: Buffer) => {
       out += c.toString();
+      if (!onLine) return;
+      const lines = out.split("\n");
+      for (; seen < lines.length - 1; seen++) {
+        try {
+          onLine(JSON.parse(lines[seen]!));
+        } catch {
+          // not a JSON line
+        }
+      }
     });
     child.stderr.on("data", (c: Buffer) => err.push(c));
-    const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
+    const timer = timeoutMs === undefined ? undefined : setTimeout(() => child.kill("SIGKILL"), timeoutMs);
     child.on("error", reject);
     child.on("close", (code, signal) => {
       clearTimeout(timer);
@@ -54,6 +78,12 @@ export function runJsonChild<T>(script: string, args: string[], timeoutMs: numbe
       );
     });
   });
+  return { pid: child.pid!, child, done };
+}
+
+/** Runs `node <script> …args` to completion and parses the last stdout line as JSON. */
+export function runJsonChild<T>(script: string, args: string[], timeoutMs: number): Promise<T> {
+  return spawnJsonChild<T>(script, args, { timeoutMs }).done;
 }
 
 export interface Server {

@@ -72,7 +72,8 @@ export class TreeSampler {
   }
 }
 
-function cmdline(pid: number): string {
+/** The command line of `pid`, NULs as spaces ("" once it is gone). */
+export function cmdline(pid: number): string {
   try {
     return readFileSync(`/proc/${pid}/cmdline`, "utf8").replaceAll("\0", " ");
   } catch {
