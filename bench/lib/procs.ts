@@ -1,4 +1,4 @@
-// Child processes of the realtime bench: servers (kept running, pid known for CPU accounting) and load
+// Child processes of the benches: servers (kept running, pid known for CPU accounting) and load
 // generators (run to completion, one JSON line out). Every child is ours and is stopped by its pid.
 import { type ChildProcess, spawn } from "node:child_process";
 import path from "node:path";
