@@ -8,7 +8,7 @@ import path from "node:path";
 import { NodeAgent } from "@switchyard/agent";
 import { TokenStore } from "@switchyard/bridge";
 import { Coordinator } from "@switchyard/coordinator";
-import { batchFiles } from "@switchyard/jobs";
+import { batchFiles, underDataRoots } from "@switchyard/jobs";
 import { connectNats, type NatsOptions } from "@switchyard/nats";
 import { NatsServer } from "@switchyard/natsd";
 import {
@@ -137,6 +137,7 @@ export async function startLocalCluster(
       nats: internal,
       cluster: names.cluster,
       batchFiles: batchFiles({ dataRoots }),
+      dataPath: (p, field) => underDataRoots(p, dataRoots, field),
       id: `${names.cluster}-local`,
       logger,
     });

@@ -30,6 +30,7 @@ import {
   notFound,
   QUEUE_GROUPS,
   ReplicaStatus,
+  STREAM_NAME,
   SwitchyardError,
 } from "@switchyard/protocol";
 import type { Registry } from "@switchyard/registry";
@@ -39,6 +40,7 @@ import { ModelLookup, resolveVersions, validateConfig } from "./resolve.js";
 import { deploymentOf } from "./rollout.js";
 import { newSchedule, type ScheduleView, scheduleView } from "./schedules.js";
 import { cleanupEndpoint, readAll, readAssignments, readRecord, type Stores } from "./state.js";
+import type { StreamJobs } from "./streams.js";
 import { liveTargets, targetsOf } from "./targets.js";
 import { type EndpointObservation, type EndpointView, endpointView, type ServedObservation } from "./view.js";
 
@@ -50,6 +52,7 @@ export interface ApiOptions {
   log: Logger;
   /** Batch jobs; without it the `batch.*` operations are not served (no coordinator answers them). */
   batch?: BatchJobs;
+  streams: StreamJobs;
 }
 
 export class ManagementApi {
@@ -59,6 +62,7 @@ export class ManagementApi {
 
   start(): void {
     const batch = this.o.batch;
+    const streams = this.o.streams;
     const ops: Partial<Record<ApiOp, (body: Record<string, unknown>, msg: Msg) => Promise<unknown>>> = {
       "endpoints.create": (b, m) => this.create(b, m),
       "endpoints.update": (b) => this.update(b),
@@ -69,6 +73,12 @@ export class ManagementApi {
       "schedules.get": (b) => this.getSchedule(b),
       "schedules.list": () => this.listSchedules(),
       "schedules.delete": (b) => this.deleteSchedule(b),
+      "streams.create": (b) => streams.create(b),
+      "streams.get": (b) => streams.getView(streamNameOf(b)),
+      "streams.list": () => streams.list(),
+      "streams.stop": (b) => streams.stop(streamNameOf(b)),
+      "streams.start": (b) => streams.start(streamNameOf(b)),
+      "streams.delete": (b) => streams.delete(streamNameOf(b)),
       ...(batch
         ? {
             "batch.submit": (b) => batch.submit(b),
@@ -372,4 +382,15 @@ function jobIdOf(body: Record<string, unknown>): string {
     );
   }
   return id;
+}
+
+function streamNameOf(body: Record<string, unknown>): string {
+  const name = body.name;
+  if (typeof name !== "string" || !STREAM_NAME.test(name)) {
+    throw new SwitchyardError(
+      "INVALID_PARAMETER_VALUE",
+      `name: expected a stream job name (1-64 letters, digits, '_' or '-'), got ${JSON.stringify(name ?? null)}`,
+    );
+  }
+  return name;
 }

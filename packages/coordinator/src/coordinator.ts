@@ -15,6 +15,7 @@ import { LeaderLease } from "./lease.js";
 import { Reconciler } from "./reconcile.js";
 import { ScheduleRunner, type SubmitBatch } from "./schedule-runner.js";
 import { openStores, type Stores } from "./state.js";
+import { type DataPath, StreamJobs } from "./streams.js";
 
 export interface CoordinatorOptions {
   /** An open connection (kept open on stop), or how to open one (closed on stop). */
@@ -36,6 +37,10 @@ export interface CoordinatorOptions {
   /** How a schedule's due tick submits its batch job (default: this coordinator's batch jobs, when it has
    * `batchFiles`); without either, schedules are kept but never fire. */
   submitBatch?: SubmitBatch;
+  /** Resolves a stream job's landing or sink directory under the data roots; without it such jobs are refused. */
+  dataPath?: DataPath;
+  /** How long a stream message may go unacked before it is redelivered (default 30 s). */
+  streamAckWaitMs?: number;
 }
 
 export const COORDINATOR_DEFAULTS = { rolloutTimeoutMs: 120_000, tickMs: 2_000 } as const;
@@ -51,6 +56,7 @@ export class Coordinator {
   private lease: LeaderLease | undefined;
   private reconciler: Reconciler | undefined;
   private batch: BatchJobs | undefined;
+  private streams: StreamJobs | undefined;
   private schedules: ScheduleRunner | undefined;
   private watches: Array<QueuedIterator<KvWatchEntry>> = [];
   private tick: NodeJS.Timeout | undefined;
@@ -90,12 +96,23 @@ export class Coordinator {
       });
       await this.batch.start();
     }
+    this.streams = new StreamJobs({
+      nc: this.nc,
+      names: this.names,
+      stores: this.stores,
+      registry,
+      log: this.log,
+      ...(this.opts.dataPath ? { dataPath: this.opts.dataPath } : {}),
+      ...(this.opts.streamAckWaitMs ? { ackWaitMs: this.opts.streamAckWaitMs } : {}),
+    });
+    await this.streams.open();
     this.api = new ManagementApi({
       nc: this.nc,
       names: this.names,
       stores: this.stores,
       registry,
       log: this.log,
+      streams: this.streams,
       ...(this.batch ? { batch: this.batch } : {}),
     });
     this.api.start();
@@ -105,6 +122,7 @@ export class Coordinator {
       registry,
       log: this.log,
       rolloutTimeoutMs: this.opts.rolloutTimeoutMs ?? COORDINATOR_DEFAULTS.rolloutTimeoutMs,
+      streams: this.streams,
       ...(this.batch ? { batch: this.batch } : {}),
     });
     // Schedules submit through this coordinator's batch jobs unless told otherwise (tests count submits).

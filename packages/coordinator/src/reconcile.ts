@@ -11,6 +11,8 @@ import {
   type EndpointRecord,
   keys,
   type ReplicaSpec,
+  type StreamJob,
+  type StreamScorerSpec,
 } from "@switchyard/protocol";
 import type { Registry } from "@switchyard/registry";
 import type { Logger } from "pino";
@@ -40,9 +42,15 @@ export interface BatchWork {
   running(): Promise<BatchJob[]>;
 }
 
+/** Running stream jobs, whose scorers are placed the same way. */
+export interface StreamWork {
+  running(): Promise<StreamJob[]>;
+}
+
 export interface ReconcilerOptions {
   names: ClusterNames;
   batch?: BatchWork;
+  streams?: StreamWork;
   stores: Stores;
   registry: Registry;
   log: Logger;
@@ -62,6 +70,9 @@ interface EndpointPlan {
 
 const newReplicaId = () => `r${randomBytes(6).toString("hex")}`;
 const batchGroup = (jobId: string) => `batch/${jobId}`;
+const streamGroup = (name: string) => `stream/${name}`;
+/** A job's process group; the same for an assignment as for the job (`<kind>/<job id>`). */
+export type JobGroup = ReplicaGroup & ({ job: BatchJob } | { stream: StreamJob });
 
 export class Reconciler {
   private readonly now: () => number;
@@ -103,11 +114,20 @@ export class Reconciler {
     } catch (err) {
       this.o.log.error({ err }, "reconcile: reading batch jobs failed");
     }
-    const batchGroups = jobs.map((j) => ({
-      key: batchGroup(j.id),
-      replicas: wantedWorkers(j, budget),
-      job: j,
-    }));
+    let streams: StreamJob[] = [];
+    try {
+      streams = (await this.o.streams?.running()) ?? [];
+    } catch (err) {
+      this.o.log.error({ err }, "reconcile: reading stream jobs failed");
+    }
+    const batchGroups: JobGroup[] = [
+      ...jobs.map((j) => ({ key: batchGroup(j.id), replicas: wantedWorkers(j, budget), job: j })),
+      ...streams.map((s) => ({
+        key: streamGroup(s.name),
+        replicas: (s.request as { parallelism?: number }).parallelism ?? 1,
+        stream: s,
+      })),
+    ];
     allGroups.push(...batchGroups);
     const counts = capReplicas(allGroups, Math.max(budget, 1));
 
@@ -213,12 +233,8 @@ export class Reconciler {
     }
   }
 
-  private async place(
-    plans: EndpointPlan[],
-    batchGroups: Array<ReplicaGroup & { job: BatchJob }>,
-    snap: ClusterSnapshot,
-  ): Promise<void> {
-    const jobs = new Map(batchGroups.map((g) => [g.key, g.job]));
+  private async place(plans: EndpointPlan[], batchGroups: JobGroup[], snap: ClusterSnapshot): Promise<void> {
+    const jobs = new Map(batchGroups.map((g) => [g.key, g]));
     const templates = new Map<string, ServedTarget>();
     for (const p of plans) for (const t of p.targets) templates.set(t.group, t);
     const retiring = new Set(plans.flatMap((p) => p.retiring));
@@ -247,8 +263,23 @@ export class Reconciler {
       newId: newReplicaId,
     });
     for (const r of plan.create) {
-      const job = jobs.get(r.group);
-      if (job) {
+      const group = jobs.get(r.group);
+      if (group && "stream" in group) {
+        const spec: StreamScorerSpec = {
+          kind: "stream",
+          worker_id: r.replica_id,
+          job_id: group.stream.name,
+          threads: 1,
+        };
+        await this.o.stores.cluster.put(keys.assignment(r.node_id, r.replica_id), JSON.stringify(spec));
+        this.o.log.info(
+          { stream: spec.job_id, workerId: r.replica_id, node: r.node_id },
+          "stream scorer assigned",
+        );
+        continue;
+      }
+      if (group) {
+        const job = group.job;
         const spec: BatchWorkerSpec = {
           kind: "batch",
           worker_id: r.replica_id,

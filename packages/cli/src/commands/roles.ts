@@ -6,7 +6,7 @@ import { availableParallelism, hostname } from "node:os";
 import path from "node:path";
 import { AGENT_DEFAULTS, NodeAgent } from "@switchyard/agent";
 import { COORDINATOR_DEFAULTS, Coordinator } from "@switchyard/coordinator";
-import { batchFiles } from "@switchyard/jobs";
+import { batchFiles, underDataRoots } from "@switchyard/jobs";
 import { type Command, Option } from "commander";
 import { pino } from "pino";
 import { defaultCacheDir, defaultDataDir, natsOptionsOf, resolveTarget } from "../cluster-file.js";
@@ -55,12 +55,12 @@ export function roleCommands(program: Command, globals: () => GlobalOptions): vo
       // From the environment commander hands one string: the roots joined like PATH.
       const roots =
         typeof opts.dataRoot === "string" ? opts.dataRoot.split(path.delimiter) : (opts.dataRoot ?? []);
+      const dataRoots = (roots.length ? roots : [process.cwd()]).filter(Boolean).map((r) => path.resolve(r));
       const c = new Coordinator({
         nats: natsOptionsOf(target, "switchyard-coordinator"),
         cluster: target.cluster,
-        batchFiles: batchFiles({
-          dataRoots: (roots.length ? roots : [process.cwd()]).filter(Boolean).map((r) => path.resolve(r)),
-        }),
+        batchFiles: batchFiles({ dataRoots }),
+        dataPath: (p, field) => underDataRoots(p, dataRoots, field),
         id: opts.id ?? `${hostname()}-${process.pid}`,
         ...(rolloutTimeoutMs ? { rolloutTimeoutMs } : {}),
         logger: logger(),

@@ -2,7 +2,7 @@
 // feature columns matched to the model's signature, shards planned, where each part goes) and finish it (merge
 // the parts into one file or keep them, gather skipped rows into `_errors.jsonl`, write the manifest, then
 // `_SUCCESS` last, so a reader that sees `_SUCCESS` sees a complete output).
-import { mkdir, readFile, rename, rm, writeFile } from "node:fs/promises";
+import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
 import type {
   BatchJob,
@@ -196,8 +196,8 @@ async function writeEmpty(file: string, format: TableFormat): Promise<void> {
   );
 }
 
+/** Written then renamed; a random temporary name, so two finalizes of one job (a submit of an empty input and
+ * the leader's pass) never rename each other's file away. */
 async function writeAtomic(file: string, content: string): Promise<void> {
-  const tmp = `${file}.tmp-${process.pid}`;
-  await writeFile(tmp, content);
-  await rename(tmp, file);
+  await writeThenRename(file, (tmp) => writeFile(tmp, content));
 }
