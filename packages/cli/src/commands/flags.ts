@@ -1,10 +1,11 @@
 // Flag values every job command reads the same way: numbers checked here (naming the flag), lists split on commas.
+import { invalid } from "@switchyard/protocol";
 
 /** A positive integer flag; undefined when not given. */
 export function positiveInteger(value: string | undefined, flag: string): number | undefined {
   if (value === undefined) return undefined;
   const n = Number(value);
-  if (!Number.isInteger(n) || n < 1) throw new Error(`${flag}: expected a positive integer, got '${value}'`);
+  if (!Number.isInteger(n) || n < 1) throw invalid(`${flag}: expected a positive integer, got '${value}'`);
   return n;
 }
 

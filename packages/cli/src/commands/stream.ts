@@ -5,6 +5,7 @@ import { readFileSync } from "node:fs";
 import path from "node:path";
 import {
   DELIVERY,
+  invalid,
   SINK_FORMATS,
   type StreamJobRequest,
   type StreamJobView,
@@ -43,12 +44,12 @@ function readFeatures(file: string): unknown {
   try {
     text = readFileSync(file, "utf8");
   } catch (err) {
-    throw new Error(`--features: cannot read '${file}': ${(err as Error).message}`);
+    throw invalid(`--features: cannot read '${file}': ${(err as Error).message}`);
   }
   try {
     return JSON.parse(text);
   } catch (err) {
-    throw new Error(`--features: '${file}' is not valid JSON: ${(err as Error).message}`);
+    throw invalid(`--features: '${file}' is not valid JSON: ${(err as Error).message}`);
   }
 }
 
