@@ -6,10 +6,10 @@ import path from "node:path";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { connectNats } from "@switchyard/nats";
 import { clusterNames, type StreamJobView } from "@switchyard/protocol";
-import { buildLinear, tempDir, writeTempModel } from "@switchyard/testkit";
+import { buildLinear } from "@switchyard/testkit";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { apiDouble, natsPerFile, uniqueCluster } from "../packages/client/test/fixtures/doubles.js";
-import { cli, clusterClient, root, startUp, type Up } from "./helpers/up.js";
+import { cli, clusterClient, root, startUpWithModel, type Up } from "./helpers/up.js";
 
 const LR = { inputs: 2, weights: [0.75, -1.25], bias: [0.5], sigmoid: true };
 
@@ -21,20 +21,10 @@ let C: ReturnType<typeof clusterNames>;
 const files = natsPerFile();
 
 beforeAll(async () => {
-  data = path.join(tempDir("sy-stream-cli-"), "data");
-  up = await startUp(data);
+  up = await startUpWithModel("lr", buildLinear(LR), "champion");
+  data = up.dataDir;
   nats = ["--nats", up.info().natsUrl];
   C = clusterNames(up.info().cluster);
-  const reg = await cli([
-    "models",
-    "register",
-    "lr",
-    writeTempModel(buildLinear(LR)),
-    "--alias",
-    "champion",
-    ...nats,
-  ]);
-  expect(reg.code, reg.stderr).toBe(0);
   const nc = await connectNats({ servers: up.info().natsUrl, reconnect: false });
   try {
     const jsm = await jetstreamManager(nc);

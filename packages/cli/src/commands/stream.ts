@@ -3,6 +3,7 @@
 // field). Directories are made absolute here: scorers and the coordinator run elsewhere, in other directories.
 import { readFileSync } from "node:fs";
 import path from "node:path";
+import type { SwitchyardClient } from "@switchyard/client";
 import {
   DELIVERY,
   invalid,
@@ -53,7 +54,7 @@ function readFeatures(file: string): unknown {
   }
 }
 
-export function streamRequestOf(f: CreateFlags): StreamJobRequest {
+function streamRequestOf(f: CreateFlags): StreamJobRequest {
   const batch = positiveInteger(f.batch, "--batch");
   const maxWaitMs = positiveInteger(f.maxWaitMs, "--max-wait-ms");
   const parallelism = positiveInteger(f.parallelism, "--parallelism");
@@ -83,12 +84,12 @@ export function streamRequestOf(f: CreateFlags): StreamJobRequest {
   return request as StreamJobRequest;
 }
 
-const requestOf = (j: StreamJobView) => j.request as Partial<Record<keyof StreamJobRequest, unknown>>;
+const requestIn = (j: StreamJobView) => j.request as Partial<Record<keyof StreamJobRequest, unknown>>;
 
 function sourceOf(j: StreamJobView): string {
-  const dir = requestOf(j).source_dir;
+  const dir = requestIn(j).source_dir;
   if (typeof dir === "string") {
-    const format = requestOf(j).format;
+    const format = requestIn(j).format;
     return typeof format === "string" ? `${dir} (${format})` : dir;
   }
   return `${j.source.stream} ${j.source.subject}`;
@@ -102,7 +103,7 @@ function sinkOf(j: StreamJobView): string {
 
 /** What scores the events: the endpoint, or the model URI and the version the scorers use now. */
 function scoredBy(j: StreamJobView): string {
-  const { endpoint, model } = requestOf(j);
+  const { endpoint, model } = requestIn(j);
   if (typeof endpoint === "string") return `endpoint ${endpoint}`;
   const inUse = j.status.model
     ? `${j.status.model.name}/${j.status.model.version}`
@@ -155,7 +156,7 @@ export function streamCommand(program: Command, globals: () => GlobalOptions): v
 
   stream
     .command("create")
-    .description("start a job scoring every event of a stream or a landing directory, exactly once")
+    .description("start a job that scores every event of a stream or a landing directory as it arrives")
     .requiredOption("--name <job>", "job name: 1-64 letters, digits, '_' or '-'")
     .option("--model <uri>", "models:/<name>/<version> or models:/<name>@<alias> (followed as it moves)")
     .option("--endpoint <name>", "score through a serving endpoint instead (traffic split and all)")
@@ -207,38 +208,36 @@ export function streamCommand(program: Command, globals: () => GlobalOptions): v
       });
     });
 
-  stream
-    .command("status")
-    .description("a job's state, lag, rate, latency, counts, model version and scorers")
-    .argument("<job>", "stream job name")
-    .action(async (name: string) => {
-      await withClient(globals(), async (client, out) => {
-        const j = await client.streams.get(name);
-        out.print(details(j), j);
+  /** A command on one job that prints the job the API answers with. */
+  const onJob = (
+    command: string,
+    description: string,
+    call: (client: SwitchyardClient, name: string) => Promise<StreamJobView>,
+    human: (j: StreamJobView) => string,
+  ) =>
+    stream
+      .command(command)
+      .description(description)
+      .argument("<job>", "stream job name")
+      .action(async (name: string) => {
+        await withClient(globals(), async (client, out) => {
+          const j = await call(client, name);
+          out.print(human(j), j);
+        });
       });
-    });
-
-  stream
-    .command("stop")
-    .description("stop the job's scorers; `start` resumes where it stopped")
-    .argument("<job>", "stream job name")
-    .action(async (name: string) => {
-      await withClient(globals(), async (client, out) => {
-        const j = await client.streams.stop(name);
-        out.print(line(j), j);
-      });
-    });
-
-  stream
-    .command("start")
-    .description("start a stopped job again from its checkpoint")
-    .argument("<job>", "stream job name")
-    .action(async (name: string) => {
-      await withClient(globals(), async (client, out) => {
-        const j = await client.streams.start(name);
-        out.print(line(j), j);
-      });
-    });
+  onJob(
+    "status",
+    "a job's state, lag, rate, latency, counts, model version and scorers",
+    (c, name) => c.streams.get(name),
+    details,
+  );
+  onJob(
+    "stop",
+    "stop the job's scorers; `start` resumes where it stopped",
+    (c, name) => c.streams.stop(name),
+    line,
+  );
+  onJob("start", "start a stopped job again from its checkpoint", (c, name) => c.streams.start(name), line);
 
   stream
     .command("delete")
