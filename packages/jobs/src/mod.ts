@@ -33,6 +33,7 @@ export { batchFiles, featureColumnsOf } from "./batch/files.js";
 export { BatchWorker, errorsPathOf } from "./batch/worker.js";
 export { underDataRoots } from "./paths.js";
 // Stream jobs: the features spec, event time, and the keyed window state with its watermark.
+export { DirSink, type DirSinkOptions, SinkLedger } from "./stream/dir-sink.js";
 export { eventTimeMs, PoisonEventError } from "./stream/features.js";
 export {
   isIgnoredName,

@@ -334,6 +334,28 @@ describe("LandingLoader", () => {
     expect(rows[n - 1]!.body).toEqual(csvRow(n));
   });
 
+  it("renews its claim while loading, and stops loading a file another scorer took over", async () => {
+    const f = await fixture();
+    const big = join(f.dir, "big.csv");
+    await writeFile(big, csvOf(100_000));
+    const d = await digestOf(big);
+    f.loader("s1").start();
+    const key = streamKeys.file(f.job.name, d);
+    // A renewal records progress: rows_published moves while the file is LOADING.
+    const renewed = await eventually(async () => {
+      const e = await readValue(f.jobs, key, LandingFile, "entry");
+      return e?.value.state === "LOADING" && e.value.rows_published > 0 ? e : undefined;
+    }, "a renewal with progress");
+    const thief = { ...renewed.value, owner: "thief", updated_at: Date.now() };
+    await f.jobs.update(key, JSON.stringify(thief), renewed.revision);
+    await eventually(
+      () =>
+        f.logs.find((l) => l.msg === "landing file taken over by another scorer; this one stops loading it"),
+      "the loader letting go",
+    );
+    expect(await entry(f, d)).toEqual(thief);
+  });
+
   it("marks a file it cannot parse FAILED with the reason, once, and goes on with the others", async () => {
     const f = await fixture();
     f.loader("s1").start();

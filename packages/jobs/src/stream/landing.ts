@@ -327,7 +327,8 @@ export class LandingLoader {
       { job: job.name, digest, path: claim.value.path },
       first,
     );
-    let renewed = performance.now();
+    // On a timer, not per row: sniffing a large file's types is a pass over it that publishes nothing.
+    const renewal = setInterval(() => ledger.renew(() => publisher.acked), LANDING_DEFAULTS.renew_ms);
     try {
       const rows = await withDuckDb(this.#o.engine ?? {}, async (_db, connection) => {
         if (file.size === 0) return 0;
@@ -352,16 +353,14 @@ export class LandingLoader {
           const column = chunk.getColumnVector(0);
           for (let i = 0; i < chunk.rowCount; i++) {
             if (this.#stopped) return undefined;
+            ledger.check();
             await publisher.publish(column.getItem(i) as string);
-            if (performance.now() - renewed >= LANDING_DEFAULTS.renew_ms) {
-              await ledger.renew(publisher.acked);
-              renewed = performance.now();
-            }
           }
         }
         return publisher.next - 1;
       });
       await publisher.drain();
+      clearInterval(renewal);
       this.#retryFrom.delete(digest);
       if (rows === undefined) {
         await ledger.write({ owner: null, rows_published: publisher.acked });
@@ -375,6 +374,7 @@ export class LandingLoader {
       this.#settled.add(versionOf(file.name, file));
       this.#log.info({ ...log, rows, from_row: first }, "landing file loaded");
     } catch (err) {
+      clearInterval(renewal);
       await publisher.drain().catch(() => undefined);
       if (err instanceof LostClaimError) {
         this.#log.warn(log, "landing file taken over by another scorer; this one stops loading it");
@@ -409,9 +409,14 @@ export class LandingLoader {
 const versionOf = (name: string, s: { size: number; mtimeMs: number }) =>
   `${name}\u0000${s.size}\u0000${s.mtimeMs}`;
 
-/** This scorer's claim on a file: every write is a compare-and-set on the revision it last wrote. */
+/**
+ * This scorer's claim on a file. Every write is a compare-and-set on the revision it last wrote, one at a time;
+ * a conflict means another scorer took the file over, and every later write or `check` throws LostClaimError.
+ */
 class Claim {
   #current: Stored<LandingFile>;
+  #queue: Promise<void> = Promise.resolve();
+  #lost?: LostClaimError;
 
   constructor(
     private readonly jobs: KV,
@@ -421,24 +426,36 @@ class Claim {
     this.#current = claim;
   }
 
-  /** Records progress and keeps the claim fresh; LostClaimError when another scorer has taken it over. */
-  renew(rowsPublished: number): Promise<void> {
-    return this.write({ rows_published: rowsPublished });
+  /** Throws once the claim is lost (a renewal found it taken over). */
+  check(): void {
+    if (this.#lost) throw this.#lost;
   }
 
-  async write(change: Partial<LandingFile>): Promise<void> {
-    const value: LandingFile = { ...this.#current.value, ...change, updated_at: this.now() };
-    try {
-      const revision = await this.jobs.update(
-        this.#current.key,
-        JSON.stringify(value),
-        this.#current.revision,
-      );
-      this.#current = { key: this.#current.key, value, revision };
-    } catch (err) {
-      if (isCasConflict(err)) throw new LostClaimError("the claim was taken over");
-      throw err;
-    }
+  /** Keeps the claim fresh and records progress; a failure is kept for `check` (a timer calls this). */
+  renew(rowsPublished: () => number): void {
+    this.write({}, rowsPublished).catch(() => undefined);
+  }
+
+  write(change: Partial<LandingFile>, rowsPublished?: () => number): Promise<void> {
+    const next = this.#queue.then(async () => {
+      this.check();
+      const published = rowsPublished ? { rows_published: rowsPublished() } : {};
+      const value: LandingFile = { ...this.#current.value, ...published, ...change, updated_at: this.now() };
+      try {
+        const revision = await this.jobs.update(
+          this.#current.key,
+          JSON.stringify(value),
+          this.#current.revision,
+        );
+        this.#current = { key: this.#current.key, value, revision };
+      } catch (err) {
+        if (!isCasConflict(err)) throw err;
+        this.#lost = new LostClaimError("the claim was taken over");
+        throw this.#lost;
+      }
+    });
+    this.#queue = next.catch(() => undefined);
+    return next;
   }
 }
 
