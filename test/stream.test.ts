@@ -3,6 +3,9 @@
 // JetStream stream and results read back from the sink stream. Predictions are compared with raw
 // onnxruntime-node on the same rows; window features with a plain recomputation written here.
 import { randomBytes } from "node:crypto";
+import { mkdirSync, readdirSync, renameSync, writeFileSync } from "node:fs";
+import path from "node:path";
+import { DuckDBInstance } from "@duckdb/node-api";
 import { type JsMsg, jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/transport-node";
@@ -10,8 +13,15 @@ import { NodeAgent } from "@switchyard/agent";
 import { SwitchyardClient } from "@switchyard/client";
 import { Coordinator } from "@switchyard/coordinator";
 import { registerModel } from "@switchyard/ingest";
-import { connectNats } from "@switchyard/nats";
-import type { StreamJobRequest, StreamJobView } from "@switchyard/protocol";
+import { underDataRoots } from "@switchyard/jobs";
+import { connectNats, openBucket, readAll } from "@switchyard/nats";
+import {
+  clusterNames,
+  keys,
+  type StreamJobRequest,
+  type StreamJobView,
+  WorkerStatus,
+} from "@switchyard/protocol";
 import { Registry } from "@switchyard/registry";
 import { buildMlp, eventually, prng, tempDir, writeTempModel } from "@switchyard/testkit";
 import * as ort from "onnxruntime-node";
@@ -31,6 +41,7 @@ let coordinator: Coordinator;
 let agent: NodeAgent;
 let client: SwitchyardClient;
 let sessions: ort.InferenceSession[];
+let root: string;
 
 beforeAll(async () => {
   nc = await connectNats({ servers: inject("natsUrl"), name: "stream-test" });
@@ -38,7 +49,14 @@ beforeAll(async () => {
   registry = await Registry.open(nc, { cluster });
   await registerModel(registry, "mlp", writeTempModel(MLP), { alias: "champion" });
   await registerModel(registry, "mlp", writeTempModel(MLP2));
-  coordinator = new Coordinator({ nc, cluster, logger: log, streamAckWaitMs: 5_000 });
+  root = tempDir("sy-stream-root-");
+  coordinator = new Coordinator({
+    nc,
+    cluster,
+    logger: log,
+    streamAckWaitMs: 5_000,
+    dataPath: (p, field) => underDataRoots(p, [root], field),
+  });
   await coordinator.start();
   agent = new NodeAgent({
     nats: { servers: inject("natsUrl") },
@@ -199,7 +217,7 @@ describe("stream jobs", () => {
     ]);
     const want = await reference(good);
     const results = new Map((await readAllOf(sinkStream, sink)).map((r) => [r.data.id, r.data.prediction]));
-    good.forEach((e, i) => expect(results.get(e.id) as number).toBeCloseTo(want[i]!, 5));
+    for (const [i, e] of good.entries()) expect(results.get(e.id) as number).toBeCloseTo(want[i]!, 5);
     // Terminated, not waiting for redelivery: the consumer has nothing pending.
     const c = await (await jetstreamManager(nc)).consumers.info(stream, view.source.consumer);
     expect([c.num_pending, c.num_ack_pending]).toEqual([0, 0]);
@@ -305,9 +323,14 @@ describe("stream jobs", () => {
     const scoredRows: number[][] = [];
     expected.forEach((x, i) => {
       const seq = i + 1;
-      if (x.kind === "late") return expect(late.has(seq)).toBe(true);
-      if (x.kind === "dlq")
-        return expect(dlq.get(seq)?.reason).toBe('field "limit": expected a number, got null');
+      if (x.kind === "late") {
+        expect(late.has(seq)).toBe(true);
+        return;
+      }
+      if (x.kind === "dlq") {
+        expect(dlq.get(seq)?.reason).toBe('field "limit": expected a number, got null');
+        return;
+      }
       const r = results.get(seq)!;
       expect(r.card).toBe(evs[i]!.card);
       expect(r.event_time).toEqual(evs[i]!.ts);
@@ -323,7 +346,7 @@ describe("stream jobs", () => {
     const got = expected.flatMap((x, i) =>
       x.kind === "result" ? [results.get(i + 1)!.prediction as number] : [],
     );
-    got.forEach((p, i) => expect(p).toBeCloseTo(ref[i]!, 4));
+    for (const [i, p] of got.entries()) expect(p).toBeCloseTo(ref[i]!, 4);
   }, 180_000);
 
   it("switches to the version an alias moves to at a batch boundary, and records the version of each result", async () => {
@@ -521,4 +544,126 @@ describe("stream jobs", () => {
     expect((await api("streams.delete", { name: "bad" })).body).toEqual({});
     expect((await api("streams.get", { name: "bad" })).error).toBe("RESOURCE_DOES_NOT_EXIST");
   });
+
+  it("reads a landing directory once per file across a restart, rows in file order, and writes each result once", async () => {
+    const dir = path.join(root, "landing");
+    mkdirSync(dir);
+    const evs = events(90, 5);
+    const csv = (rows: Array<Record<string, unknown>>) =>
+      `id,${FEATURES.join(",")}\n${rows.map((e) => [e.id, ...FEATURES.map((f) => e[f])].join(",")).join("\n")}\n`;
+    writeFileSync(path.join(dir, "a.csv"), csv(evs.slice(0, 30)));
+    writeFileSync(
+      path.join(dir, "b.jsonl"),
+      `${evs
+        .slice(30, 50)
+        .map((e) => JSON.stringify(e))
+        .join("\n")}\n`,
+    );
+    const sink = `${cluster}out.landing`;
+    const view = await createStream({
+      name: "landing",
+      model: "models:/mlp/1",
+      source_dir: dir,
+      sink_subject: sink,
+      key: ["id"],
+    });
+    const status = () =>
+      api("streams.get", { name: "landing" }).then((r) => r.body as unknown as StreamJobView);
+    await eventually(
+      async () => ((await status()).status.results === 50 ? true : undefined),
+      "50 results",
+      60_000,
+    );
+    await api("streams.stop", { name: "landing" });
+    // Written while the job is stopped, one of them the atomic way (a .tmp name renamed into place).
+    writeFileSync(path.join(dir, "c.csv"), csv(evs.slice(50, 70)));
+    writeFileSync(path.join(dir, "d.csv.tmp"), csv(evs.slice(70, 90)));
+    renameSync(path.join(dir, "d.csv.tmp"), path.join(dir, "d.csv"));
+    // The same content as a.csv under another name: already in the ledger.
+    writeFileSync(path.join(dir, "a-copy.csv"), csv(evs.slice(0, 30)));
+    await api("streams.start", { name: "landing" });
+    await eventually(
+      async () => {
+        const v = await status();
+        return v.status.results === 90 && v.status.lag === 0 ? true : undefined;
+      },
+      "90 results",
+      60_000,
+    );
+    const results = (await readAllOf(view.sink.kind === "subject" ? view.sink.stream : "", sink)).map(
+      (r) => r.data,
+    );
+    expect(results.length).toBe(90);
+    const want = await reference(evs);
+    const seen = new Map<string, number[]>();
+    for (const r of results) {
+      const { file, row } = r.source as { file: string; row: number };
+      seen.set(path.basename(file), [...(seen.get(path.basename(file)) ?? []), row]);
+      expect(r.prediction as number).toBeCloseTo(want[Number(String(r.id).slice(1))]!, 5);
+    }
+    const rows = (n: number) => Array.from({ length: n }, (_, i) => i + 1);
+    expect(Object.fromEntries([...seen].sort())).toEqual({
+      "a.csv": rows(30),
+      "b.jsonl": rows(20),
+      "c.csv": rows(20),
+      "d.csv": rows(20),
+    });
+    await api("streams.delete", { name: "landing" });
+  });
+
+  it("writes part files to a sink directory with exactly one row per input across a kill -9 of the scorer", async () => {
+    const { stream, subject } = await sourceStream("dirsink");
+    const out = path.join(root, "scored");
+    const evs = events(3_000, 6);
+    await publish(subject, evs.slice(0, 1_500));
+    await createStream({
+      name: "dirsink",
+      model: "models:/mlp/1",
+      source_stream: stream,
+      sink_dir: out,
+      sink_format: "parquet",
+      key: ["id"],
+      batch: 100,
+    });
+    const status = () =>
+      api("streams.get", { name: "dirsink" }).then((r) => r.body as unknown as StreamJobView);
+    const cl = await openBucket(nc, clusterNames(cluster), "cluster");
+    const scorerPid = async () => {
+      const all = await readAll(cl, keys.workers, WorkerStatus, "worker status", { invalid: "skip" });
+      return (
+        all.find((w) => w.value.job_id === "dirsink" && w.value.state === "RUNNING")?.value.pid ?? undefined
+      );
+    };
+    const pid = await eventually(
+      async () => {
+        const v = await status();
+        return v.status.results > 0 ? scorerPid() : undefined;
+      },
+      "the first part committed",
+      60_000,
+    );
+    process.kill(pid, "SIGKILL");
+    await publish(subject, evs.slice(1_500));
+    await eventually(
+      async () => {
+        const v = await status();
+        return v.status.results === 3_000 && v.status.lag === 0 ? true : undefined;
+      },
+      "3,000 rows",
+      90_000,
+    );
+    const db = await DuckDBInstance.create(":memory:");
+    const c = await db.connect();
+    const got = (
+      await c.runAndReadAll(`SELECT id, prediction FROM read_parquet('${out}/part-*.parquet') ORDER BY id`)
+    ).getRowObjectsJS() as Array<{ id: string; prediction: number }>;
+    c.closeSync();
+    db.closeSync();
+    expect(got.length).toBe(3_000);
+    expect(new Set(got.map((r) => r.id)).size).toBe(3_000);
+    const want = await reference(evs);
+    for (const r of got) expect(r.prediction).toBeCloseTo(want[Number(r.id.slice(1))]!, 5);
+    expect(readdirSync(path.join(out, "_tmp")).filter((f) => !f.startsWith("."))).toEqual([]);
+    await api("streams.delete", { name: "dirsink" });
+  }, 120_000);
 });

@@ -78,7 +78,10 @@ export function planInputs(ctx: PlanContext, first: Record<string, unknown>): In
   // A custom model without a signature gets `--columns`, else every field but the key and event time, typed
   // as the first event has them.
   const fields = ctx.columns ?? Object.keys(first).filter((f) => !ctx.reserved.includes(f));
-  return { kind: "columns", columns: fields.map((name) => ({ name, text: typeof first[name] === "string" })) };
+  return {
+    kind: "columns",
+    columns: fields.map((name) => ({ name, text: typeof first[name] === "string" })),
+  };
 }
 
 /** The fields `plan` reads, in order. */
