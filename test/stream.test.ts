@@ -8,10 +8,11 @@ import path from "node:path";
 import { DuckDBInstance } from "@duckdb/node-api";
 import { type JsMsg, jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
-import type { NatsConnection } from "@nats-io/transport-node";
+import { headers, type NatsConnection } from "@nats-io/transport-node";
 import { NodeAgent } from "@switchyard/agent";
 import { SwitchyardClient } from "@switchyard/client";
 import { Coordinator } from "@switchyard/coordinator";
+import { encode } from "@switchyard/data/codec";
 import { registerModel } from "@switchyard/ingest";
 import { underDataRoots } from "@switchyard/jobs";
 import { connectNats, openBucket, readAll } from "@switchyard/nats";
@@ -151,7 +152,14 @@ describe("stream jobs", () => {
       sink_subject: sink,
       key: ["id"],
     });
-    await publish(subject, evs.slice(400));
+    // Some events as msgpack, which their Content-Type says.
+    const js = jetstream(nc);
+    for (const e of evs.slice(400, 450)) {
+      const h = headers();
+      h.set("Content-Type", "application/msgpack");
+      await js.publish(subject, encode(e), { headers: h });
+    }
+    await publish(subject, evs.slice(450));
     const view = await eventually(
       async () => {
         const v = (await api("streams.get", { name: "basic" })).body as unknown as StreamJobView;
