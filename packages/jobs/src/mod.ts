@@ -34,6 +34,7 @@ export { BatchWorker, errorsPathOf } from "./batch/worker.js";
 export { underDataRoots } from "./paths.js";
 // Stream jobs: the features spec, event time, and the keyed window state with its watermark.
 export { DirSink, type DirSinkOptions, SinkLedger } from "./stream/dir-sink.js";
+export { decodeEvent, type InputPlan, modelInput, planInputs, resultFields, rowOf } from "./stream/events.js";
 export { eventTimeMs, PoisonEventError } from "./stream/features.js";
 export {
   isIgnoredName,
