@@ -360,7 +360,7 @@ const FAILED_VIEW: StreamJobView = {
   source: { stream: "SY_LANDING", subject: "sy.landing.landing.>", consumer: "stream_landing" },
   sink: { kind: "dir", dir: "/data/out", format: "parquet" },
   ack_wait_ms: 30_000,
-  state: "FAILED",
+  state: "STOPPED",
   message: "endpoint 'fraud-ep' was deleted",
   created_at: 1,
   updated_at: 2,
@@ -427,7 +427,7 @@ describe("switchyard stream (output and request bodies, from a management API do
     expect(failed.stdout).toBe(
       [
         "stream landing",
-        "state     FAILED",
+        "state     STOPPED",
         "message   endpoint 'fraud-ep' was deleted",
         "source    /data/in (csv)",
         "sink      /data/out (parquet)",
@@ -460,7 +460,7 @@ describe("switchyard stream (output and request bodies, from a management API do
       [
         "NAME     STATE    SOURCE               SINK                                 LAG  EVENTS/S",
         "fraud    RUNNING  EVENTS events.cards  scores.fraud (stream SY_SINK_fraud)  42   5123",
-        "landing  FAILED   /data/in (csv)       /data/out (parquet)                  7    0",
+        "landing  STOPPED  /data/in (csv)       /data/out (parquet)                  7    0",
         "",
       ].join("\n"),
     );

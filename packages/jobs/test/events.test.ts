@@ -52,7 +52,7 @@ describe("stream events", () => {
     const rows = [rowOf(plan, event), rowOf(plan, { ...event, a: 4, b: 5, c: 6 })];
     expect(() => rowOf(plan, { ...event, b: "2" })).toThrow('field "b": expected a number, got "2"');
     expect(() => rowOf(plan, { a: 1, c: 3 })).toThrow('field "b": expected a number, got nothing');
-    const [t] = modelInput(plan, rows) as [{ shape: number[]; data: Float32Array }];
+    const [t] = modelInput(plan, rows) as unknown as [{ shape: number[]; data: Float32Array }];
     expect(t.shape).toEqual([2, 3]);
     expect(Array.from(t.data)).toEqual([1, 2, 3, 4, 5, 6]);
   });
