@@ -324,6 +324,13 @@ describe("stream jobs", () => {
       60_000,
     );
 
+    // The state forgets the sequences the consumer acked one by one: its floor moved past the restart.
+    const jobsKv = await openBucket(nc, clusterNames(cluster), "jobs");
+    const snapshot = await eventually(async () => {
+      const snap = (await jobsKv.get("stream.win.windows"))?.json<{ floor: number; applied: number[] }>();
+      return snap && snap.floor >= 200 ? snap : undefined;
+    }, "the state's floor past the restart");
+    expect(snapshot!.applied.every((seq) => seq > snapshot!.floor)).toBe(true);
     const seqOf = (d: Record<string, unknown>) => (d.source as { seq: number }).seq;
     const results = new Map((await readAllOf(sinkStream, sink)).map((r) => [seqOf(r.data), r.data]));
     const late = new Set((await readAllOf(sinkStream, `${sink}.late`)).map((r) => seqOf(r.data)));

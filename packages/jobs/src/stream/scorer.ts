@@ -404,7 +404,7 @@ export class StreamScorer {
 
   /** Window state (with its sequences) and the sink's part, then the acks: see the header. */
   private async commit(): Promise<void> {
-    const info = await this.consumer!.info(true);
+    const info = await this.consumer!.info();
     const ackFloor = info.ack_floor.stream_seq;
     await this.o.sink.commit(ackFloor);
     if (this.windows) {
