@@ -4,10 +4,10 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { DuckDBInstance } from "@duckdb/node-api";
-import { buildLinear, eventually, tempDir, writeTempModel } from "@switchyard/testkit";
+import { buildLinear, eventually } from "@switchyard/testkit";
 import * as ort from "onnxruntime-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { cli, clusterClient, startUp, type Up } from "./helpers/up.js";
+import { cli, clusterClient, startUpWithModel, type Up } from "./helpers/up.js";
 
 const LR = { inputs: 2, weights: [0.75, -1.25], bias: [0.5], sigmoid: true };
 const ROWS = Array.from({ length: 300 }, (_, i) => [i, ((i * 37) % 101) / 50 - 1, ((i * 11) % 53) / 26 - 1]);
@@ -17,19 +17,9 @@ let data: string;
 let nats: string[];
 
 beforeAll(async () => {
-  data = path.join(tempDir("sy-batch-cli-"), "data");
-  up = await startUp(data);
+  up = await startUpWithModel("lr", buildLinear(LR), "champion");
+  data = up.dataDir;
   nats = ["--nats", up.info().natsUrl];
-  const reg = await cli([
-    "models",
-    "register",
-    "lr",
-    writeTempModel(buildLinear(LR)),
-    "--alias",
-    "champion",
-    ...nats,
-  ]);
-  expect(reg.code, reg.stderr).toBe(0);
   mkdirSync(path.join(data, "in"), { recursive: true });
   writeFileSync(path.join(data, "in", "rows.csv"), `id,a,b\n${ROWS.map((r) => r.join(",")).join("\n")}\n`);
 }, 120_000);

@@ -63,7 +63,7 @@ function run(command: string, args: string[], env: Record<string, string>): Prom
   });
 }
 
-import { eventually } from "@switchyard/testkit";
+import { eventually, tempDir, writeTempModel } from "@switchyard/testkit";
 
 export { eventually, sleep } from "@switchyard/testkit";
 
@@ -144,6 +144,26 @@ export async function startUp(dataDir: string, extra: string[] = []): Promise<Up
   ).catch((err) => {
     throw new Error(`switchyard up did not start: ${err.message}\n${up.output()}`);
   });
+  return up;
+}
+
+/** `switchyard up` with its data dir in a fresh temp dir, with an ONNX model registered under `name` and `alias`. */
+export async function startUpWithModel(name: string, onnx: Uint8Array, alias: string): Promise<Up> {
+  const up = await startUp(path.join(tempDir("sy-up-"), "data"));
+  const reg = await cli([
+    "models",
+    "register",
+    name,
+    writeTempModel(onnx),
+    "--alias",
+    alias,
+    "--nats",
+    up.info().natsUrl,
+  ]);
+  if (reg.code !== 0) {
+    await up.stop();
+    throw new Error(`models register ${name} failed: ${reg.stderr}`);
+  }
   return up;
 }
 

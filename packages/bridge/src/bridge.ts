@@ -3,7 +3,14 @@
 import type { IncomingMessage } from "node:http";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { headers as natsHeaders } from "@nats-io/transport-node";
-import { BatchApi, EndpointsApi, type InvokeOptions, parseTimeoutMs, Router } from "@switchyard/client";
+import {
+  BatchApi,
+  EndpointsApi,
+  type InvokeOptions,
+  parseTimeoutMs,
+  Router,
+  StreamsApi,
+} from "@switchyard/client";
 import { CSV_TYPE, clusterNames, H, JSON_TYPE, SwitchyardError } from "@switchyard/protocol";
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
 import { type Logger, pino } from "pino";
@@ -95,6 +102,7 @@ export async function createBridge(opts: BridgeOptions): Promise<FastifyInstance
   const tokens = opts.auth ? await TokenStore.open(nc, { cluster: names.cluster }) : undefined;
   const api = new EndpointsApi(nc, names);
   const batch = new BatchApi(nc, names);
+  const streams = new StreamsApi(nc, names);
   const oip = new OipMetadata(nc, names.cluster);
 
   let natsUp = !nc.isClosed();
@@ -252,6 +260,23 @@ export async function createBridge(opts: BridgeOptions): Promise<FastifyInstance
   app.post<{ Params: IdParams }>("/api/2.0/switchyard/batch/jobs/:id/cancel", async (req) =>
     batch.cancel(req.params.id),
   );
+
+  // --- Stream jobs (the bodies of `switchyard stream create`) ---
+  app.post("/api/2.0/switchyard/streams", async (req) => streams.create(jsonBody(req) as never));
+  app.get("/api/2.0/switchyard/streams", async () => ({ streams: await streams.list() }));
+  app.get<{ Params: NameParams }>("/api/2.0/switchyard/streams/:name", async (req) =>
+    streams.get(req.params.name),
+  );
+  app.post<{ Params: NameParams }>("/api/2.0/switchyard/streams/:name/stop", async (req) =>
+    streams.stop(req.params.name),
+  );
+  app.post<{ Params: NameParams }>("/api/2.0/switchyard/streams/:name/start", async (req) =>
+    streams.start(req.params.name),
+  );
+  app.delete<{ Params: NameParams }>("/api/2.0/switchyard/streams/:name", async (req) => {
+    await streams.delete(req.params.name);
+    return {};
+  });
 
   // --- Open Inference Protocol v2 ---
   app.get("/v2/health/live", async () => ({ live: true }));

@@ -416,6 +416,70 @@ describe("management API", () => {
     expect(api.calls.length).toBe(7);
   });
 
+  it("forwards /api/2.0/switchyard/streams routes to <c>.api.streams.* and their statuses back", async () => {
+    const s = await setup();
+    const api = apiDouble(files.nc(), s.cluster, (op, body) => {
+      const name = (body as { name?: string }).name;
+      if (name === "missing") {
+        return { error: { code: "RESOURCE_DOES_NOT_EXIST", message: "stream job 'missing' does not exist" } };
+      }
+      if (op === "streams.create" && name === "bad") {
+        return { error: { code: "INVALID_PARAMETER_VALUE", message: "sink_subject: expected a subject" } };
+      }
+      if (op === "streams.stop" && name === "idle") {
+        return { error: { code: "RESOURCE_CONFLICT", message: "stream job 'idle' is already stopped" } };
+      }
+      if (op === "streams.list") return { body: { streams: [{ name: "s1" }] } };
+      if (op === "streams.delete") return { body: {} };
+      return { body: { name, op } };
+    });
+    cleanups.push(api.stop);
+    const request = {
+      name: "s1",
+      model: "models:/lr/1",
+      source_stream: "EVENTS",
+      sink_subject: "scores",
+      batch: 64,
+    };
+    const create = await s.call("/api/2.0/switchyard/streams", json(request));
+    expect(create.status).toBe(200);
+    expect(await create.json()).toEqual({ name: "s1", op: "streams.create" });
+    expect(await (await s.call("/api/2.0/switchyard/streams")).json()).toEqual({ streams: [{ name: "s1" }] });
+    expect(await (await s.call("/api/2.0/switchyard/streams/s1")).json()).toEqual({
+      name: "s1",
+      op: "streams.get",
+    });
+    const stop = await s.call("/api/2.0/switchyard/streams/s1/stop", { method: "POST" });
+    expect(await stop.json()).toEqual({ name: "s1", op: "streams.stop" });
+    const start = await s.call("/api/2.0/switchyard/streams/s1/start", { method: "POST" });
+    expect(await start.json()).toEqual({ name: "s1", op: "streams.start" });
+    const del = await s.call("/api/2.0/switchyard/streams/s1", { method: "DELETE" });
+    expect(del.status).toBe(200);
+    expect(await del.json()).toEqual({});
+    expect(api.calls).toEqual([
+      { op: "streams.create", body: request },
+      { op: "streams.list", body: {} },
+      { op: "streams.get", body: { name: "s1" } },
+      { op: "streams.stop", body: { name: "s1" } },
+      { op: "streams.start", body: { name: "s1" } },
+      { op: "streams.delete", body: { name: "s1" } },
+    ]);
+
+    const bad = await s.call("/api/2.0/switchyard/streams", json({ ...request, name: "bad" }));
+    expect(await expectError(bad, 400, "INVALID_PARAMETER_VALUE")).toBe("sink_subject: expected a subject");
+    const missing = await s.call("/api/2.0/switchyard/streams/missing");
+    expect(await expectError(missing, 404, "RESOURCE_DOES_NOT_EXIST")).toBe(
+      "stream job 'missing' does not exist",
+    );
+    const idle = await s.call("/api/2.0/switchyard/streams/idle/stop", { method: "POST" });
+    expect(await expectError(idle, 409, "RESOURCE_CONFLICT")).toBe("stream job 'idle' is already stopped");
+    const notJson = await s.call("/api/2.0/switchyard/streams", { method: "POST", body: "[1]" });
+    expect(await expectError(notJson, 400, "BAD_REQUEST")).toBe("the request body must be a JSON object");
+    await expectError(await fetch(`${s.bridge.url}/api/2.0/switchyard/streams`), 401, "UNAUTHENTICATED");
+    // Refused requests never reach the coordinators.
+    expect(api.calls.length).toBe(9);
+  });
+
   it("503 when no coordinator answers", async () => {
     const s = await setup();
     const res = await s.call("/api/2.0/serving-endpoints");

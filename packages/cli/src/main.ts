@@ -7,6 +7,7 @@ import type { GlobalOptions } from "./commands/context.js";
 import { endpointsCommand } from "./commands/endpoints.js";
 import { modelsCommand } from "./commands/models.js";
 import { roleCommands } from "./commands/roles.js";
+import { streamCommand } from "./commands/stream.js";
 import { tokensCommand } from "./commands/tokens.js";
 import { upCommand } from "./commands/up.js";
 
@@ -28,6 +29,7 @@ export function buildProgram(): Command {
   modelsCommand(program, globals);
   endpointsCommand(program, globals);
   batchCommand(program, globals);
+  streamCommand(program, globals);
   tokensCommand(program, globals);
   roleCommands(program, globals);
   for (const cmd of allCommands(program)) cmd.exitOverride();

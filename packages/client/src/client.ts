@@ -21,6 +21,7 @@ import { BatchApi, type WaitOptions } from "./batch.js";
 import { replyError } from "./errors.js";
 import { API_TIMEOUT_MS, callApi } from "./management.js";
 import { type InvokeResult, Router } from "./router.js";
+import { StreamsApi } from "./streams.js";
 
 export interface ClientOptions {
   servers: string | string[];
@@ -105,6 +106,8 @@ export class SwitchyardClient {
   readonly names: ClusterNames;
   readonly endpoints: EndpointsApi;
   readonly batch: BatchApi;
+  /** Stream jobs: create, get, list, stop, start, delete. */
+  readonly streams: StreamsApi;
   private router: Promise<Router> | undefined;
   /** Whether this client started its router (and so stops it on close). */
   private ownsRouter = false;
@@ -118,6 +121,7 @@ export class SwitchyardClient {
     this.names = clusterNames(cluster);
     this.endpoints = new EndpointsApi(nc, this.names);
     this.batch = new BatchApi(nc, this.names);
+    this.streams = new StreamsApi(nc, this.names);
     if (router) this.router = Promise.resolve(router);
   }
 

@@ -1,5 +1,6 @@
 // @switchyard/client: the router (weighted split, sticky keys, retries, waiting for replicas), the TypeScript
-// SDK (invoke, endpoints and batch jobs over the management API) and the invoke actor that serves raw NATS clients.
+// SDK (invoke, endpoints, batch and stream jobs over the management API) and the invoke actor that serves raw
+// NATS clients.
 
 export { BatchApi, type ScheduleView, type WaitOptions } from "./batch.js";
 export {
@@ -31,3 +32,4 @@ export {
   type RouterOptions,
 } from "./router.js";
 export { buildSplit, pickRoute, routeKeyPoint, type TrafficSplit } from "./split.js";
+export { StreamsApi } from "./streams.js";

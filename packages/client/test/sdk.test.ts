@@ -126,6 +126,64 @@ describe("SwitchyardClient.endpoints", () => {
   });
 });
 
+describe("SwitchyardClient.streams", () => {
+  it("calls <c>.api.streams.* with the HTTP API's JSON bodies and returns the views", async () => {
+    const cluster = uniqueCluster();
+    const api = apiDouble(files.nc(), cluster, (op, body) => {
+      const name = (body as { name?: string }).name;
+      if (op === "streams.list") return { body: { streams: [{ name: "s1" }, { name: "s2" }] } };
+      if (op === "streams.delete") return { body: {} };
+      if (name === "missing") {
+        return { error: { code: "RESOURCE_DOES_NOT_EXIST", message: "stream job 'missing' does not exist" } };
+      }
+      if (op === "streams.create" && !("model" in (body as object))) {
+        return {
+          error: {
+            code: "INVALID_PARAMETER_VALUE",
+            message: "model: expected exactly one of model, endpoint",
+          },
+        };
+      }
+      return { body: { name, op } };
+    });
+    cleanups.push(api.stop);
+    const c = await client(cluster);
+    const request = {
+      name: "s1",
+      model: "models:/lr@champion",
+      source_stream: "EVENTS",
+      sink_subject: "scores",
+      key: ["card_id"],
+    };
+    expect(await c.streams.create(request)).toEqual({ name: "s1", op: "streams.create" });
+    expect(await c.streams.get("s1")).toEqual({ name: "s1", op: "streams.get" });
+    expect(await c.streams.list()).toEqual([{ name: "s1" }, { name: "s2" }]);
+    expect(await c.streams.stop("s1")).toEqual({ name: "s1", op: "streams.stop" });
+    expect(await c.streams.start("s1")).toEqual({ name: "s1", op: "streams.start" });
+    expect(await c.streams.delete("s1")).toBeUndefined();
+    expect(api.calls).toEqual([
+      { op: "streams.create", body: request },
+      { op: "streams.get", body: { name: "s1" } },
+      { op: "streams.list", body: {} },
+      { op: "streams.stop", body: { name: "s1" } },
+      { op: "streams.start", body: { name: "s1" } },
+      { op: "streams.delete", body: { name: "s1" } },
+    ]);
+    const missing = await rejection(c.streams.get("missing"));
+    expect([missing.code, missing.message]).toEqual([
+      "RESOURCE_DOES_NOT_EXIST",
+      "stream job 'missing' does not exist",
+    ]);
+    const invalid = await rejection(
+      c.streams.create({ name: "s3", source_stream: "EVENTS", sink_subject: "x" }),
+    );
+    expect([invalid.code, invalid.message]).toEqual([
+      "INVALID_PARAMETER_VALUE",
+      "model: expected exactly one of model, endpoint",
+    ]);
+  });
+});
+
 describe("invoke actor (raw NATS clients)", () => {
   it("answers a plain JSON request on <c>.invoke.<endpoint> with the JSON reply and headers", async () => {
     const cluster = uniqueCluster();

@@ -52,7 +52,8 @@ export interface ApiOptions {
   log: Logger;
   /** Batch jobs; without it the `batch.*` operations are not served (no coordinator answers them). */
   batch?: BatchJobs;
-  streams: StreamJobs;
+  /** Stream jobs; without it the `streams.*` operations are not served. */
+  streams?: StreamJobs;
 }
 
 export class ManagementApi {
@@ -73,12 +74,16 @@ export class ManagementApi {
       "schedules.get": (b) => this.getSchedule(b),
       "schedules.list": () => this.listSchedules(),
       "schedules.delete": (b) => this.deleteSchedule(b),
-      "streams.create": (b) => streams.create(b),
-      "streams.get": (b) => streams.getView(streamNameOf(b)),
-      "streams.list": () => streams.list(),
-      "streams.stop": (b) => streams.stop(streamNameOf(b)),
-      "streams.start": (b) => streams.start(streamNameOf(b)),
-      "streams.delete": (b) => streams.delete(streamNameOf(b)),
+      ...(streams
+        ? {
+            "streams.create": (b) => streams.create(b),
+            "streams.get": (b) => streams.getView(streamNameOf(b)),
+            "streams.list": () => streams.list(),
+            "streams.stop": (b) => streams.stop(streamNameOf(b)),
+            "streams.start": (b) => streams.start(streamNameOf(b)),
+            "streams.delete": (b) => streams.delete(streamNameOf(b)),
+          }
+        : {}),
       ...(batch
         ? {
             "batch.submit": (b) => batch.submit(b),

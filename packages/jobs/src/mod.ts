@@ -21,6 +21,11 @@
 //   eventTimeMs(value, field) → epoch ms              ISO-8601 or epoch ms, else PoisonEventError (→ .dlq)
 //   new WindowState(spec).apply(event, seq)           window features, or late (→ .late), or replayed;
 //     .snapshot() / WindowState.restore(spec, json)   plain JSON with the sequence it reflects
+// A stream scorer's source and sink beside NATS:
+//   new LandingLoader(options).start() / .stop()     a landing directory's complete files → one message per row
+//                                                     on the job's landing subject, each file once (KV ledger)
+//   await DirSink.open(options)                       a Sink writing rolling part files, committed with a KV
+//                                                     ledger before the inputs are acked (exactly once)
 
 // Batch jobs: the coordinator's file side, the data-root check, and the worker (its process entry is the
 // package export `@switchyard/jobs/batch-worker`).
@@ -28,7 +33,16 @@ export { batchFiles, featureColumnsOf } from "./batch/files.js";
 export { BatchWorker, errorsPathOf } from "./batch/worker.js";
 export { underDataRoots } from "./paths.js";
 // Stream jobs: the features spec, event time, and the keyed window state with its watermark.
+export { DirSink, type DirSinkOptions, SinkLedger } from "./stream/dir-sink.js";
+export { decodeEvent, type InputPlan, modelInput, planInputs, resultFields, rowOf } from "./stream/events.js";
 export { eventTimeMs, PoisonEventError } from "./stream/features.js";
+export {
+  isIgnoredName,
+  LANDING_DEFAULTS,
+  LandingFile,
+  LandingLoader,
+  type LandingLoaderOptions,
+} from "./stream/landing.js";
 export { type WindowEvent, type WindowOutcome, WindowSnapshot, WindowState } from "./stream/windows.js";
 export { ENGINE_DEFAULTS, type EngineOptions } from "./tables/engine.js";
 export { formatOfPath } from "./tables/formats.js";

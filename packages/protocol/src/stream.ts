@@ -31,7 +31,7 @@ export const STREAM_DEFAULTS = {
  */
 export const requiredDuplicateWindowMs = (ackWaitMs: number) => 4 * ackWaitMs;
 
-export const STREAM_STATES = ["RUNNING", "STOPPED", "FAILED"] as const;
+export const STREAM_STATES = ["RUNNING", "STOPPED"] as const;
 export type StreamState = (typeof STREAM_STATES)[number];
 export const DELIVERY = ["exactly-once", "at-least-once"] as const;
 export type Delivery = (typeof DELIVERY)[number];

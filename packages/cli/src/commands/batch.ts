@@ -7,6 +7,7 @@ import { SingleBar } from "cli-progress";
 import { type Command, Option } from "commander";
 import { table, when } from "../output.js";
 import { type GlobalOptions, withClient } from "./context.js";
+import { commaList, positiveInteger } from "./flags.js";
 
 interface SubmitFlags {
   model: string;
@@ -22,13 +23,6 @@ interface SubmitFlags {
   wait?: boolean;
 }
 
-function integer(value: string | undefined, flag: string): number | undefined {
-  if (value === undefined) return undefined;
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 1) throw new Error(`${flag}: expected a positive integer, got '${value}'`);
-  return n;
-}
-
 /** A path as the cluster sees it: absolute, a trailing `/` (an output directory) kept. */
 function absolute(p: string): string {
   const abs = path.resolve(p);
@@ -36,8 +30,8 @@ function absolute(p: string): string {
 }
 
 export function requestOf(f: SubmitFlags): BatchJobRequest {
-  const shardRows = integer(f.shardRows, "--shard-rows");
-  const workers = integer(f.workers, "--workers");
+  const shardRows = positiveInteger(f.shardRows, "--shard-rows");
+  const workers = positiveInteger(f.workers, "--workers");
   return {
     model: f.model,
     input: absolute(f.input),
@@ -46,7 +40,7 @@ export function requestOf(f: SubmitFlags): BatchJobRequest {
     ...(f.outputFormat ? { output_format: f.outputFormat as BatchJobRequest["output_format"] } : {}),
     ...(shardRows ? { shard_rows: shardRows } : {}),
     ...(f.onError ? { on_error: f.onError as "fail" | "skip" } : {}),
-    ...(f.columns ? { columns: f.columns.split(",").map((c) => c.trim()) } : {}),
+    ...(f.columns ? { columns: commaList(f.columns) } : {}),
     ...(workers ? { workers } : {}),
     ...(f.resume ? { resume: f.resume } : {}),
   };

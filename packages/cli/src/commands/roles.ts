@@ -7,6 +7,7 @@ import path from "node:path";
 import { AGENT_DEFAULTS, NodeAgent } from "@switchyard/agent";
 import { COORDINATOR_DEFAULTS, Coordinator } from "@switchyard/coordinator";
 import { batchFiles, underDataRoots } from "@switchyard/jobs";
+import { STREAM_DEFAULTS } from "@switchyard/protocol";
 import { type Command, Option } from "commander";
 import { pino } from "pino";
 import { defaultCacheDir, defaultDataDir, natsOptionsOf, resolveTarget } from "../cluster-file.js";
@@ -30,6 +31,13 @@ function positiveInt(value: string | undefined, flag: string): number | undefine
   return n;
 }
 
+interface CoordinatorFlags {
+  id?: string;
+  rolloutTimeoutMs?: string;
+  streamAckWaitMs?: string;
+  dataRoot?: string[] | string;
+}
+
 export function roleCommands(program: Command, globals: () => GlobalOptions): void {
   program
     .command("coordinator")
@@ -45,13 +53,21 @@ export function roleCommands(program: Command, globals: () => GlobalOptions): vo
     )
     .addOption(
       new Option(
+        "--stream-ack-wait-ms <ms>",
+        "a stream event unacked this long is redelivered, for jobs created by this coordinator; a job's sink " +
+          `stream needs a duplicate window of four ack waits (default ${STREAM_DEFAULTS.ack_wait_ms})`,
+      ).env("SWITCHYARD_STREAM_ACK_WAIT_MS"),
+    )
+    .addOption(
+      new Option(
         "--data-root <dir...>",
         `directories batch jobs may read and write (default: the working directory; env: '${path.delimiter}'-separated)`,
       ).env("SWITCHYARD_DATA_ROOTS"),
     )
-    .action(async (opts: { id?: string; rolloutTimeoutMs?: string; dataRoot?: string[] | string }) => {
+    .action(async (opts: CoordinatorFlags) => {
       const target = await resolveTarget(globals());
       const rolloutTimeoutMs = positiveInt(opts.rolloutTimeoutMs, "--rollout-timeout-ms");
+      const streamAckWaitMs = positiveInt(opts.streamAckWaitMs, "--stream-ack-wait-ms");
       // From the environment commander hands one string: the roots joined like PATH.
       const roots =
         typeof opts.dataRoot === "string" ? opts.dataRoot.split(path.delimiter) : (opts.dataRoot ?? []);
@@ -63,6 +79,7 @@ export function roleCommands(program: Command, globals: () => GlobalOptions): vo
         dataPath: (p, field) => underDataRoots(p, dataRoots, field),
         id: opts.id ?? `${hostname()}-${process.pid}`,
         ...(rolloutTimeoutMs ? { rolloutTimeoutMs } : {}),
+        ...(streamAckWaitMs ? { streamAckWaitMs } : {}),
         logger: logger(),
       });
       await c.start();

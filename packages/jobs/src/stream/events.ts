@@ -75,10 +75,12 @@ export function planInputs(ctx: PlanContext, first: Record<string, unknown>): In
       kind: "columns",
       columns: sig.inputs.map((i) => ({ name: i.name, text: i.dtype === "string" })),
     };
-  // A custom model without a signature gets every field of the event, typed as the first event has them.
+  // A custom model without a signature gets `--columns`, else every field but the key and event time, typed
+  // as the first event has them.
+  const fields = ctx.columns ?? Object.keys(first).filter((f) => !ctx.reserved.includes(f));
   return {
     kind: "columns",
-    columns: Object.keys(first).map((name) => ({ name, text: typeof first[name] === "string" })),
+    columns: fields.map((name) => ({ name, text: typeof first[name] === "string" })),
   };
 }
 

@@ -11,7 +11,7 @@ import {
   StreamScorerLaunch,
   SwitchyardError,
   streamKeys,
-  type WorkerStatus,
+  WorkerStatus,
 } from "@switchyard/protocol";
 import { Registry } from "@switchyard/registry";
 import { runChild } from "@switchyard/runtime";
@@ -101,7 +101,13 @@ runChild({
       pid: process.pid,
       state: "RUNNING",
       message: "",
-      restarts: 0,
+      // The agent counts restarts in this record; keep its count.
+      restarts:
+        (
+          await readValue(cluster, keys.worker(l.spec.worker_id), WorkerStatus, "worker status").catch(
+            () => undefined,
+          )
+        )?.value.restarts ?? 0,
       updated_at: Date.now(),
     };
     await cluster.put(keys.worker(l.spec.worker_id), JSON.stringify(status));

@@ -122,6 +122,8 @@ export class StreamScorer {
   /** Finishes the batch in hand, commits, gives back what it had not started (nak), and stops. */
   async stop(): Promise<void> {
     this.stopped = true;
+    // No more pulls: what was already delivered is handed back (in order) by the loop as it ends.
+    this.messages?.stop();
     await this.loop?.catch(() => undefined);
     clearInterval(this.reporter);
     await this.messages?.close().catch(() => undefined);
@@ -146,10 +148,13 @@ export class StreamScorer {
       }
     }
     if (this.held.length) await this.commit();
-    // What the consumer had already sent us goes back now rather than after the ack wait.
-    if (this.pending) {
-      const r = await Promise.race([this.pending, sleep(50).then(() => undefined)]);
-      if (r && !r.done) r.value.nak();
+    // What the consumer had already sent us goes back now, in order, rather than after the ack wait (which
+    // would put it behind newer events and make it late for the windows).
+    for (;;) {
+      const r = await (this.pending ?? this.iterator!.next());
+      this.pending = undefined;
+      if (r.done) break;
+      r.value.nak();
     }
   }
 
@@ -399,7 +404,7 @@ export class StreamScorer {
 
   /** Window state (with its sequences) and the sink's part, then the acks: see the header. */
   private async commit(): Promise<void> {
-    const info = await this.consumer!.info(true);
+    const info = await this.consumer!.info();
     const ackFloor = info.ack_floor.stream_seq;
     await this.o.sink.commit(ackFloor);
     if (this.windows) {

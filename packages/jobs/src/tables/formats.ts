@@ -32,25 +32,29 @@ export interface DuckColumn {
 /**
  * The table function that reads `file`. CSV needs a header row (as pandas reads it). Types come from `schema`
  * when given (the columns sniffed from the whole file's first rows, so that a slice of it is typed the same),
- * else DuckDB sniffs them from the first rows. `asText` reads every column as text: no value can fail to convert.
+ * else DuckDB sniffs them from the first rows, or from every row with `sniffAllRows` (a pass over the whole file,
+ * after which no value can fail to convert and a malformed JSON line has already failed the sniff). `asText`
+ * reads every column as text: no value can fail to convert.
  */
 export function readerSql(
   file: string,
   format: TableFormat,
   schema?: readonly DuckColumn[],
   asText = false,
+  sniffAllRows = false,
 ): string {
   const struct = (types: (c: DuckColumn) => string) =>
     `{${schema!.map((c) => `${literal(c.name)}: ${literal(types(c))}`).join(", ")}}`;
+  const sample = sniffAllRows && !schema ? ", sample_size = -1" : "";
   switch (format) {
     case "csv": {
-      const types = asText ? ", all_varchar = true" : schema ? `, types = ${struct((c) => c.type)}` : "";
+      const types = asText ? ", all_varchar = true" : schema ? `, types = ${struct((c) => c.type)}` : sample;
       // A 4 MiB read buffer instead of DuckDB's 32 MiB: the buffers sit outside the memory limit.
       return `read_csv(${literal(file)}, header = true, buffer_size = ${4 << 20}${types})`;
     }
     case "jsonl": {
       // DuckDB's JSON reader takes the type of every column or of none.
-      const columns = schema ? `, columns = ${struct((c) => (asText ? "VARCHAR" : c.type))}` : "";
+      const columns = schema ? `, columns = ${struct((c) => (asText ? "VARCHAR" : c.type))}` : sample;
       return `read_json(${literal(file)}, format = 'newline_delimited'${columns})`;
     }
     case "parquet":
@@ -85,6 +89,25 @@ const sniffed = new Map<string, DuckColumn[]>();
 export async function duckColumns(connection: DuckDBConnection, from: string): Promise<DuckColumn[]> {
   const reader = await connection.runAndReadAll(`DESCRIBE SELECT * FROM ${from}`);
   return reader.getRowsJS().map(([name, type]) => ({ name: String(name), type: String(type) }));
+}
+
+/**
+ * The part's rows as `format` can hold them: JSON has no NaN or Infinity (DuckDB would write them as bare,
+ * unparseable tokens), so in JSONL they become null, a Frame's missing value.
+ */
+export async function asWritten(
+  connection: DuckDBConnection,
+  select: string,
+  format: TableFormat,
+): Promise<string> {
+  if (format !== "jsonl") return select;
+  const columns = await duckColumns(connection, `(${select})`);
+  const finite = columns.map(({ name, type }) =>
+    type === "FLOAT" || type === "DOUBLE"
+      ? `CASE WHEN isfinite(${ident(name)}) THEN ${ident(name)} END AS ${ident(name)}`
+      : ident(name),
+  );
+  return `SELECT ${finite.join(", ")} FROM (${select})`;
 }
 
 /** The options of `COPY … TO file (…)` that write `format`. */

@@ -30,6 +30,7 @@ import type { Dtype, Shard, TableFormat } from "@switchyard/protocol";
 import { invalid, SwitchyardError } from "@switchyard/protocol";
 import { type EngineOptions, numbers, withDuckDb } from "./engine.js";
 import {
+  asWritten,
   type DuckColumn,
   dtypeOfDuckDb,
   duckColumns,
@@ -281,21 +282,6 @@ async function outputColumns(
     )
     .join(", ");
   return { names: held.map((c) => c.name), sql };
-}
-
-/**
- * The part's rows as `format` can hold them: JSON has no NaN or Infinity (DuckDB would write them as bare,
- * unparseable tokens), so in JSONL they become null, a Frame's missing value.
- */
-async function asWritten(connection: DuckDBConnection, select: string, format: TableFormat): Promise<string> {
-  if (format !== "jsonl") return select;
-  const columns = await duckColumns(connection, `(${select})`);
-  const finite = columns.map(({ name, type }) =>
-    type === "FLOAT" || type === "DOUBLE"
-      ? `CASE WHEN isfinite(${ident(name)}) THEN ${ident(name)} END AS ${ident(name)}`
-      : ident(name),
-  );
-  return `SELECT ${finite.join(", ")} FROM (${select})`;
 }
 
 /** A feature column as the model takes it: text, or float32/float64 with missing values as NaN. */
