@@ -79,6 +79,8 @@ export class StreamScorer {
   private iterator: AsyncIterator<JsMsg> | undefined;
   /** Inputs whose outcomes are written, waiting for the next commit to be acked (`term`: a dead letter). */
   private held: Array<{ msg: JsMsg; term: boolean }> = [];
+  /** The acks of the last batch, still being confirmed (never rejects). */
+  private acking: Promise<void> = Promise.resolve();
   private lastCommit = Date.now();
   private plan: { key: string; plan: InputPlan } | undefined;
   private model: ModelLabel | null = null;
@@ -147,6 +149,7 @@ export class StreamScorer {
         await this.commit();
       }
     }
+    await this.acking;
     if (this.held.length) await this.commit();
     // What the consumer had already sent us goes back now, in order, rather than after the ack wait (which
     // would put it behind newer events and make it late for the windows).
@@ -175,10 +178,7 @@ export class StreamScorer {
 
   private async next(waitMs: number): Promise<JsMsg | undefined> {
     this.pending ??= this.iterator!.next();
-    const r =
-      waitMs > 0
-        ? await Promise.race([this.pending, sleep(waitMs).then(() => undefined)])
-        : await raceNow(this.pending);
+    const r = await within(this.pending, waitMs);
     if (!r) return undefined;
     this.pending = undefined;
     if (r.done) {
@@ -209,7 +209,11 @@ export class StreamScorer {
       this.held.push(...acks);
       return;
     }
-    await this.ack(acks);
+    // The acks go out while the next batch is collected and scored (one batch's acks in flight at a time):
+    // its inputs stay unacked until then, which only means a redelivery if the scorer dies meanwhile.
+    const previous = this.acking;
+    this.acking = previous.then(() => this.ack(acks));
+    await previous;
   }
 
   /** Decode, event time, key, windows and lookups: each item gets fields, or a dead letter or late outcome. */
@@ -417,6 +421,7 @@ export class StreamScorer {
     await this.ack(held);
   }
 
+  /** An ack that is lost (or unconfirmed) only means a redelivery, whose outcome the sink drops: logged. */
   private async ack(acks: Array<{ msg: JsMsg; term: boolean }>): Promise<void> {
     if (!this.dedupe) {
       for (const a of acks) a.term ? a.msg.term("dead-lettered") : a.msg.ack();
@@ -427,6 +432,8 @@ export class StreamScorer {
         if (a.term) a.msg.term("dead-lettered");
         else await a.msg.ackAck();
       }),
+    ).catch((err: unknown) =>
+      this.o.log.warn({ err: String(err) }, "acks not confirmed; the inputs may be redelivered"),
     );
   }
 
@@ -450,7 +457,17 @@ function pick(fields: Record<string, unknown>, names: readonly string[]): Record
   return Object.fromEntries(names.map((n) => [n, fields[n] ?? null]));
 }
 
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-/** The value of `p` if it has settled already (after a microtask turn), else undefined. */
-const raceNow = <T>(p: Promise<T>) =>
-  Promise.race([p, new Promise<undefined>((r) => setImmediate(() => r(undefined)))]);
+/**
+ * `p`'s value if it settles within `ms` (0: if it already has, after a turn of the event loop), else undefined.
+ * The timer is cleared either way: a batch takes hundreds of messages, each one through here.
+ */
+function within<T>(p: Promise<T>, ms: number): Promise<T | undefined> {
+  let timer: NodeJS.Timeout | NodeJS.Immediate | undefined;
+  const expired = new Promise<undefined>((r) => {
+    timer = ms > 0 ? setTimeout(() => r(undefined), ms) : setImmediate(() => r(undefined));
+  });
+  return Promise.race([p, expired]).finally(() => {
+    if (ms > 0) clearTimeout(timer as NodeJS.Timeout);
+    else clearImmediate(timer as NodeJS.Immediate);
+  });
+}
