@@ -212,10 +212,12 @@ describe("WindowState", () => {
       { kind: "late" },
       { kind: "features", features: {} },
     ]);
+    // No sequences either: a redelivered event (a retried batch) is judged again, never taken as replayed.
+    expect(state.apply(at("a", 5_000), 1)).toEqual({ kind: "features", features: {} });
     expect(state.snapshot()).toEqual({
       windows: [],
       floor: 0,
-      applied: [1, 2, 3],
+      applied: [],
       maxEventTime: 5_000,
       nextSweep: null,
       keys: [],

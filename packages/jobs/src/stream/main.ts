@@ -4,6 +4,7 @@ import { Router } from "@switchyard/client";
 import { openBucket, readValue } from "@switchyard/nats";
 import {
   clusterNames,
+  EXIT_LOAD_FAILED,
   keys,
   STREAM_SCORER_ENV,
   StreamJob,
@@ -18,7 +19,7 @@ import { runChild } from "@switchyard/runtime";
 import { DirSink } from "./dir-sink.js";
 import { LandingLoader } from "./landing.js";
 import { Lookups } from "./lookups.js";
-import { StreamScorer } from "./scorer.js";
+import { StreamScorer, WindowStateTooLarge } from "./scorer.js";
 import { EndpointScoring, ModelScoring, type Scoring } from "./scoring.js";
 import type { Sink } from "./sink.js";
 import { SubjectSink } from "./subject-sink.js";
@@ -88,6 +89,11 @@ runChild({
     // A batch that failed with acks held (windows, a directory sink): exit, and the restart resumes from the
     // committed state with the unacked inputs redelivered (see scorer.ts).
     done.catch((err: unknown) => {
+      if (err instanceof WindowStateTooLarge) {
+        // Restarting would only fail the same way: the agent reports the scorer FAILED with this reason.
+        log.error({ err: err.message }, err.message);
+        process.exit(EXIT_LOAD_FAILED);
+      }
       log.error(
         { err: String((err as Error)?.stack ?? err) },
         "scoring failed; exiting to restart from the last commit",

@@ -75,7 +75,12 @@ export class StreamScorer {
   private windows: WindowState | undefined;
   private consumer: Consumer | undefined;
   private messages: ConsumerMessages | undefined;
+  /** The iterator's next message, asked for once; `arrived` holds it when it came, `wake` is who waits. */
   private pending: Promise<IteratorResult<JsMsg>> | undefined;
+  private arrived: IteratorResult<JsMsg> | undefined;
+  private wake: (() => void) | undefined;
+  /** The KV revision of the window state this scorer last wrote (or restored): its writes are compare-and-set. */
+  private windowsRevision = 0;
   private iterator: AsyncIterator<JsMsg> | undefined;
   /** Inputs whose outcomes are written, waiting for the next commit to be acked (`term`: a dead letter). */
   private held: Array<{ msg: JsMsg; term: boolean }> = [];
@@ -107,6 +112,7 @@ export class StreamScorer {
         "window state",
       );
       this.windows = saved ? WindowState.restore(f, saved.value) : new WindowState(f);
+      this.windowsRevision = saved?.revision ?? 0;
     } else if (f) {
       this.windows = new WindowState(f);
     }
@@ -154,8 +160,9 @@ export class StreamScorer {
     // What the consumer had already sent us goes back now, in order, rather than after the ack wait (which
     // would put it behind newer events and make it late for the windows).
     for (;;) {
-      const r = await (this.pending ?? this.iterator!.next());
+      const r = this.arrived ?? (await (this.pending ?? this.iterator!.next()));
       this.pending = undefined;
+      this.arrived = undefined;
       if (r.done) break;
       r.value.nak();
     }
@@ -177,10 +184,31 @@ export class StreamScorer {
   }
 
   private async next(waitMs: number): Promise<JsMsg | undefined> {
-    this.pending ??= this.iterator!.next();
-    const r = await within(this.pending, waitMs);
+    if (!this.pending) {
+      // One reaction per message, however many times the scorer waits for it (an idle stream waits each second).
+      this.pending = this.iterator!.next();
+      const settle = (r: IteratorResult<JsMsg>) => {
+        this.arrived = r;
+        this.wake?.();
+      };
+      // An iterator that fails has ended: the loop stops, and the process with it.
+      this.pending.then(settle, () => settle({ done: true, value: undefined }));
+    }
+    if (!this.arrived) {
+      await new Promise<void>((resolve) => {
+        const timer = waitMs > 0 ? setTimeout(resolve, waitMs) : setImmediate(resolve);
+        this.wake = () => {
+          if (waitMs > 0) clearTimeout(timer as NodeJS.Timeout);
+          else clearImmediate(timer as NodeJS.Immediate);
+          resolve();
+        };
+      });
+      this.wake = undefined;
+    }
+    const r = this.arrived;
     if (!r) return undefined;
     this.pending = undefined;
+    this.arrived = undefined;
     if (r.done) {
       this.stopped = true;
       return undefined;
@@ -411,9 +439,9 @@ export class StreamScorer {
     const info = await this.consumer!.info();
     const ackFloor = info.ack_floor.stream_seq;
     await this.o.sink.commit(ackFloor);
-    if (this.windows) {
+    if (this.windows && this.holdAcks) {
       this.windows.settle(ackFloor);
-      await this.o.jobs.put(streamKeys.windows(this.o.job.name), JSON.stringify(this.windows.snapshot()));
+      await this.saveWindows();
     }
     const held = this.held;
     this.held = [];
@@ -422,6 +450,26 @@ export class StreamScorer {
   }
 
   /** An ack that is lost (or unconfirmed) only means a redelivery, whose outcome the sink drops: logged. */
+  /**
+   * The window state, compare-and-set against what this scorer restored or last wrote: a scorer that finds
+   * another's write (two alive at once, briefly, around a restart) exits and restarts from that state.
+   */
+  private async saveWindows(): Promise<void> {
+    const value = JSON.stringify(this.windows!.snapshot());
+    const limit = this.o.nc.info?.max_payload ?? 1_048_576;
+    if (value.length > limit - 1_024) {
+      throw new WindowStateTooLarge(
+        `the window state is ${value.length} bytes, over what one NATS message holds (${limit}); ` +
+          "use smaller windows or fewer keys per job",
+      );
+    }
+    const key = streamKeys.windows(this.o.job.name);
+    this.windowsRevision =
+      this.windowsRevision === 0
+        ? await this.o.jobs.create(key, value)
+        : await this.o.jobs.update(key, value, this.windowsRevision);
+  }
+
   private async ack(acks: Array<{ msg: JsMsg; term: boolean }>): Promise<void> {
     if (!this.dedupe) {
       for (const a of acks) a.term ? a.msg.term("dead-lettered") : a.msg.ack();
@@ -457,17 +505,7 @@ function pick(fields: Record<string, unknown>, names: readonly string[]): Record
   return Object.fromEntries(names.map((n) => [n, fields[n] ?? null]));
 }
 
-/**
- * `p`'s value if it settles within `ms` (0: if it already has, after a turn of the event loop), else undefined.
- * The timer is cleared either way: a batch takes hundreds of messages, each one through here.
- */
-function within<T>(p: Promise<T>, ms: number): Promise<T | undefined> {
-  let timer: NodeJS.Timeout | NodeJS.Immediate | undefined;
-  const expired = new Promise<undefined>((r) => {
-    timer = ms > 0 ? setTimeout(() => r(undefined), ms) : setImmediate(() => r(undefined));
-  });
-  return Promise.race([p, expired]).finally(() => {
-    if (ms > 0) clearTimeout(timer as NodeJS.Timeout);
-    else clearImmediate(timer as NodeJS.Immediate);
-  });
+/** Window state that no longer fits in one KV value: the scorer stops for good and says why. */
+export class WindowStateTooLarge extends Error {
+  override name = "WindowStateTooLarge";
 }

@@ -133,21 +133,23 @@ export class WindowState {
   /**
    * Applies the event with source sequence `seq` and returns its window features; a sequence already applied
    * is `replayed` and changes nothing. A window field that is not a finite number throws PoisonEventError and
-   * changes nothing.
+   * changes nothing. Without windows only the watermark is kept, and no sequence: there is no state an event
+   * could be counted in twice, so a redelivery is judged afresh.
    */
   apply(event: WindowEvent, seq: number): WindowOutcome {
-    if (this.has(seq)) return { kind: "replayed" };
+    const windowed = this.#windows.length > 0;
+    if (windowed && this.has(seq)) return { kind: "replayed" };
     const values = this.#fields.map((f) => {
       const v = event.fields[f];
       if (typeof v === "number" && Number.isFinite(v)) return v;
       throw new PoisonEventError(`window field "${f}": expected a number, got ${describe(v)}`);
     });
-    this.#applied.add(seq);
+    if (windowed) this.#applied.add(seq);
     const t = event.time;
     if (t < this.watermark) return { kind: "late" };
     this.#maxEventTime = Math.max(this.#maxEventTime, t);
     // Without windows there is nothing to keep per key (and no window size to sweep by).
-    if (this.#windows.length === 0) return { kind: "features", features: {} };
+    if (!windowed) return { kind: "features", features: {} };
 
     let state = this.#keys.get(event.key);
     if (!state) {
