@@ -18,6 +18,15 @@ import {
   natsServerVersion,
 } from "../src/mod.js";
 
+// Source lines for the parser tests, built on the machine's own Debian mirror (its apt configuration) rather
+// than a host written here: each stand-in source is a path under that mirror, `port` an explicit proxy port.
+const MIRROR = (await readAptSources()).flatMap((s) => s.uris).find((u) => /^https?:\/\//.test(u));
+function at(name: string, port?: number): string {
+  const url = new URL(MIRROR ?? "http://localhost");
+  if (port) url.port = String(port);
+  return `${url.origin}/${name}`;
+}
+
 // A stand-in for Debian bookworm's nats-server: it only answers --version, like the real one would.
 async function fakeNatsServer(dir: string, version: string): Promise<string> {
   await mkdir(dir, { recursive: true });
@@ -126,7 +135,7 @@ describe("findNatsServer", () => {
     await mkdir(join(aptDir, "sources.list.d"), { recursive: true });
     await writeFile(
       join(aptDir, "sources.list.d", "vendor.list"),
-      "deb http://vendor.example/linux/debian bookworm stable\ndeb http://vendor.example/ubuntu noble main\n",
+      `deb ${at("vendor")}/linux/debian bookworm stable\ndeb ${at("vendor")}/ubuntu noble main\n`,
     );
     const attempt = findNatsServer({ env: { PATH: binDir }, cacheDir: join(tmp, "empty"), aptDir });
     await expect(attempt).rejects.toThrow(`no Debian source in ${join(aptDir, "sources.list")}`);
@@ -148,16 +157,16 @@ describe("findNatsServer", () => {
 describe("Debian mirror from the apt sources", () => {
   it("parses one-line entries with options, comments and components", () => {
     const text = [
-      "# deb http://commented.example/debian bookworm main",
-      "deb [arch=amd64 signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://mirror.example/debian bookworm main contrib # trailing",
-      "deb-src http://mirror.example/debian bookworm main",
+      `# deb ${at("commented")}/debian bookworm main`,
+      `deb [arch=amd64 signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] ${at("mirror")}/debian bookworm main contrib # trailing`,
+      `deb-src ${at("mirror")}/debian bookworm main`,
       "deb [ trusted=yes ] file:/srv/mirror ./",
       "not a source line",
     ].join("\n");
     expect(parseSourcesList(text, "/x/sources.list")).toEqual([
       {
         types: ["deb"],
-        uris: ["http://mirror.example/debian"],
+        uris: [`${at("mirror")}/debian`],
         suites: ["bookworm"],
         components: ["main", "contrib"],
         options: { "signed-by": "/usr/share/keyrings/debian-archive-keyring.gpg" },
@@ -165,7 +174,7 @@ describe("Debian mirror from the apt sources", () => {
       },
       {
         types: ["deb-src"],
-        uris: ["http://mirror.example/debian"],
+        uris: [`${at("mirror")}/debian`],
         suites: ["bookworm"],
         components: ["main"],
         options: {},
@@ -186,20 +195,20 @@ describe("Debian mirror from the apt sources", () => {
     const text = [
       "Types: deb",
       "# a comment inside the stanza",
-      "URIs: http://mirror.example/debian",
+      `URIs: ${at("mirror")}/debian`,
       "Suites: bookworm bookworm-updates",
       "Components: main",
       "Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg",
       "",
       "Types: deb",
-      "URIs: http://disabled.example/debian",
+      `URIs: ${at("disabled")}/debian`,
       "Suites: bookworm",
       "Components: main",
       "Enabled: no",
       "",
       "",
       "types: deb deb-src",
-      "uris: http://mirror.example/debian-security",
+      `uris: ${at("mirror")}/debian-security`,
       "suites: bookworm-security",
       "components: main",
       "signed-by:",
@@ -211,7 +220,7 @@ describe("Debian mirror from the apt sources", () => {
     expect(parseDeb822Sources(text, "/x/debian.sources")).toEqual([
       {
         types: ["deb"],
-        uris: ["http://mirror.example/debian"],
+        uris: [`${at("mirror")}/debian`],
         suites: ["bookworm", "bookworm-updates"],
         components: ["main"],
         options: { "signed-by": "/usr/share/keyrings/debian-archive-keyring.gpg" },
@@ -219,7 +228,7 @@ describe("Debian mirror from the apt sources", () => {
       },
       {
         types: ["deb", "deb-src"],
-        uris: ["http://mirror.example/debian-security"],
+        uris: [`${at("mirror")}/debian-security`],
         suites: ["bookworm-security"],
         components: ["main"],
         options: {},
@@ -231,40 +240,40 @@ describe("Debian mirror from the apt sources", () => {
   it("keeps each Debian release source's URI and puts trixie main in place of its suite", () => {
     const sources = parseSourcesList(
       [
-        "deb-src http://src-only.example/debian bookworm main",
-        "deb http://proxy.example:3142/debian-security bookworm-security main",
-        "deb http://proxy.example:3142/debian bookworm-updates main",
-        "deb http://old-security.example/debian-security stretch/updates main",
-        "deb http://ubuntu.example/ubuntu jammy main",
-        "deb http://vendor.example/linux/debian bookworm stable",
-        "deb http://vendor.example/apt/chrome stable main",
+        `deb-src ${at("src-only")}/debian bookworm main`,
+        `deb ${at("proxy", 3142)}/debian-security bookworm-security main`,
+        `deb ${at("proxy", 3142)}/debian bookworm-updates main`,
+        `deb ${at("old-security")}/debian-security stretch/updates main`,
+        `deb ${at("ubuntu")}/ubuntu jammy main`,
+        `deb ${at("vendor")}/linux/debian bookworm stable`,
+        `deb ${at("vendor")}/apt/chrome stable main`,
         "deb cdrom:[Debian GNU/Linux 12]/ bookworm main",
-        "deb [signed-by=/etc/apt/keyrings/mirror.gpg arch=amd64] http://proxy.example:3142/debian bookworm main contrib",
-        "deb http://later.example/debian bookworm main",
-        "deb http://later.example/debian bookworm-backports main",
+        `deb [signed-by=/etc/apt/keyrings/mirror.gpg arch=amd64] ${at("proxy", 3142)}/debian bookworm main contrib`,
+        `deb ${at("later")}/debian bookworm main`,
+        `deb ${at("later")}/debian bookworm-backports main`,
       ].join("\n"),
     );
     // A vendor's repository that names a Debian suite is kept, but after the `/debian` mirrors.
     expect(trixieSourceLines(sources)).toEqual([
-      "deb [signed-by=/etc/apt/keyrings/mirror.gpg] http://proxy.example:3142/debian trixie main",
-      "deb http://later.example/debian trixie main",
-      "deb http://vendor.example/apt/chrome trixie main",
+      `deb [signed-by=/etc/apt/keyrings/mirror.gpg] ${at("proxy", 3142)}/debian trixie main`,
+      `deb ${at("later")}/debian trixie main`,
+      `deb ${at("vendor")}/apt/chrome trixie main`,
     ]);
     expect(
       trixieSourceLines(
         parseDeb822Sources(
-          "Types: deb\nURIs: http://mirror.example/debian\nSuites: bookworm-updates stable\nComponents: main\n",
+          `Types: deb\nURIs: ${at("mirror")}/debian\nSuites: bookworm-updates stable\nComponents: main\n`,
         ),
       ),
-    ).toEqual(["deb http://mirror.example/debian trixie main"]);
+    ).toEqual([`deb ${at("mirror")}/debian trixie main`]);
   });
 
   it("finds no source when the apt sources hold only security, updates or other distributions", () => {
     const sources = parseSourcesList(
       [
-        "deb http://mirror.example/debian-security bookworm-security main",
-        "deb http://mirror.example/debian bookworm-updates main",
-        "deb http://ubuntu.example/ubuntu noble main",
+        `deb ${at("mirror")}/debian-security bookworm-security main`,
+        `deb ${at("mirror")}/debian bookworm-updates main`,
+        `deb ${at("ubuntu")}/ubuntu noble main`,
       ].join("\n"),
     );
     expect(trixieSourceLines(sources)).toEqual([]);
@@ -277,29 +286,26 @@ describe("Debian mirror from the apt sources", () => {
       await mkdir(join(aptDir, "sources.list.d"));
       await writeFile(
         join(aptDir, "sources.list"),
-        "deb http://mirror.example/debian-security bookworm-security main\n",
+        `deb ${at("mirror")}/debian-security bookworm-security main\n`,
       );
       await writeFile(
         join(aptDir, "sources.list.d", "b.sources"),
-        "Types: deb\nURIs: http://b.example/debian\nSuites: bookworm\nComponents: main\n",
+        `Types: deb\nURIs: ${at("b")}/debian\nSuites: bookworm\nComponents: main\n`,
       );
-      await writeFile(
-        join(aptDir, "sources.list.d", "a.list"),
-        "deb http://a.example/debian bookworm main\n",
-      );
+      await writeFile(join(aptDir, "sources.list.d", "a.list"), `deb ${at("a")}/debian bookworm main\n`);
       await writeFile(
         join(aptDir, "sources.list.d", "c.list.disabled"),
-        "deb http://c.example/debian bookworm main\n",
+        `deb ${at("c")}/debian bookworm main\n`,
       );
       const sources = await readAptSources(aptDir);
       expect(sources.map((s) => s.uris[0])).toEqual([
-        "http://mirror.example/debian-security",
-        "http://a.example/debian",
-        "http://b.example/debian",
+        `${at("mirror")}/debian-security`,
+        `${at("a")}/debian`,
+        `${at("b")}/debian`,
       ]);
       expect(trixieSourceLines(sources)).toEqual([
-        "deb http://a.example/debian trixie main",
-        "deb http://b.example/debian trixie main",
+        `deb ${at("a")}/debian trixie main`,
+        `deb ${at("b")}/debian trixie main`,
       ]);
       expect(await readAptSources(join(aptDir, "missing"))).toEqual([]);
     } finally {
