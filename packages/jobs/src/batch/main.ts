@@ -3,16 +3,11 @@
 import { mkdir, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { openBucket } from "@switchyard/nats";
-import {
-  BATCH_WORKER_ENV,
-  BatchWorkerLaunch,
-  clusterNames,
-  keys,
-  type WorkerStatus,
-} from "@switchyard/protocol";
+import { BATCH_WORKER_ENV, BatchWorkerLaunch, clusterNames } from "@switchyard/protocol";
 import { Registry } from "@switchyard/registry";
 import { ModelRunner, runChild } from "@switchyard/runtime";
 import { scoreShard } from "../tables/score-shard.js";
+import { reportRunning } from "../worker-status.js";
 import { BatchWorker, type ShardScorer } from "./worker.js";
 
 runChild({
@@ -45,17 +40,7 @@ runChild({
     const scorer: ShardScorer = (job, score) => scoreShard(job, score, { threads: 1, scratchDir });
     const worker = new BatchWorker({ nc, names, jobs, spec: l.spec, runner, scorer, log });
     await worker.start();
-    const status: WorkerStatus = {
-      worker_id: l.spec.worker_id,
-      node_id: l.node_id,
-      job_id: l.spec.job_id,
-      pid: process.pid,
-      state: "RUNNING",
-      message: "",
-      restarts: 0,
-      updated_at: Date.now(),
-    };
-    await cluster.put(keys.worker(l.spec.worker_id), JSON.stringify(status));
+    await reportRunning(cluster, l.spec, l.node_id);
     return {
       async stop() {
         await worker.stop();

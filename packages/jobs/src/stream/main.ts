@@ -5,17 +5,16 @@ import { openBucket, readValue } from "@switchyard/nats";
 import {
   clusterNames,
   EXIT_LOAD_FAILED,
-  keys,
   STREAM_SCORER_ENV,
   StreamJob,
   type StreamJobSpec,
   StreamScorerLaunch,
   SwitchyardError,
   streamKeys,
-  WorkerStatus,
 } from "@switchyard/protocol";
 import { Registry } from "@switchyard/registry";
 import { runChild } from "@switchyard/runtime";
+import { reportRunning } from "../worker-status.js";
 import { DirSink } from "./dir-sink.js";
 import { LandingLoader } from "./landing.js";
 import { Lookups } from "./lookups.js";
@@ -100,23 +99,7 @@ runChild({
       );
       process.exit(1);
     });
-    const status: WorkerStatus = {
-      worker_id: l.spec.worker_id,
-      node_id: l.node_id,
-      job_id: l.spec.job_id,
-      pid: process.pid,
-      state: "RUNNING",
-      message: "",
-      // The agent counts restarts in this record; keep its count.
-      restarts:
-        (
-          await readValue(cluster, keys.worker(l.spec.worker_id), WorkerStatus, "worker status").catch(
-            () => undefined,
-          )
-        )?.value.restarts ?? 0,
-      updated_at: Date.now(),
-    };
-    await cluster.put(keys.worker(l.spec.worker_id), JSON.stringify(status));
+    await reportRunning(cluster, l.spec, l.node_id);
     return {
       async stop() {
         await loader?.stop();
