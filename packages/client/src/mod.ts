@@ -24,7 +24,9 @@ export {
 export { API_TIMEOUT_MS, callApi } from "./management.js";
 export {
   INITIAL_BACKOFF_MS,
+  type InvokeObserver,
   type InvokeOptions,
+  type InvokeOutcome,
   type InvokeResult,
   MAX_BACKOFF_MS,
   Router,

@@ -56,10 +56,46 @@ export interface RouterLogger {
   warn(obj: object, msg: string): void;
 }
 
+/** What became of one invocation, for observers (metrics, inference tables). */
+export interface InvokeOutcome {
+  endpoint: string;
+  requestId: string;
+  /** The served model the request went to; undefined when the router failed it before choosing one. */
+  route: LiveRoute | undefined;
+  /** Epoch ms the router received the request. */
+  startedAt: number;
+  /** From receiving the request to its reply or error, in µs. */
+  durationUs: number;
+  /** Catalog code of an error reply or of an error the router decided; undefined on success. */
+  errorCode: string | undefined;
+  /** The error's message when the router decided it (the reply body carries it otherwise). */
+  errorMessage: string | undefined;
+  request: Uint8Array;
+  requestHeaders: MsgHdrs;
+  reply: Uint8Array | undefined;
+  replyHeaders: MsgHdrs | undefined;
+  /** Whether the request had to wait for a replica (none answering: starting, or scaled to zero). */
+  held: boolean;
+}
+
+/**
+ * Sees every invocation of a router once it finished, and requests while they wait for a replica. Called on
+ * the hot path: an observer must not block (queue work and return).
+ */
+export interface InvokeObserver {
+  observe(outcome: InvokeOutcome): void;
+  /** A request started waiting because no replica of `route` answers. */
+  holding?(endpoint: string, route: LiveRoute): void;
+  /** …and stopped waiting (answered, failed, or sent elsewhere). */
+  released?(endpoint: string, route: LiveRoute): void;
+}
+
 export interface RouterOptions {
   /** Cluster name (default `sy`). */
   cluster?: string;
   logger?: RouterLogger;
+  /** Told of every invocation (the bridge's metrics and inference tables). */
+  observers?: InvokeObserver[];
 }
 
 /** First wait after "no responders" or "no routes yet"; doubles up to MAX_BACKOFF_MS, cut short by a routes change. */
@@ -93,6 +129,7 @@ export class Router {
     private readonly endpointsKv: KV,
     private readonly watch: QueuedIterator<KvEntry>,
     private readonly logger: RouterLogger | undefined,
+    private readonly observers: InvokeObserver[],
   ) {
     void this.follow();
   }
@@ -106,7 +143,7 @@ export class Router {
       openBucket(nc, names, "endpoints"),
     ]);
     const watch = await clusterKv.watch({ key: keys.allRoutes });
-    return new Router(nc, names, clusterKv, endpointsKv, watch, opts.logger);
+    return new Router(nc, names, clusterKv, endpointsKv, watch, opts.logger, opts.observers ?? []);
   }
 
   private async follow(): Promise<void> {
@@ -221,8 +258,86 @@ export class Router {
     headers?: MsgHdrs,
     opts: InvokeOptions = {},
   ): Promise<InvokeResult> {
-    const deadline = opts.deadlineMs ?? Date.now() + DEFAULT_TIMEOUT_MS;
+    if (this.observers.length === 0)
+      return this.send(endpoint, body, headers ?? natsHeaders(), opts, undefined);
+    const startedAt = Date.now();
+    const t0 = performance.now();
     const h = headers ?? natsHeaders();
+    const track: Tracking = { route: undefined, held: undefined, everHeld: false };
+    let outcome: InvokeOutcome;
+    try {
+      const r = await this.send(endpoint, body, h, opts, track);
+      outcome = {
+        endpoint,
+        requestId: r.requestId,
+        route: r.route,
+        startedAt,
+        durationUs: (performance.now() - t0) * 1000,
+        errorCode: r.errorCode,
+        errorMessage: undefined,
+        request: body,
+        requestHeaders: h,
+        reply: r.data,
+        replyHeaders: r.headers,
+        held: track.everHeld,
+      };
+      this.release(endpoint, track);
+      this.notify(outcome);
+      return r;
+    } catch (err) {
+      const e = SwitchyardError.from(err);
+      this.release(endpoint, track);
+      this.notify({
+        endpoint,
+        requestId: h.get(H.requestId),
+        route: track.route,
+        startedAt,
+        durationUs: (performance.now() - t0) * 1000,
+        errorCode: e.code,
+        errorMessage: e.message,
+        request: body,
+        requestHeaders: h,
+        reply: undefined,
+        replyHeaders: undefined,
+        held: track.everHeld,
+      });
+      throw err;
+    }
+  }
+
+  private notify(outcome: InvokeOutcome): void {
+    for (const o of this.observers) {
+      try {
+        o.observe(outcome);
+      } catch (err) {
+        this.logger?.warn({ err }, "an invocation observer failed");
+      }
+    }
+  }
+
+  private hold(endpoint: string, route: LiveRoute, track: Tracking): void {
+    track.everHeld = true;
+    if (track.held === route) return;
+    this.release(endpoint, track);
+    track.held = route;
+    for (const o of this.observers) o.holding?.(endpoint, route);
+  }
+
+  private release(endpoint: string, track: Tracking): void {
+    const route = track.held;
+    if (!route) return;
+    track.held = undefined;
+    for (const o of this.observers) o.released?.(endpoint, route);
+  }
+
+  private async send(
+    endpoint: string,
+    body: Uint8Array,
+    h: MsgHdrs,
+    opts: InvokeOptions,
+    track: Tracking | undefined,
+  ): Promise<InvokeResult> {
+    const deadline = opts.deadlineMs ?? Date.now() + DEFAULT_TIMEOUT_MS;
     let requestId = h.get(H.requestId);
     if (!requestId) {
       requestId = randomUUID();
@@ -251,6 +366,7 @@ export class Router {
             : `endpoint '${endpoint}' has no ready served model; none became ready before the deadline`,
         );
       }
+      if (track) track.route = route;
       if (!route) {
         await this.pause(Math.min(backoff, left));
         backoff = Math.min(backoff * 2, MAX_BACKOFF_MS);
@@ -272,6 +388,7 @@ export class Router {
         if (err instanceof RequestError && err.isNoResponders()) {
           // A replica that is starting (or, later, scaling from zero): hold the request and try again.
           waitedFor = `served model '${route.served_model_name}' of endpoint '${endpoint}'`;
+          if (track) this.hold(endpoint, route, track);
           pinned = undefined;
           const wait = Math.min(backoff, deadline - Date.now());
           backoff = Math.min(backoff * 2, MAX_BACKOFF_MS);
@@ -300,6 +417,14 @@ export class Router {
     this.watch.stop();
     this.wake();
   }
+}
+
+/** Per-invocation bookkeeping for observers. */
+interface Tracking {
+  route: LiveRoute | undefined;
+  /** The route this request is waiting for now, if any. */
+  held: LiveRoute | undefined;
+  everHeld: boolean;
 }
 
 function isDeletedRecord(value: Uint8Array): boolean {

@@ -64,6 +64,18 @@ export interface ClusterNames {
     api(op: ApiOp): string;
     /** Replica stats, published about once a second and answered on request. */
     replicaStats(replicaId: string): string;
+    /** Router stats (bridges, invoke actors, SDK clients), published about once a second. */
+    routerStats(routerId: string): string;
+    /** Every stats subject (replicas and routers). */
+    allStats: string;
+    allReplicaStats: string;
+    allRouterStats: string;
+    /**
+     * A router holding a request for a served model that has no replica answering (scaled to zero) asks the
+     * autoscaler for one here, body `{"endpoint","served_model"}`; the leading coordinator acts at once.
+     */
+    scaleWake(endpoint: string): string;
+    allScaleWake: string;
     /** Shard tasks of one batch job, on the batch work queue. */
     batchTasks(jobId: string): string;
     /** Every batch task subject: what the batch stream captures. */
@@ -107,6 +119,12 @@ export function clusterNames(cluster: string = DEFAULT_CLUSTER): ClusterNames {
       served: (endpoint, served) => `${cluster}.rt.${subjectToken(endpoint)}.${subjectToken(served)}`,
       api: (op) => `${cluster}.api.${op}`,
       replicaStats: (replicaId) => `${cluster}.stats.replica.${replicaId}`,
+      routerStats: (routerId) => `${cluster}.stats.router.${routerId}`,
+      allStats: `${cluster}.stats.>`,
+      allReplicaStats: `${cluster}.stats.replica.*`,
+      allRouterStats: `${cluster}.stats.router.*`,
+      scaleWake: (endpoint) => `${cluster}.scale.wake.${subjectToken(endpoint)}`,
+      allScaleWake: `${cluster}.scale.wake.*`,
       batchTasks: (jobId) => `${cluster}.batch.task.${subjectToken(jobId)}`,
       allBatchTasks: `${cluster}.batch.task.>`,
       landing: (job, digest) => `${cluster}.landing.${subjectToken(job)}.${digest}`,

@@ -13,5 +13,6 @@ export * from "./launch.js";
 export * from "./model.js";
 export * from "./names.js";
 export * from "./placement.js";
+export * from "./stats.js";
 export * from "./stream.js";
 export * from "./uri.js";

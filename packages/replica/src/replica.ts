@@ -19,6 +19,7 @@ import {
   keys,
   QUEUE_GROUPS,
   type ReplicaSpec,
+  type ReplicaStatsSnapshot,
   ReplicaStatus,
   SwitchyardError,
 } from "@switchyard/protocol";
@@ -26,7 +27,7 @@ import { Registry } from "@switchyard/registry";
 import { isLoadFailure, ModelRunner } from "@switchyard/runtime";
 import { type Logger, pino } from "pino";
 import { type BatchClock, type BatchConfig, Batcher, type Pending } from "./batcher.js";
-import { ReplicaStats, type ReplicaStatsSnapshot } from "./stats.js";
+import { ReplicaStats } from "./stats.js";
 import {
   type DecodedRequest,
   decodeRequest,
@@ -197,8 +198,14 @@ export class Replica {
       uptime_ms: Date.now() - this.startedAt,
       in_flight: this.batcher.inFlight,
       queued: this.batcher.queued,
+      busy_us: this.busyUs(),
       ...this.stats.counters(),
     };
+  }
+
+  private busyUs(): number {
+    this.stats.level(this.unanswered);
+    return this.stats.busyUs;
   }
 
   // ---- hot path ---------------------------------------------------------------------------------------
@@ -230,6 +237,7 @@ export class Replica {
     const job: Job = { key, rows: Math.max(rows, 0), arrivedUs, deadlineUs, msg, req, requestId, queueUs: 0 };
     const admitted = this.batcher.offer(job);
     if (admitted === "queued") {
+      this.stats.level(this.unanswered);
       this.unanswered++;
       return;
     }
@@ -375,6 +383,7 @@ export class Replica {
   }
 
   private answered(): void {
+    this.stats.level(this.unanswered);
     this.unanswered--;
     if (this.unanswered === 0 && this.idle) this.idle();
   }

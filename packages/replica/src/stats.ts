@@ -1,65 +1,21 @@
 // A replica's counters: requests, errors by code, batch sizes, queue and compute time histograms. Read by
 // the autoscaler and dashboard (published on `<c>.stats.replica.<id>`). Recording allocates nothing.
-import type { ErrorCode } from "@switchyard/protocol";
-
-/** Upper bounds (µs) of the time histograms' buckets; the last bucket is everything above. */
-export const TIME_BUCKETS_US = [
-  50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000,
-] as const;
-
-export interface TimeSummary {
-  count: number;
-  sum_us: number;
-  /** Bucket upper bounds (µs), the last `null` for everything above. */
-  le_us: (number | null)[];
-  counts: number[];
-  /** Estimated from the buckets (the bucket's upper bound; the largest seen for the last bucket). */
-  p50_us: number;
-  p99_us: number;
-  max_us: number;
-}
-
-export interface ReplicaStatsSnapshot {
-  replica_id: string;
-  endpoint: string;
-  served_model: string;
-  model_name: string;
-  model_version: number;
-  generation: string;
-  node_id: string;
-  pid: number;
-  state: "READY" | "DRAINING";
-  threads: number;
-  config: { max_batch_size: number; max_delay_us: number; max_queue: number };
-  /** Epoch ms of this snapshot, and since the replica started serving. */
-  at: number;
-  uptime_ms: number;
-  /** Requests received (admitted or not), replies with predictions, rows run. */
-  requests: number;
-  succeeded: number;
-  rows: number;
-  errors: Partial<Record<ErrorCode, number>>;
-  in_flight: number;
-  queued: number;
-  batches: number;
-  /** Batches run by their size in rows: `{"1": 10, "7": 3}`. */
-  batch_sizes: Record<string, number>;
-  avg_batch_size: number;
-  queue_us: TimeSummary;
-  compute_us: TimeSummary;
-  /** Round trip to the worker thread minus compute: the cost of the hop. */
-  hop_us: TimeSummary;
-}
+import {
+  type ErrorCode,
+  LATENCY_BUCKETS_US,
+  type ReplicaStatsSnapshot,
+  type TimeSummary,
+} from "@switchyard/protocol";
 
 export class TimeHistogram {
-  private readonly counts = new Array<number>(TIME_BUCKETS_US.length + 1).fill(0);
+  private readonly counts = new Array<number>(LATENCY_BUCKETS_US.length + 1).fill(0);
   private count = 0;
   private sum = 0;
   private max = 0;
 
   record(us: number, times = 1): void {
     let i = 0;
-    while (i < TIME_BUCKETS_US.length && us > TIME_BUCKETS_US[i]!) i++;
+    while (i < LATENCY_BUCKETS_US.length && us > LATENCY_BUCKETS_US[i]!) i++;
     this.counts[i]! += times;
     this.count += times;
     this.sum += us * times;
@@ -70,7 +26,7 @@ export class TimeHistogram {
     return {
       count: this.count,
       sum_us: Math.round(this.sum),
-      le_us: [...TIME_BUCKETS_US, null],
+      le_us: [...LATENCY_BUCKETS_US, null],
       counts: [...this.counts],
       p50_us: this.quantile(0.5),
       p99_us: this.quantile(0.99),
@@ -85,8 +41,8 @@ export class TimeHistogram {
     for (let i = 0; i < this.counts.length; i++) {
       seen += this.counts[i]!;
       if (seen >= rank)
-        return i < TIME_BUCKETS_US.length
-          ? Math.min(TIME_BUCKETS_US[i]!, Math.round(this.max))
+        return i < LATENCY_BUCKETS_US.length
+          ? Math.min(LATENCY_BUCKETS_US[i]!, Math.round(this.max))
           : Math.round(this.max);
     }
     return Math.round(this.max);
@@ -103,6 +59,20 @@ export class ReplicaStats {
   readonly queueUs = new TimeHistogram();
   readonly computeUs = new TimeHistogram();
   readonly hopUs = new TimeHistogram();
+  /** ∫ unanswered requests dt (request-µs) up to `levelSince`, and when the level last changed. */
+  private busy = 0;
+  private levelSince = performance.now();
+
+  /** Call with the number of unanswered requests just before it changes (and when reading `busy_us`). */
+  level(unanswered: number): void {
+    const now = performance.now();
+    this.busy += unanswered * (now - this.levelSince) * 1000;
+    this.levelSince = now;
+  }
+
+  get busyUs(): number {
+    return Math.round(this.busy);
+  }
 
   error(code: ErrorCode): void {
     this.errors.set(code, (this.errors.get(code) ?? 0) + 1);

@@ -3,8 +3,9 @@
 import { Kvm } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { connectNats } from "@switchyard/nats";
+import type { ReplicaStatsSnapshot } from "@switchyard/protocol";
 import { clusterNames, H, keys, type ReplicaSpec } from "@switchyard/protocol";
-import { Replica, type ReplicaStatsSnapshot } from "@switchyard/replica";
+import { Replica } from "@switchyard/replica";
 import { buildLinear, buildMlp, buildMultiInput } from "@switchyard/testkit";
 import onnxProto from "onnx-proto";
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from "vitest";
