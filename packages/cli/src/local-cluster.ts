@@ -12,6 +12,7 @@ import { batchFiles, underDataRoots } from "@switchyard/jobs";
 import { connectNats, type NatsOptions } from "@switchyard/nats";
 import { NatsServer } from "@switchyard/natsd";
 import {
+  AutoscalerConfig,
   type ClusterFile,
   clusterNames,
   type LocalClusterConfig,
@@ -67,6 +68,7 @@ async function adminToken(
 export async function startLocalCluster(
   config: LocalClusterConfig,
   say: (msg: string) => void = () => {},
+  autoscaler: AutoscalerConfig = AutoscalerConfig.parse({}),
 ): Promise<StartedCluster> {
   const dataDir = path.resolve(config.dataDir);
   const names = clusterNames(config.name);
@@ -139,6 +141,11 @@ export async function startLocalCluster(
       batchFiles: batchFiles({ dataRoots }),
       dataPath: (p, field) => underDataRoots(p, dataRoots, field),
       id: `${names.cluster}-local`,
+      autoscaler: {
+        scaleToZeroAfterMs: autoscaler.scaleToZeroAfter,
+        upStabilizationMs: autoscaler.upStabilization,
+        downStabilizationMs: autoscaler.downStabilization,
+      },
       logger,
     });
     await coordinator.start();

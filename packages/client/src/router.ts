@@ -101,6 +101,13 @@ export interface RouterOptions {
 /** First wait after "no responders" or "no routes yet"; doubles up to MAX_BACKOFF_MS, cut short by a routes change. */
 export const INITIAL_BACKOFF_MS = 20;
 export const MAX_BACKOFF_MS = 500;
+/**
+ * Longest wait between tries while a route has no replica answering (starting, or scaled to zero): a replica
+ * that just subscribed is found within this, which is most of what a cold start costs beyond the start itself.
+ */
+export const HELD_RETRY_MS = 50;
+/** A router asks the autoscaler for a replica of a held route at most this often. */
+export const WAKE_INTERVAL_MS = 250;
 
 interface EndpointState {
   readonly record: EndpointRoutes;
@@ -120,6 +127,8 @@ const deadlineExceeded = (message: string) => new SwitchyardError("DEADLINE_EXCE
 export class Router {
   private readonly endpoints = new Map<string, EndpointState>();
   private readonly waiters = new Set<() => void>();
+  /** When this router last asked for a replica of a route (by subject). */
+  private readonly wakes = new Map<string, number>();
   private closed = false;
 
   private constructor(
@@ -386,11 +395,13 @@ export class Router {
         return { data: msg.data, headers: msg.headers, errorCode: code, requestId, route };
       } catch (err) {
         if (err instanceof RequestError && err.isNoResponders()) {
-          // A replica that is starting (or, later, scaling from zero): hold the request and try again.
+          // A replica that is starting, or none at all (scaled to zero): hold the request, ask the autoscaler
+          // for a replica and try again soon.
           waitedFor = `served model '${route.served_model_name}' of endpoint '${endpoint}'`;
           if (track) this.hold(endpoint, route, track);
+          this.wakeUp(endpoint, route);
           pinned = undefined;
-          const wait = Math.min(backoff, deadline - Date.now());
+          const wait = Math.min(backoff, HELD_RETRY_MS, deadline - Date.now());
           backoff = Math.min(backoff * 2, MAX_BACKOFF_MS);
           if (wait > 0) await this.pause(wait);
           continue;
@@ -408,6 +419,23 @@ export class Router {
           },
         );
       }
+    }
+  }
+
+  /** Asks the autoscaler for a replica of a route nothing answers (it may be scaled to zero). */
+  private wakeUp(endpoint: string, route: LiveRoute): void {
+    const now = Date.now();
+    if (now - (this.wakes.get(route.subject) ?? 0) < WAKE_INTERVAL_MS) return;
+    if (this.wakes.size > 1_000) this.wakes.clear(); // subjects of long-retired generations
+    this.wakes.set(route.subject, now);
+    try {
+      this.nc.publish(
+        this.names.subjects.scaleWake(endpoint),
+        JSON.stringify({ endpoint, served_model: route.served_model_name }),
+      );
+    } catch (err) {
+      // The request keeps waiting either way; the next try asks again.
+      this.logger?.warn({ err, endpoint }, "could not publish a scale wake");
     }
   }
 

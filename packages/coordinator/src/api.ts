@@ -30,6 +30,7 @@ import {
   notFound,
   QUEUE_GROUPS,
   ReplicaStatus,
+  type ScaleDecision,
   STREAM_NAME,
   SwitchyardError,
 } from "@switchyard/protocol";
@@ -39,9 +40,9 @@ import type { BatchJobs } from "./batch.js";
 import { ModelLookup, resolveVersions, validateConfig } from "./resolve.js";
 import { deploymentOf } from "./rollout.js";
 import { newSchedule, type ScheduleView, scheduleView } from "./schedules.js";
-import { cleanupEndpoint, readAll, readAssignments, readRecord, type Stores } from "./state.js";
+import { cleanupEndpoint, readAll, readAssignments, readRecord, readScales, type Stores } from "./state.js";
 import type { StreamJobs } from "./streams.js";
-import { liveTargets, targetsOf } from "./targets.js";
+import { liveTargets, type ServedTarget, scaledTarget, targetsOf } from "./targets.js";
 import { type EndpointObservation, type EndpointView, endpointView, type ServedObservation } from "./view.js";
 
 export interface ApiOptions {
@@ -331,11 +332,12 @@ export class ManagementApi {
 
   /** The GET body: the record plus what is observed of its replicas (versions served, deployment states). */
   private async view(record: EndpointRecord, lookup: ModelLookup): Promise<EndpointView> {
-    const [assignments, statusList, nodes, routesEntry] = await Promise.all([
+    const [assignments, statusList, nodes, routesEntry, scales] = await Promise.all([
       readAssignments(this.o.stores),
       readAll(this.o.stores.cluster, "replica.*", ReplicaStatus, "replica status"),
       readAll(this.o.stores.liveness, keys.nodes, NodeHeartbeat, "node heartbeat"),
       this.o.stores.cluster.get(keys.routes(record.name)),
+      readScales(this.o.stores, record.name),
     ]);
     const observed = {
       assignments,
@@ -345,20 +347,26 @@ export class ManagementApi {
     const routes =
       routesEntry?.operation === "PUT" ? EndpointRoutes.safeParse(routesEntry.json()).data : undefined;
     const obs: EndpointObservation = { config: {}, pending: {} };
+    const serving = new Set<string>();
     for (const t of liveTargets(record, routes)) {
-      obs.config[t.served_model] = {
-        version: t.model_version,
-        ...pick(deploymentOf(observed, t)),
-      };
+      serving.add(t.group);
+      const decision = scales.get(keys.scale(record.name, t.served_model));
+      obs.config[t.served_model] = servedObservation(
+        scaledTarget(t, decision?.desired, true),
+        deploymentOf(observed, t),
+        decision,
+      );
     }
     if (record.pending_config && record.state.config_update === "IN_PROGRESS") {
       try {
         const versions = await resolveVersions(lookup, record.pending_config);
         for (const t of targetsOf(this.o.names, record.name, record.pending_config, versions)) {
-          obs.pending[t.served_model] = {
-            version: t.model_version,
-            ...pick(deploymentOf(observed, t)),
-          };
+          const decision = scales.get(keys.scale(record.name, t.served_model));
+          obs.pending[t.served_model] = servedObservation(
+            scaledTarget(t, decision?.desired, serving.has(t.group)),
+            deploymentOf(observed, t),
+            decision,
+          );
         }
       } catch (err) {
         for (const s of record.pending_config.served_models) {
@@ -373,10 +381,25 @@ export class ManagementApi {
   }
 }
 
-const pick = (d: ServedObservation): Omit<ServedObservation, "version"> => ({
-  deployment: d.deployment,
-  message: d.message,
-});
+/**
+ * What the GET body says of one served model: its deployment, replicas ready of desired, and the autoscaler's
+ * last decision. A served model scaled to zero is READY: the next request starts a replica (the router holds it
+ * meanwhile, up to its deadline).
+ */
+function servedObservation(
+  t: ServedTarget,
+  d: ReturnType<typeof deploymentOf>,
+  decision: ScaleDecision | undefined,
+): ServedObservation {
+  const atZero = t.replicas === 0 && d.total === 0;
+  return {
+    version: t.model_version,
+    deployment: atZero ? "DEPLOYMENT_READY" : d.deployment,
+    message: atZero ? "scaled to zero: the next request starts a replica" : d.message,
+    replicas: { ready: d.ready, desired: t.replicas },
+    ...(decision ? { autoscaler: decision } : {}),
+  };
+}
 
 function jobIdOf(body: Record<string, unknown>): string {
   const id = body.id;

@@ -5,11 +5,13 @@
 import { randomBytes } from "node:crypto";
 import type { KvWatchEntry } from "@nats-io/kv";
 import type { NatsConnection, QueuedIterator } from "@nats-io/transport-node";
+import { SCALE_DEFAULTS, type ScaleSettings } from "@switchyard/autoscaler";
 import { connectNats, type NatsOptions } from "@switchyard/nats";
 import { type ClusterNames, clusterNames, keys } from "@switchyard/protocol";
 import { Registry } from "@switchyard/registry";
 import { type Logger, pino } from "pino";
 import { ManagementApi } from "./api.js";
+import { AUTOSCALE_DEFAULTS, Autoscale } from "./autoscale.js";
 import { type BatchFiles, BatchJobs } from "./batch.js";
 import { LeaderLease } from "./lease.js";
 import { Reconciler } from "./reconcile.js";
@@ -41,6 +43,15 @@ export interface CoordinatorOptions {
   dataPath?: DataPath;
   /** How long a stream message may go unacked before it is redelivered (default 30 s). */
   streamAckWaitMs?: number;
+  /** The autoscaler's settings (defaults: SCALE_DEFAULTS and AUTOSCALE_DEFAULTS). */
+  autoscaler?: AutoscalerOptions;
+}
+
+export interface AutoscalerOptions extends Partial<ScaleSettings> {
+  /** How often the policy runs (default 1 s). */
+  intervalMs?: number;
+  /** How far back the average load reaches (default 3 s). */
+  windowMs?: number;
 }
 
 export const COORDINATOR_DEFAULTS = { rolloutTimeoutMs: 120_000, tickMs: 2_000 } as const;
@@ -58,6 +69,7 @@ export class Coordinator {
   private batch: BatchJobs | undefined;
   private streams: StreamJobs | undefined;
   private schedules: ScheduleRunner | undefined;
+  private autoscale: Autoscale | undefined;
   private watches: Array<QueuedIterator<KvWatchEntry>> = [];
   private tick: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
@@ -116,6 +128,25 @@ export class Coordinator {
       ...(this.batch ? { batch: this.batch } : {}),
     });
     this.api.start();
+    const scaling = this.opts.autoscaler ?? {};
+    const autoscale = new Autoscale({
+      nc: this.nc,
+      names: this.names,
+      stores: this.stores,
+      log: this.log,
+      settings: {
+        targetConcurrency: scaling.targetConcurrency ?? SCALE_DEFAULTS.targetConcurrency,
+        upStabilizationMs: scaling.upStabilizationMs ?? SCALE_DEFAULTS.upStabilizationMs,
+        downStabilizationMs: scaling.downStabilizationMs ?? SCALE_DEFAULTS.downStabilizationMs,
+        scaleToZeroAfterMs: scaling.scaleToZeroAfterMs ?? SCALE_DEFAULTS.scaleToZeroAfterMs,
+      },
+      intervalMs: scaling.intervalMs ?? AUTOSCALE_DEFAULTS.intervalMs,
+      windowMs: scaling.windowMs ?? AUTOSCALE_DEFAULTS.windowMs,
+      isLeader: () => this.isLeader,
+      streams: this.streams,
+      onChange: () => this.schedule(),
+    });
+    this.autoscale = autoscale;
     this.reconciler = new Reconciler({
       names: this.names,
       stores: this.stores,
@@ -123,6 +154,7 @@ export class Coordinator {
       log: this.log,
       rolloutTimeoutMs: this.opts.rolloutTimeoutMs ?? COORDINATOR_DEFAULTS.rolloutTimeoutMs,
       streams: this.streams,
+      scorers: (job) => autoscale.scorers(job),
       ...(this.batch ? { batch: this.batch } : {}),
     });
     // Schedules submit through this coordinator's batch jobs unless told otherwise (tests count submits).
@@ -152,6 +184,7 @@ export class Coordinator {
       if (leader) this.schedule();
     });
     this.lease.start();
+    this.autoscale.start();
     this.tick = setInterval(() => this.schedule(), this.opts.tickMs ?? COORDINATOR_DEFAULTS.tickMs);
     this.log.info("coordinator started");
   }
@@ -161,6 +194,7 @@ export class Coordinator {
     this.stopped = true;
     clearInterval(this.tick);
     for (const w of this.watches) w.stop();
+    await this.autoscale?.stop();
     await this.running;
     await this.lease?.stop();
     await this.api?.stop();

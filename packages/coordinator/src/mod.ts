@@ -2,12 +2,18 @@
 // replica assignments and routes, firing batch schedules. Policies (placement, rollouts, generations, the GET
 // view, schedule ticks) are pure and exported.
 export { ManagementApi } from "./api.js";
+export { AUTOSCALE_DEFAULTS, Autoscale, type AutoscaleOptions, type StreamLag } from "./autoscale.js";
 export {
   type BatchFiles,
   BatchJobs,
   type PlannedFiles,
 } from "./batch.js";
-export { COORDINATOR_DEFAULTS, Coordinator, type CoordinatorOptions } from "./coordinator.js";
+export {
+  type AutoscalerOptions,
+  COORDINATOR_DEFAULTS,
+  Coordinator,
+  type CoordinatorOptions,
+} from "./coordinator.js";
 export { LeaderLease } from "./lease.js";
 export {
   capReplicas,
@@ -20,7 +26,7 @@ export {
   type ReplicaGroup,
   threadsPerReplica,
 } from "./placement.js";
-export { Reconciler, wantedWorkers } from "./reconcile.js";
+export { Reconciler } from "./reconcile.js";
 export {
   decideRollout,
   deploymentOf,
@@ -54,12 +60,11 @@ export {
   tickRequest,
 } from "./schedules.js";
 export {
-  CONCURRENCY_PER_REPLICA,
   generationOf,
-  replicasFor,
   routesOf,
   type ServedTarget,
   sameRoutes,
+  scaledTarget,
   targetsOf,
 } from "./targets.js";
 export {

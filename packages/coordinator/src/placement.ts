@@ -48,10 +48,11 @@ export const groupKey = (endpoint: string, served: string, generation: string) =
 
 /**
  * Caps replica counts so their sum stays within `budget` (the live nodes' total threads), taking from the
- * largest group first. A group never drops below one replica: a served model without one cannot serve.
+ * largest group first. A group that wants replicas never drops below one (a served model without one cannot
+ * serve); only a group that wants none (scaled to zero) gets none.
  */
 export function capReplicas(groups: ReplicaGroup[], budget: number): Map<string, number> {
-  const counts = new Map(groups.map((g) => [g.key, Math.max(1, g.replicas)]));
+  const counts = new Map(groups.map((g) => [g.key, g.replicas <= 0 ? 0 : g.replicas]));
   let total = [...counts.values()].reduce((a, b) => a + b, 0);
   const order = [...counts.keys()].sort();
   while (total > budget) {

@@ -4,11 +4,14 @@
 // reads KV afresh, writes records with compare-and-set, and catches and logs each endpoint's step so one bad
 // endpoint never stops the others. It keeps no state between passes, so a new leader continues any rollout.
 import { randomBytes } from "node:crypto";
+import { batchWorkers } from "@switchyard/autoscaler";
+import { listKeys } from "@switchyard/nats";
 import {
   type BatchJob,
   type BatchWorkerSpec,
   type ClusterNames,
   type EndpointRecord,
+  jobKeys,
   keys,
   type ReplicaSpec,
   type StreamJob,
@@ -35,7 +38,7 @@ import {
   type StoredRecord,
   type Stores,
 } from "./state.js";
-import type { ServedTarget } from "./targets.js";
+import { type ServedTarget, scaledTarget } from "./targets.js";
 
 /** Running batch jobs, whose workers are placed beside replicas (the thread budget is shared). */
 export interface BatchWork {
@@ -58,6 +61,8 @@ export interface ReconcilerOptions {
   rolloutTimeoutMs: number;
   /** The clock rollout deadlines are judged by (injected in tests). */
   now?: () => number;
+  /** Scorers the autoscaler wants for a running stream job (undefined: none decided yet, so `parallelism`). */
+  scorers?: (job: StreamJob) => number | undefined;
 }
 
 /** What one endpoint wants from placement this pass. */
@@ -121,10 +126,20 @@ export class Reconciler {
       this.o.log.error({ err }, "reconcile: reading stream jobs failed");
     }
     const batchGroups: JobGroup[] = [
-      ...jobs.map((j) => ({ key: batchGroup(j.id), replicas: wantedWorkers(j, budget), job: j })),
+      ...(await Promise.all(
+        jobs.map(async (j) => ({
+          key: batchGroup(j.id),
+          replicas: batchWorkers({
+            asked: (j.request as { workers?: number }).workers,
+            budget,
+            shardsLeft: await this.shardsLeft(j),
+          }),
+          job: j,
+        })),
+      )),
       ...streams.map((s) => ({
         key: streamGroup(s.name),
-        replicas: (s.request as { parallelism?: number }).parallelism ?? 1,
+        replicas: this.o.scorers?.(s) ?? (s.request as { parallelism?: number }).parallelism ?? 1,
         stream: s,
       })),
     ];
@@ -189,7 +204,7 @@ export class Reconciler {
         resolution = { error: err instanceof Error ? err.message : String(err) };
       }
     }
-    const want = wantedTargets(this.o.names, rec, snap.routes.get(rec.name), resolution);
+    const want = scaled(wantedTargets(this.o.names, rec, snap.routes.get(rec.name), resolution), snap.scales);
     if ("error" in resolution && !want.pending) {
       // An alias or model that vanished from the registry.
       this.o.log.warn(
@@ -324,6 +339,19 @@ export class Reconciler {
     }
   }
 
+  /**
+   * Shards of a running job still queued or running (not yet recorded done or failed): its workers follow
+   * them. Each worker scores on one thread; its reading and writing run beside it.
+   */
+  private async shardsLeft(job: BatchJob): Promise<number> {
+    try {
+      return job.shards - (await listKeys(this.o.stores.jobs, jobKeys.shardsOf(job.id))).length;
+    } catch (err) {
+      this.o.log.warn({ err, jobId: job.id }, "reconcile: counting finished shards failed");
+      return job.shards;
+    }
+  }
+
   /** Routes of endpoints that no longer exist, statuses of replicas on dead nodes with no assignment. */
   private async collectGarbage(snap: ClusterSnapshot): Promise<void> {
     for (const endpoint of snap.routes.keys()) {
@@ -340,10 +368,12 @@ export class Reconciler {
 }
 
 /**
- * Workers a running job asks for: what it was given (`workers`), else as many as the cluster's thread budget,
- * never more than it has shards. Each worker scores on one thread: its reading and writing run beside it.
+ * The autoscaler's desired replicas applied to what an endpoint wants: the serving generations follow the
+ * decision (down to zero), a generation being rolled out gets at least one.
  */
-export function wantedWorkers(job: BatchJob, budget: number): number {
-  const asked = (job.request as { workers?: number }).workers ?? budget;
-  return Math.max(1, Math.min(asked, job.shards));
+function scaled(want: Wanted, scales: ClusterSnapshot["scales"]): Wanted {
+  const serving = new Set(want.live.map((t) => t.group));
+  const apply = (t: ServedTarget) =>
+    scaledTarget(t, scales.get(keys.scale(t.endpoint, t.served_model))?.desired, serving.has(t.group));
+  return { ...want, target: want.target.map(apply), live: want.live.map(apply) };
 }

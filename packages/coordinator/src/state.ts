@@ -13,6 +13,7 @@ import {
   NodeHeartbeat,
   type ReplicaSpec,
   ReplicaStatus,
+  ScaleDecision,
   WorkSpec,
 } from "@switchyard/protocol";
 
@@ -61,6 +62,15 @@ export interface ClusterSnapshot {
   workers: WorkerAssignment[];
   statuses: Map<string, ReplicaStatus>;
   nodes: NodeHeartbeat[];
+  /** The autoscaler's decisions by their key (`keys.scale(endpoint, served)`). */
+  scales: Map<string, ScaleDecision>;
+}
+
+/** The autoscaler's stored decisions (all, or one endpoint's), by key (`keys.scale(endpoint, served)`). */
+export async function readScales(stores: Stores, endpoint?: string): Promise<Map<string, ScaleDecision>> {
+  const filter = endpoint === undefined ? keys.scales : keys.scalesOf(endpoint);
+  const all = await readAll(stores.cluster, filter, ScaleDecision, "scale decision");
+  return new Map(all.map((d) => [d.key, d.value]));
 }
 
 /**
@@ -97,12 +107,13 @@ export async function readWork(
 }
 
 export async function readSnapshot(stores: Stores): Promise<ClusterSnapshot> {
-  const [records, routes, work, statuses, nodes] = await Promise.all([
+  const [records, routes, work, statuses, nodes, scales] = await Promise.all([
     readAll(stores.endpoints, ">", EndpointRecord, "endpoint record"),
     readAll(stores.cluster, keys.allRoutes, EndpointRoutes, "routes record"),
     readWork(stores),
     readAll(stores.cluster, keys.replicas, ReplicaStatus, "replica status"),
     readAll(stores.liveness, keys.nodes, NodeHeartbeat, "node heartbeat"),
+    readScales(stores),
   ]);
   return {
     records: new Map(records.map((r) => [r.value.name, { record: r.value, revision: r.revision }])),
@@ -111,14 +122,16 @@ export async function readSnapshot(stores: Stores): Promise<ClusterSnapshot> {
     workers: work.workers,
     statuses: new Map(statuses.map((s) => [s.value.replica_id, s.value])),
     nodes: nodes.map((n) => n.value),
+    scales,
   };
 }
 
-/** Deletes an endpoint's routes, then its assignments, then its record. */
+/** Deletes an endpoint's routes, then its assignments and scale decisions, then its record. */
 export async function cleanupEndpoint(stores: Stores, name: string): Promise<void> {
   await stores.cluster.delete(keys.routes(name));
   for (const a of await readAssignments(stores)) {
     if (a.spec.endpoint === name) await stores.cluster.delete(keys.assignment(a.node_id, a.replica_id));
   }
+  for (const key of (await readScales(stores, name)).keys()) await stores.cluster.delete(key);
   await stores.endpoints.delete(keys.endpoint(name));
 }

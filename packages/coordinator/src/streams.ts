@@ -198,6 +198,12 @@ export class StreamJobs {
     return all.map((r) => r.value).filter((j) => j.state === "RUNNING");
   }
 
+  /** Messages of a job's source its consumer has not delivered yet (what its scorers scale on). */
+  async lag(job: StreamJob): Promise<number> {
+    const consumer = await this.jsm!.consumers.info(job.source.stream, job.source.consumer);
+    return consumer.num_pending;
+  }
+
   private async setState(
     name: string,
     state: StreamJob["state"],

@@ -1,6 +1,7 @@
 // What an endpoint config asks for once its versions are resolved: per served model a generation (a hash of
 // what the replica serves and how), its queue-group subject and its replica count. Pure; no NATS here.
 import { createHash } from "node:crypto";
+import { initialReplicas, type ReplicaBounds, replicaBounds } from "@switchyard/autoscaler";
 import {
   aliasOf,
   type ClusterNames,
@@ -10,7 +11,6 @@ import {
   type LiveRoute,
   REPLICA_DEFAULTS,
   type ServedModel,
-  WORKLOAD_REPLICAS,
 } from "@switchyard/protocol";
 import { groupKey } from "./placement.js";
 
@@ -28,21 +28,25 @@ export interface ServedTarget {
   max_queue: number;
   generation: string;
   subject: string;
+  /** Replicas to run: the autoscaler's decision once there is one (see `scaledTarget`), else the initial count. */
   replicas: number;
+  /** The served model's replica range (its provisioned concurrency). */
+  bounds: Pick<ReplicaBounds, "min" | "max">;
   group: string;
 }
 
-/** Provisioned concurrency per replica when a config gives min/max_provisioned_concurrency. */
-export const CONCURRENCY_PER_REPLICA = 8;
+/** Bounds of a served model the live config no longer names: it serves with one replica until retired. */
+const RETIRED_BOUNDS = { min: 1, max: 1 } as const;
 
 /**
- * Replicas for a served model: WORKLOAD_REPLICAS[workload_size], or — when provisioned concurrency is
- * given — one replica per CONCURRENCY_PER_REPLICA of max_provisioned_concurrency (else of min), at least 1.
+ * A target with the autoscaler's desired replicas (`undefined`: no decision yet), held within the target's
+ * bounds (a config update may have moved them). A generation that does not serve yet gets at least one
+ * replica, so it can become READY and the routes can flip to it.
  */
-export function replicasFor(s: ServedModel): number {
-  const c = s.max_provisioned_concurrency ?? s.min_provisioned_concurrency;
-  if (c !== undefined) return Math.max(1, Math.ceil(c / CONCURRENCY_PER_REPLICA));
-  return WORKLOAD_REPLICAS[s.workload_size];
+export function scaledTarget(t: ServedTarget, desired: number | undefined, serving: boolean): ServedTarget {
+  if (desired === undefined) return t;
+  const replicas = Math.min(Math.max(desired, t.bounds.min), t.bounds.max);
+  return { ...t, replicas: serving ? replicas : Math.max(1, replicas) };
 }
 
 /**
@@ -90,6 +94,7 @@ export function targetsOf(
     if (model_version === undefined) throw new Error(`served model '${s.name}' has no resolved version`);
     const settings = { model_name: s.model_name, model_version, ...batchingOf(s) };
     const generation = generationOf(settings);
+    const bounds = replicaBounds(s);
     return {
       endpoint,
       served_model: s.name,
@@ -98,7 +103,8 @@ export function targetsOf(
       ...settings,
       generation,
       subject: `${names.subjects.served(endpoint, s.name)}.${generation}`,
-      replicas: replicasFor(s),
+      replicas: initialReplicas(bounds),
+      bounds,
       group: groupKey(endpoint, s.name, generation),
     };
   });
@@ -113,6 +119,7 @@ export function liveTargets(rec: EndpointRecord, routes: EndpointRoutes | undefi
   return routes.routes.map((r) => {
     const s = rec.config?.served_models.find((m) => m.name === r.served_model_name);
     const generation = generationOfSubject(r.subject);
+    const bounds = s ? replicaBounds(s) : RETIRED_BOUNDS;
     return {
       endpoint: rec.name,
       served_model: r.served_model_name,
@@ -123,7 +130,8 @@ export function liveTargets(rec: EndpointRecord, routes: EndpointRoutes | undefi
       ...batchingOf(s),
       generation,
       subject: r.subject,
-      replicas: s ? replicasFor(s) : 1,
+      replicas: initialReplicas(bounds),
+      bounds,
       group: groupKey(rec.name, r.served_model_name, generation),
     };
   });

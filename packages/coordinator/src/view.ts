@@ -1,6 +1,6 @@
 // The GET body of an endpoint in Databricks' shape (GET /api/2.0/serving-endpoints/{name}), built from the
 // KV record and what is observed of its replicas. Pure: the caller gathers versions and deployment states.
-import type { EndpointConfig, EndpointRecord, ServedModel } from "@switchyard/protocol";
+import type { EndpointConfig, EndpointRecord, ScaleDecision, ServedModel } from "@switchyard/protocol";
 import { aliasOf } from "@switchyard/protocol";
 
 export const DEPLOYMENT_STATES = [
@@ -16,6 +16,10 @@ export interface ServedObservation {
   version?: number;
   deployment: DeploymentState;
   message: string;
+  /** Replicas READY now, and how many the served model should run. */
+  replicas?: { ready: number; desired: number };
+  /** The autoscaler's last decision for it. */
+  autoscaler?: ScaleDecision;
 }
 
 export interface EndpointObservation {
@@ -58,6 +62,18 @@ function servedView(
       deployment: o?.deployment ?? "DEPLOYMENT_CREATING",
       deployment_state_message: o?.message ?? "",
     },
+    ...(o?.replicas ? { replicas: o.replicas } : {}),
+    ...(o?.autoscaler
+      ? {
+          autoscaler: {
+            desired: o.autoscaler.desired,
+            wanted: o.autoscaler.wanted,
+            reason: o.autoscaler.reason,
+            limited_by: o.autoscaler.limited_by,
+            at: o.autoscaler.at,
+          },
+        }
+      : {}),
     creator: rec.creator,
     creation_timestamp: rec.creation_timestamp,
   };
@@ -85,9 +101,10 @@ function configView(
 
 /**
  * Databricks' endpoint body: `state.{ready, config_update}`, `config` (what serves now) and `pending_config`
- * (while an update runs, with `start_time`). Extensions: `state.message` (why the last update failed) and, for
+ * (while an update runs, with `start_time`). Extensions: `state.message` (why the last update failed); for
  * a served model that follows an alias, `entity_version` is the version it serves and `entity_alias`
- * (`model_alias` in the served_models form) the alias it follows.
+ * (`model_alias` in the served_models form) the alias it follows; per served model `replicas` ({ready, desired})
+ * and `autoscaler` (the last decision: desired, wanted, reason, limited_by, at).
  */
 export function endpointView(rec: EndpointRecord, obs: EndpointObservation): EndpointView {
   return {

@@ -13,7 +13,7 @@ import {
   generationOf,
   type PlacedReplica,
   placeReplicas,
-  replicasFor,
+  scaledTarget,
   targetsOf,
 } from "../src/mod.js";
 
@@ -175,22 +175,30 @@ describe("generations and replica counts", () => {
     expect(t3[0]!.generation).toBe(t1[0]!.generation);
   });
 
-  it("maps provisioned concurrency to replicas (one per 8, at least one)", () => {
-    const s = normalizeEndpointConfig({
-      served_entities: [
-        {
-          entity_name: "m",
-          entity_version: "1",
-          min_provisioned_concurrency: 0,
-          max_provisioned_concurrency: 20,
-        },
-      ],
-    }).config!.served_models[0]!;
-    expect(replicasFor(s)).toBe(3);
-    expect(replicasFor({ ...s, max_provisioned_concurrency: 0 })).toBe(1);
-    expect(
-      replicasFor({ ...s, min_provisioned_concurrency: undefined, max_provisioned_concurrency: undefined }),
-    ).toBe(1);
+  it("starts a served model at its minimum replicas, one when it may scale to zero, then follows the autoscaler", () => {
+    const names = clusterNames("tgen");
+    const served = (extra: Record<string, unknown>) =>
+      normalizeEndpointConfig({ served_entities: [{ entity_name: "m", entity_version: "1", ...extra }] })
+        .config!;
+    const [medium] = targetsOf(names, "ep", served({ workload_size: "Medium" }), { "m-1": 1 });
+    expect(medium!.replicas).toBe(2);
+    expect(medium!.bounds).toMatchObject({ min: 2, max: 4 });
+    const [zero] = targetsOf(names, "ep", served({ scale_to_zero_enabled: true }), { "m-1": 1 });
+    expect([zero!.replicas, zero!.bounds.min]).toEqual([1, 0]);
+    const [pc] = targetsOf(
+      names,
+      "ep",
+      served({ min_provisioned_concurrency: 0, max_provisioned_concurrency: 20 }),
+      { "m-1": 1 },
+    );
+    expect(pc!.bounds).toMatchObject({ min: 0, max: 5 });
+    // The autoscaler's decision, held within the bounds; a generation not serving yet gets one to become READY.
+    expect(scaledTarget(medium!, 3, true).replicas).toBe(3);
+    expect(scaledTarget(medium!, 9, true).replicas).toBe(4);
+    expect(scaledTarget(medium!, 0, true).replicas).toBe(2);
+    expect(scaledTarget(zero!, 0, true).replicas).toBe(0);
+    expect(scaledTarget(zero!, 0, false).replicas).toBe(1);
+    expect(scaledTarget(zero!, undefined, true).replicas).toBe(1);
   });
 });
 

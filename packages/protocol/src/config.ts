@@ -29,9 +29,56 @@ export const LocalClusterConfig = z
   .strict();
 export type LocalClusterConfig = z.infer<typeof LocalClusterConfig>;
 
+const DURATION = /^(\d+(?:\.\d+)?)(ms|s|m|h)$/;
+const UNIT_MS = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000 } as const;
+
+/**
+ * A duration as people write it — `500ms`, `30s`, `30m`, `2h` — or a number of milliseconds, in ms; undefined
+ * when it is neither.
+ */
+export function parseDuration(value: string | number): number | undefined {
+  if (typeof value === "number") return Number.isInteger(value) && value >= 0 ? value : undefined;
+  const m = DURATION.exec(value.trim());
+  if (m) return Math.round(Number(m[1]) * UNIT_MS[m[2] as keyof typeof UNIT_MS]);
+  return /^\d+$/.test(value.trim()) ? Number(value.trim()) : undefined;
+}
+
+/** A duration field: `30s`, `30m`, `2h`, `500ms` or milliseconds; parsed to ms. */
+export const Duration = z.union([z.string(), z.number()]).transform((v, ctx) => {
+  const ms = parseDuration(v);
+  if (ms === undefined) {
+    ctx.addIssue({
+      code: "custom",
+      message: `expected a duration such as 30s, 30m, 2h, 500ms or a number of milliseconds, got ${JSON.stringify(v)}`,
+    });
+    return z.NEVER;
+  }
+  return ms;
+});
+
+/** The autoscaler's defaults (ms): Databricks' 30 minutes to zero; Kubernetes HPA's stabilisation windows. */
+export const AUTOSCALER_DEFAULTS = {
+  scaleToZeroAfterMs: 30 * 60_000,
+  upStabilizationMs: 0,
+  downStabilizationMs: 30_000,
+} as const;
+
+export const AutoscalerConfig = z
+  .object({
+    /** A served model with scale_to_zero_enabled and no request for this long goes to zero replicas. */
+    scaleToZeroAfter: Duration.default(AUTOSCALER_DEFAULTS.scaleToZeroAfterMs),
+    /** Scale up only to the lowest replica count load asked for over this window (0: at once). */
+    upStabilization: Duration.default(AUTOSCALER_DEFAULTS.upStabilizationMs),
+    /** Scale down only to the highest replica count load asked for over this window, so lulls do not thrash. */
+    downStabilization: Duration.default(AUTOSCALER_DEFAULTS.downStabilizationMs),
+  })
+  .strict();
+export type AutoscalerConfig = z.infer<typeof AutoscalerConfig>;
+
 export const ClusterConfig = z
   .object({
     cluster: LocalClusterConfig.default(LocalClusterConfig.parse({})),
+    autoscaler: AutoscalerConfig.default(AutoscalerConfig.parse({})),
   })
   .strict();
 export type ClusterConfig = z.infer<typeof ClusterConfig>;

@@ -8,8 +8,16 @@ import { aliasOf, defaultServedName, isModelName, isResourceName } from "./names
 export const WORKLOAD_SIZES = ["Small", "Medium", "Large"] as const;
 export const WorkloadSize = z.enum(WORKLOAD_SIZES);
 export type WorkloadSize = z.infer<typeof WorkloadSize>;
-/** Replicas per served model until the autoscaler exists (capped by the hosts' thread budget). */
-export const WORKLOAD_REPLICAS: Record<WorkloadSize, number> = { Small: 1, Medium: 2, Large: 4 };
+/**
+ * Provisioned concurrency (requests served at once) per workload size, as Databricks maps it: the autoscaler
+ * keeps a served model between these unless `min/max_provisioned_concurrency` override them, and
+ * `scale_to_zero_enabled` lowers the minimum to zero.
+ */
+export const WORKLOAD_CONCURRENCY: Record<WorkloadSize, { min: number; max: number }> = {
+  Small: { min: 4, max: 4 },
+  Medium: { min: 8, max: 16 },
+  Large: { min: 16, max: 64 },
+};
 
 /** Databricks sends versions as strings ("3"); numbers are accepted too; "@alias" follows an alias. */
 const Version = z.union([z.string().min(1), z.number().int().positive()]).transform((v) => String(v));

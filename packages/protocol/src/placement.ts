@@ -27,6 +27,10 @@ export const keys = {
   routes: (endpoint: string) => `routes.${subjectToken(endpoint)}`,
   allRoutes: "routes.*",
   endpoint: (endpoint: string) => subjectToken(endpoint),
+  /** The autoscaler's last decision for one served model of an endpoint (a ScaleDecision). */
+  scale: (endpoint: string, served: string) => `scale.${subjectToken(endpoint)}.${subjectToken(served)}`,
+  scalesOf: (endpoint: string) => `scale.${subjectToken(endpoint)}.*`,
+  scales: "scale.>",
 };
 
 export const NodeHeartbeat = z
@@ -176,3 +180,32 @@ export const EndpointRoutes = z
   })
   .strict();
 export type EndpointRoutes = z.infer<typeof EndpointRoutes>;
+
+export const SCALE_LIMITS = ["capacity", "max", "min"] as const;
+
+/**
+ * The autoscaler's decision for one served model (key `scale.<endpoint>.<served>`), written by the leading
+ * coordinator when it changes: the reconciler runs `desired` replicas of the served model, and a coordinator
+ * that takes the lease over continues from here.
+ */
+export const ScaleDecision = z
+  .object({
+    /** Replicas to run (0: scaled to zero). */
+    desired: z.number().int().nonnegative(),
+    /** Replicas the load asks for (stabilised), before the bounds and the nodes' capacity. */
+    wanted: z.number().int().nonnegative(),
+    /** Why, for people. */
+    reason: z.string(),
+    /** What held `desired` away from `wanted`, if anything. */
+    limited_by: z.enum(SCALE_LIMITS).nullable(),
+    /** Epoch ms of the decision. */
+    at: z.number().int(),
+    /** Epoch ms the autoscaler last saw a request for the served model (scale to zero counts from here). */
+    last_request_at: z.number().int(),
+  })
+  .strict();
+export type ScaleDecision = z.infer<typeof ScaleDecision>;
+
+/** What a router publishes on `scaleWake(endpoint)` while it holds a request nothing answers. */
+export const ScaleWake = z.object({ endpoint: z.string(), served_model: z.string() }).strict();
+export type ScaleWake = z.infer<typeof ScaleWake>;

@@ -11,7 +11,7 @@ import {
   updateConfig,
   updateName,
 } from "../endpoint-config.js";
-import { table } from "../output.js";
+import { table, when } from "../output.js";
 import { type GlobalOptions, withClient } from "./context.js";
 
 type State = { ready?: string; config_update?: string; message?: string };
@@ -56,9 +56,20 @@ function summary(e: EndpointView): string {
     const model = m.entity_name ?? m.model_name;
     const version = m.entity_version ?? m.model_version;
     const pct = routes.find((r) => r.served_model_name === m.name)?.traffic_percentage ?? 0;
+    const state = (m.state ?? {}) as { deployment?: string; deployment_state_message?: string };
+    const replicas = m.replicas as { ready: number; desired: number } | undefined;
     lines.push(
-      `  ${m.name}: models:/${model}/${version}  ${pct}%  ${(m.state as { deployment?: string })?.deployment ?? ""}`,
+      `  ${m.name}: models:/${model}/${version}  ${pct}%  ${state.deployment ?? ""}` +
+        (replicas ? `  replicas ${replicas.ready}/${replicas.desired} ready` : ""),
     );
+    if (replicas?.desired === 0 && state.deployment_state_message) {
+      lines.push(`    ${state.deployment_state_message}`);
+    }
+    const scale = m.autoscaler as { reason: string; limited_by: string | null; at: number } | undefined;
+    if (scale) {
+      const limit = scale.limited_by ? ` [limited by ${scale.limited_by}]` : "";
+      lines.push(`    autoscaler (${when(scale.at)}): ${scale.reason}${limit}`);
+    }
   }
   return lines.join("\n");
 }

@@ -7,12 +7,13 @@ import path from "node:path";
 import { AGENT_DEFAULTS, NodeAgent } from "@switchyard/agent";
 import { COORDINATOR_DEFAULTS, Coordinator } from "@switchyard/coordinator";
 import { batchFiles, underDataRoots } from "@switchyard/jobs";
-import { STREAM_DEFAULTS } from "@switchyard/protocol";
+import { AUTOSCALER_DEFAULTS, STREAM_DEFAULTS } from "@switchyard/protocol";
 import { type Command, Option } from "commander";
 import { pino } from "pino";
 import { defaultCacheDir, defaultDataDir, natsOptionsOf, resolveTarget } from "../cluster-file.js";
 import { startBridgeRole } from "../roles.js";
 import type { GlobalOptions } from "./context.js";
+import { durationFlag } from "./flags.js";
 
 function untilSignal(): Promise<string> {
   return new Promise((resolve) => {
@@ -33,6 +34,7 @@ function positiveInt(value: string | undefined, flag: string): number | undefine
 
 interface CoordinatorFlags {
   id?: string;
+  scaleToZeroAfter?: string;
   rolloutTimeoutMs?: string;
   streamAckWaitMs?: string;
   dataRoot?: string[] | string;
@@ -60,6 +62,13 @@ export function roleCommands(program: Command, globals: () => GlobalOptions): vo
     )
     .addOption(
       new Option(
+        "--scale-to-zero-after <duration>",
+        "idle time (30s, 30m, 2h) after which a served model with scale_to_zero_enabled has no replica " +
+          `(default ${AUTOSCALER_DEFAULTS.scaleToZeroAfterMs / 60_000}m)`,
+      ).env("SWITCHYARD_SCALE_TO_ZERO_AFTER"),
+    )
+    .addOption(
+      new Option(
         "--data-root <dir...>",
         `directories batch jobs may read and write (default: the working directory; env: '${path.delimiter}'-separated)`,
       ).env("SWITCHYARD_DATA_ROOTS"),
@@ -80,6 +89,13 @@ export function roleCommands(program: Command, globals: () => GlobalOptions): vo
         id: opts.id ?? `${hostname()}-${process.pid}`,
         ...(rolloutTimeoutMs ? { rolloutTimeoutMs } : {}),
         ...(streamAckWaitMs ? { streamAckWaitMs } : {}),
+        ...(opts.scaleToZeroAfter !== undefined
+          ? {
+              autoscaler: {
+                scaleToZeroAfterMs: durationFlag(opts.scaleToZeroAfter, "--scale-to-zero-after"),
+              },
+            }
+          : {}),
         logger: logger(),
       });
       await c.start();

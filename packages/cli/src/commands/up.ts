@@ -1,9 +1,10 @@
 // `switchyard up`: the embedded local cluster in the foreground until Ctrl-C / SIGTERM.
 
-import { LocalClusterConfig } from "@switchyard/protocol";
+import { AutoscalerConfig, LocalClusterConfig } from "@switchyard/protocol";
 import type { Command } from "commander";
 import { findConfigFile, loadClusterConfig } from "../config-file.js";
 import { startLocalCluster } from "../local-cluster.js";
+import { durationFlag } from "./flags.js";
 
 interface UpOptions {
   config?: string;
@@ -13,6 +14,7 @@ interface UpOptions {
   syncAlways?: boolean;
   nodeThreads?: string;
   auth?: boolean;
+  scaleToZeroAfter?: string;
 }
 
 function port(value: string | undefined, flag: string): number | undefined {
@@ -40,6 +42,10 @@ export function upCommand(program: Command, dataDirFlag: () => string | undefine
     .option("--sync-always", "JetStream sync_interval: always (fsync every write)")
     .option("--node-threads <n>", "the local node's ORT thread budget (default: one per core)")
     .option("--no-auth", "turn bearer-token auth of the HTTP bridge OFF (not for shared machines)")
+    .option(
+      "--scale-to-zero-after <duration>",
+      "idle time (30s, 30m, 2h) after which a served model with scale_to_zero_enabled has no replica (default 30m)",
+    )
     .action(async (opts: UpOptions) => {
       const file = await loadClusterConfig(opts.config ?? findConfigFile());
       // Flags and environment override the config file; the schema re-validates the merge.
@@ -57,8 +63,14 @@ export function upCommand(program: Command, dataDirFlag: () => string | undefine
           : {}),
         ...(opts.auth === false ? { auth: false } : {}),
       });
+      const autoscaler = AutoscalerConfig.parse({
+        ...file.autoscaler,
+        ...(opts.scaleToZeroAfter !== undefined
+          ? { scaleToZeroAfter: durationFlag(opts.scaleToZeroAfter, "--scale-to-zero-after") }
+          : {}),
+      });
       const say = (msg: string) => process.stdout.write(`${msg}\n`);
-      const cluster = await startLocalCluster(config, say);
+      const cluster = await startLocalCluster(config, say, autoscaler);
       say(`cluster '${config.name}' is up; connection details in ${cluster.clusterFilePath} (mode 0600)`);
       say("press Ctrl-C to stop");
 
