@@ -219,7 +219,10 @@ export function clusterClient(up: Up) {
       const kv = await new Kvm(nc).open(clusterNames(up.info().cluster).buckets.cluster);
       const pids: number[] = [];
       for await (const key of await kv.keys("replica.*")) {
-        const s = (await kv.get(key))?.json<{ endpoint: string; state: string; pid: number | null }>();
+        const e = await kv.get(key);
+        // A replica that stopped leaves a delete marker under its key.
+        if (e?.operation !== "PUT") continue;
+        const s = e.json<{ endpoint: string; state: string; pid: number | null }>();
         if (s?.endpoint === endpoint && s.state === "READY" && s.pid) pids.push(s.pid);
       }
       return pids.sort();

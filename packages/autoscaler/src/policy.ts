@@ -153,11 +153,17 @@ export function decideScale(s: ScaleSettings, prev: ScaleState | undefined, o: S
 }
 
 /**
- * A router holds a request for a served model at zero replicas: one replica at once, past every window (the
- * new replica counts as recommended now, so the next steps do not take it away before it served).
+ * A router holds a request nothing answers. At zero replicas: one at once, past every window (the new replica
+ * counts as recommended now, so the next steps do not take it away before it served). Otherwise the request
+ * still counts as one seen now: a replica that is starting is not scaled away under a held request.
  */
-export function wakeScale(prev: ScaleState, now: number): ScaleState | undefined {
-  if (prev.decision.desired > 0) return undefined;
+export function wakeScale(prev: ScaleState, now: number): ScaleState {
+  if (prev.decision.desired > 0) {
+    return {
+      ...prev,
+      decision: { ...prev.decision, last_request_at: Math.max(now, prev.decision.last_request_at) },
+    };
+  }
   return {
     decision: {
       desired: 1,

@@ -199,11 +199,22 @@ describe("the scaling policy", () => {
       last_request_at: 20_500,
     });
     expect(woken.decision.reason).toBe("a request arrived at zero replicas: starting one");
-    // Not while replicas run.
-    expect(wakeScale(woken, 20_600)).toBeUndefined();
-    // The next steps keep it (no request finished yet, nothing observed): not scaled away before it serves.
-    const after = run(short, woken, 21_000, 9, () => ({ bounds: { min: 0, max: 4 } }));
-    expect(desired(after).every((x) => x === 1)).toBe(true);
+    // While the replica starts, the router keeps waking: each wake counts as a request seen then, so the replica
+    // is not scaled away under a held request however long it takes to start.
+    let state = woken;
+    for (let t = 21_000; t < 60_000; t += 1_000) {
+      state = wakeScale(state, t - 500);
+      state = decideScale(short, state, {
+        now: t,
+        bounds: { min: 0, max: 4 },
+        capacity: 4,
+        concurrency: 0,
+        requests: 0,
+        held: 0,
+      });
+      expect(state.decision.desired).toBe(1);
+    }
+    expect(state.decision.last_request_at).toBe(58_500);
     // Held requests (a lost wake) bring it back too.
     const held = last(run(short, zero, 21_000, 1, () => ({ bounds: { min: 0, max: 4 }, held: 3 })));
     expect(held.decision).toMatchObject({ desired: 1, last_request_at: 21_000 });
