@@ -219,8 +219,9 @@ export class Autoscale {
       prev = resumeScale(found.value, this.now());
     }
     const next = wakeScale(prev, this.now());
-    if (!next) return;
     this.states.set(key, next);
+    // Written only when it starts a replica; a held request's time goes out with the next step's decision.
+    if (prev.decision.desired > 0) return;
     await this.o.stores.cluster.put(key, JSON.stringify(next.decision));
     this.o.log.info(
       { endpoint: w.endpoint, servedModel: w.served_model },
