@@ -11,4 +11,6 @@ export default defineConfig({
     httpPort: 8080,
     syncAlways: false,
   },
+  // Served models with scale_to_zero_enabled stop their replicas after this long without a request.
+  autoscaler: { scaleToZeroAfter: "30m" },
 });

@@ -71,6 +71,22 @@ describe("autoscaling through switchyard up", () => {
     if (up) expect(await up.stop()).toBe(0);
   });
 
+  it("refuses a scale-to-zero time that is not a duration, naming the flag and the config field", async () => {
+    const dir = tempDir("sy-as-bad-");
+    const bad = await cli(["up", "--data-dir", path.join(dir, "data"), "--scale-to-zero-after", "soon"]);
+    expect(bad.code).not.toBe(0);
+    expect(bad.stderr).toContain(
+      "--scale-to-zero-after: expected a duration such as 30s, 30m, 2h, 500ms or milliseconds, got 'soon'",
+    );
+    const config = path.join(dir, "cluster.config.mjs");
+    writeFileSync(config, "export default { autoscaler: { scaleToZeroAfter: '10 minutes' } };\n");
+    const file = await cli(["up", "--data-dir", path.join(dir, "data"), "--config", config]);
+    expect(file.code).not.toBe(0);
+    expect(file.stderr).toContain(
+      'autoscaler.scaleToZeroAfter: expected a duration such as 30s, 30m, 2h, 500ms or a number of milliseconds, got "10 minutes"',
+    );
+  });
+
   const served = async (endpoint: string): Promise<ServedView> => {
     const r = await c.call("GET", `/api/2.0/serving-endpoints/${endpoint}`);
     expect(r.status).toBe(200);
