@@ -29,7 +29,7 @@ const perNode = (rs: PlacedReplica[]) => {
 };
 
 describe("placement", () => {
-  it("caps total replicas at the live nodes' thread budget, largest groups first, never below one", () => {
+  it("caps total replicas at the live nodes' thread budget, largest groups first, never below one unless zero is wanted", () => {
     const counts = capReplicas(
       [
         { key: "a", replicas: 4 },
@@ -53,6 +53,18 @@ describe("placement", () => {
       a: 1,
       b: 1,
     });
+    // A group scaled to zero gets none; the others still share the budget.
+    expect(
+      Object.fromEntries(
+        capReplicas(
+          [
+            { key: "a", replicas: 0 },
+            { key: "b", replicas: 3 },
+          ],
+          2,
+        ),
+      ),
+    ).toEqual({ a: 0, b: 2 });
     const plan = placeReplicas({
       groups: [{ key: "e/s/g", replicas: 4 }],
       nodes: [{ node_id: "n1", threads: 3 }],
@@ -244,6 +256,51 @@ describe("the Databricks GET body", () => {
     rejected: {},
     deleted: false,
   };
+
+  it("shows each served model's replicas and the autoscaler's last decision", () => {
+    const decision = {
+      desired: 0,
+      wanted: 0,
+      reason: "no requests for 30 min: scaled to zero; the next request starts a replica",
+      limited_by: null,
+      at: 5000,
+      last_request_at: 3000,
+    };
+    const view = endpointView(rec, {
+      config: {
+        champ: {
+          version: 3,
+          deployment: "DEPLOYMENT_READY",
+          message: "",
+          replicas: { ready: 1, desired: 1 },
+        },
+        chall: {
+          version: 2,
+          deployment: "DEPLOYMENT_READY",
+          message: "scaled to zero: the next request starts a replica",
+          replicas: { ready: 0, desired: 0 },
+          autoscaler: decision,
+        },
+      },
+      pending: {},
+    });
+    const [champ, chall] = (view.config as { served_entities: Record<string, unknown>[] }).served_entities;
+    expect(champ!.replicas).toEqual({ ready: 1, desired: 1 });
+    expect(champ!.autoscaler).toBeUndefined();
+    expect(chall!.replicas).toEqual({ ready: 0, desired: 0 });
+    expect(chall!.state).toEqual({
+      deployment: "DEPLOYMENT_READY",
+      deployment_state_message: "scaled to zero: the next request starts a replica",
+    });
+    // The decision as people read it; when the last request was seen stays internal.
+    expect(chall!.autoscaler).toEqual({
+      desired: 0,
+      wanted: 0,
+      reason: "no requests for 30 min: scaled to zero; the next request starts a replica",
+      limited_by: null,
+      at: 5000,
+    });
+  });
 
   it("reports state, config with served entities (alias followed), pending_config and tags", () => {
     const view = endpointView(rec, {
