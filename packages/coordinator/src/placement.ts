@@ -52,7 +52,7 @@ export const groupKey = (endpoint: string, served: string, generation: string) =
  * serve); only a group that wants none (scaled to zero) gets none.
  */
 export function capReplicas(groups: ReplicaGroup[], budget: number): Map<string, number> {
-  const counts = new Map(groups.map((g) => [g.key, g.replicas <= 0 ? 0 : g.replicas]));
+  const counts = new Map(groups.map((g) => [g.key, Math.max(g.replicas, 0)]));
   let total = [...counts.values()].reduce((a, b) => a + b, 0);
   const order = [...counts.keys()].sort();
   while (total > budget) {
