@@ -14,6 +14,7 @@ import {
 import { CSV_TYPE, clusterNames, H, JSON_TYPE, SwitchyardError } from "@switchyard/protocol";
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
 import { type Logger, pino } from "pino";
+import { DASHBOARD_PATHS, registerDashboard } from "./dashboard/serve.js";
 import {
   errorHeaders,
   RETRY_AFTER_SECONDS,
@@ -22,13 +23,14 @@ import {
   unsupportedMediaType,
 } from "./errors.js";
 import { OipMetadata, parseOipVersion } from "./oip.js";
+import { registerReadApi } from "./read-api.js";
 import { TokenStore } from "./tokens.js";
 
 export interface BridgeOptions {
   nc: NatsConnection;
   /** Cluster name (default `sy`). */
   cluster?: string;
-  /** Require `Authorization: Bearer <token>` on every route but `/v2/health/*`. */
+  /** Require `Authorization: Bearer <token>` on every route but `/v2/health/*` and the dashboard's files. */
   auth: boolean;
   /** Largest request body in bytes (default 16 MiB); larger → 413 REQUEST_TOO_LARGE. */
   bodyLimit?: number;
@@ -63,6 +65,12 @@ function startsWithBrace(body: Buffer): boolean {
     return b === 0x7b;
   }
   return false;
+}
+
+/** A request URL without its query string. */
+function pathOf(url: string): string {
+  const q = url.indexOf("?");
+  return q < 0 ? url : url.slice(0, q);
 }
 
 function header(req: FastifyRequest, name: string): string | undefined {
@@ -137,16 +145,16 @@ export async function createBridge(opts: BridgeOptions): Promise<FastifyInstance
   });
 
   app.setNotFoundHandler((req) => {
-    throw new SwitchyardError(
-      "RESOURCE_DOES_NOT_EXIST",
-      `no such API: ${req.method} ${req.url.split("?")[0]}`,
-    );
+    throw new SwitchyardError("RESOURCE_DOES_NOT_EXIST", `no such API: ${req.method} ${pathOf(req.url)}`);
   });
 
   if (tokens) {
     // Before the body is read, so an unauthenticated 16 MB upload is refused without buffering it.
     app.addHook("onRequest", (req, _reply, done) => {
       if (req.url.startsWith("/v2/health/")) return done();
+      // The dashboard's page and assets hold no data: the page signs in and sends the token on its API calls.
+      if ((req.method === "GET" || req.method === "HEAD") && DASHBOARD_PATHS.has(pathOf(req.url)))
+        return done();
       const auth = req.headers.authorization;
       if (!auth?.startsWith("Bearer ") || auth.length <= 7) {
         return done(
@@ -277,6 +285,10 @@ export async function createBridge(opts: BridgeOptions): Promise<FastifyInstance
     await streams.delete(req.params.name);
     return {};
   });
+
+  // --- Read APIs and the dashboard at `/` ---
+  await registerReadApi(app, { nc, names });
+  registerDashboard(app);
 
   // --- Open Inference Protocol v2 ---
   app.get("/v2/health/live", async () => ({ live: true }));
