@@ -103,31 +103,43 @@ $("#signout").addEventListener("click", () => {
 
 // --- Polling ---
 
+/** Each source's answer or error, in order. */
+async function fetchAll(sources) {
+  const results = await Promise.allSettled(sources.map(([, s]) => getJson(s.path)));
+  return sources.map(([name], i) => [name, results[i]]);
+}
+
 async function poll(mine) {
   const due = Object.entries(SOURCES).filter(([, s]) => tick % s.every === 0);
+  // A session's first poll asks one thing first: if the token is missing or wrong, that is the only request
+  // refused, rather than one per section.
+  const first = tick === 0 ? await fetchAll(due.slice(0, 1)) : [];
+  const denied = (results) =>
+    results.find(([, r]) => r.status === "rejected" && r.reason instanceof AuthError);
+  let results = first;
+  if (!denied(first)) results = [...first, ...(await fetchAll(due.slice(first.length)))];
   tick++;
-  const results = await Promise.allSettled(due.map(([, s]) => getJson(s.path)));
   if (mine !== session) return;
-  const denied = results.find((r) => r.status === "rejected" && r.reason instanceof AuthError);
-  if (denied) {
+  const refused = denied(results);
+  if (refused) {
+    const err = refused[1].reason;
     const sent = token.get() !== null;
     token.clear();
     // A first visit to a cluster with auth on is not an error: just the form.
-    showSignIn(sent || denied.reason.status !== 401 ? denied.reason.message : "");
+    showSignIn(sent || err.status !== 401 ? err.message : "");
     return;
   }
-  due.forEach(([name], i) => {
-    const r = results[i];
+  for (const [name, r] of results) {
     if (r.status === "fulfilled") {
       data[name] = r.value;
       delete errors[name];
     } else {
       errors[name] = r.reason instanceof TypeError ? new Error("the bridge did not answer") : r.reason;
     }
-  });
+  }
   $("#dashboard").hidden = false;
   $("#signout").hidden = token.get() === null;
-  if (due.some(([name]) => name === "metrics") && !errors.metrics) pushCharts();
+  if (results.some(([name]) => name === "metrics") && !errors.metrics) pushCharts();
   render();
   $("#status").textContent = `Updated ${new Date().toLocaleTimeString(undefined, { hour12: false })}`;
   timer = setTimeout(() => void poll(mine), TICK_MS);
@@ -148,11 +160,12 @@ function render() {
 
 // --- Endpoints ---
 
-const METRIC_HEADERS = ["Requests", "Errors", "Req/s", "p50 ms", "p95 ms", "p99 ms"];
+const METRIC_HEADERS = ["#Requests", "#Errors", "#Req/s", "#p50 ms", "#p95 ms", "#p99 ms"];
 
 /** The metric cells of one row (an endpoint's total or a served model), from one metrics window. */
 function metricCells(window) {
-  const latency = window?.latency_ms ?? {};
+  // A window without requests reports percentiles of 0: shown as none, not as 0 ms.
+  const latency = window?.requests > 0 ? window.latency_ms : {};
   const errorsTotal = window ? Object.values(window.errors ?? {}).reduce((a, b) => a + b, 0) : undefined;
   const errorsTitle = window
     ? Object.entries(window.errors ?? {})
@@ -198,7 +211,12 @@ function endpointTable(ep, metrics) {
       h("td", {}, `${model} v${version}`, alias ? h("span", { class: "alias" }, `@${alias}`) : null),
       h("td", { class: "num", "data-metric": "traffic" }, traffic === undefined ? "–" : `${traffic}%`),
       h("td", { class: "num", "data-metric": "replicas" }, replicasText(s, measured)),
-      h("td", { class: "num", "data-metric": "in_flight" }, fmt.count(measured?.in_flight)),
+      h(
+        "td",
+        { class: "num", "data-metric": "in_flight" },
+        fmt.count(measured?.in_flight),
+        measured?.held ? h("span", { class: "note" }, ` +${measured.held} held`) : null,
+      ),
       metricCells(measured?.windows?.[WINDOW]),
     );
   });
@@ -216,17 +234,7 @@ function endpointTable(ep, metrics) {
   return h(
     "table",
     {},
-    h(
-      "thead",
-      {},
-      h(
-        "tr",
-        {},
-        ["Served model", "Model", "Traffic", "Replicas", "In flight", ...METRIC_HEADERS].map((x) =>
-          h("th", {}, x),
-        ),
-      ),
-    ),
+    headRow(["Served model", "Model", "#Traffic", "#Replicas", "#In flight", ...METRIC_HEADERS]),
     h("tbody", {}, rows),
     h("tfoot", {}, total),
   );
@@ -318,7 +326,7 @@ function renderModels() {
   section
     .querySelector(".list")
     .replaceChildren(
-      table(["Model", "Version", "Flavor", "Aliases", "Size", "Registered"], rows, "No models registered."),
+      table(["Model", "#Version", "Flavor", "Aliases", "#Size", "Registered"], rows, "No models registered."),
     );
 }
 
@@ -351,7 +359,7 @@ function renderBatch() {
   section
     .querySelector(".list")
     .replaceChildren(
-      table(["Job", "Model", "State", "Progress", "Rows/s", "Created"], rows, "No batch jobs."),
+      table(["Job", "Model", "State", "Progress", "#Rows/s", "Created"], rows, "No batch jobs."),
     );
 }
 
@@ -394,11 +402,11 @@ function renderStreams() {
           "State",
           "Scores with",
           "Source → sink",
-          "Lag",
-          "Events/s",
-          "p50 ms",
-          "p99 ms",
-          "Results / DLQ / late",
+          "#Lag",
+          "#Events/s",
+          "#p50 ms",
+          "#p99 ms",
+          "#Results / DLQ / late",
         ],
         rows,
         "No streams.",
@@ -447,7 +455,7 @@ function renderNodes() {
   );
   section
     .querySelector(".list")
-    .replaceChildren(table(["Node", "Host", "Heartbeat", "Threads", "Runs"], rows, "No nodes."));
+    .replaceChildren(table(["Node", "Host", "Heartbeat", "#Threads", "Runs"], rows, "No nodes."));
 }
 
 start();

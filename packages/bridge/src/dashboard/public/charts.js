@@ -65,7 +65,8 @@ export class EndpointCharts {
 
   /** One point: the summary's time and the endpoint's one-minute window. */
   push(at, window) {
-    const latency = window?.latency_ms ?? {};
+    // No requests in the window: a gap in the latency lines, not a drop to 0 ms.
+    const latency = window?.requests > 0 ? window.latency_ms : {};
     this.x.push(at / 1000);
     this.rps.push(window?.rps ?? null);
     this.p50.push(latency.p50 ?? null);
