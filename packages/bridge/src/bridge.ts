@@ -98,7 +98,9 @@ export async function createBridge(opts: BridgeOptions): Promise<FastifyInstance
     throw new SwitchyardError("INVALID_PARAMETER_VALUE", "bodyLimit must be a positive integer of bytes");
   }
   const log = opts.logger ?? pino({ level: "warn", name: "switchyard-bridge" });
-  const router = opts.router ?? (await Router.start(nc, { cluster: names.cluster, logger: log }));
+  const router =
+    opts.router ??
+    (await Router.start(nc, { cluster: names.cluster, logger: log, stats: { role: "bridge" } }));
   const tokens = opts.auth ? await TokenStore.open(nc, { cluster: names.cluster }) : undefined;
   const api = new EndpointsApi(nc, names);
   const batch = new BatchApi(nc, names);

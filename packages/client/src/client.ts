@@ -148,7 +148,7 @@ export class SwitchyardClient {
   /** The router, started on first use (management-only clients never watch routes). */
   getRouter(): Promise<Router> {
     if (!this.router) {
-      this.router = Router.start(this.nc, { cluster: this.names.cluster });
+      this.router = Router.start(this.nc, { cluster: this.names.cluster, stats: { role: "sdk" } });
       this.ownsRouter = true;
       this.router.catch(() => {
         this.router = undefined;

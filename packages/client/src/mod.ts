@@ -33,5 +33,11 @@ export {
   type RouterLogger,
   type RouterOptions,
 } from "./router.js";
+export {
+  NO_SERVED_MODEL,
+  ROUTER_STATS_INTERVAL_MS,
+  RouterStats,
+  type RouterStatsOptions,
+} from "./router-stats.js";
 export { buildSplit, pickRoute, routeKeyPoint, type TrafficSplit } from "./split.js";
 export { StreamsApi } from "./streams.js";
