@@ -21,6 +21,7 @@ import {
   toClientError,
   unsupportedMediaType,
 } from "./errors.js";
+import { registerMetricsRoutes } from "./metrics.js";
 import { OipMetadata, parseOipVersion } from "./oip.js";
 import { TokenStore } from "./tokens.js";
 
@@ -279,6 +280,9 @@ export async function createBridge(opts: BridgeOptions): Promise<FastifyInstance
     await streams.delete(req.params.name);
     return {};
   });
+
+  // --- Metrics: Prometheus text and the JSON summary ---
+  registerMetricsRoutes(app, { nc, names, api, batch, streams, log });
 
   // --- Open Inference Protocol v2 ---
   app.get("/v2/health/live", async () => ({ live: true }));

@@ -21,7 +21,7 @@ export {
   parseTimeoutMs,
   serveInvoke,
 } from "./invoke-actor.js";
-export { API_TIMEOUT_MS, callApi } from "./management.js";
+export { API_TIMEOUT_MS, callApi, callJson } from "./management.js";
 export {
   INITIAL_BACKOFF_MS,
   type InvokeObserver,
