@@ -22,6 +22,7 @@ import {
   toClientError,
   unsupportedMediaType,
 } from "./errors.js";
+import { registerMetricsRoutes } from "./metrics.js";
 import { OipMetadata, parseOipVersion } from "./oip.js";
 import { registerReadApi } from "./read-api.js";
 import { TokenStore } from "./tokens.js";
@@ -106,7 +107,9 @@ export async function createBridge(opts: BridgeOptions): Promise<FastifyInstance
     throw new SwitchyardError("INVALID_PARAMETER_VALUE", "bodyLimit must be a positive integer of bytes");
   }
   const log = opts.logger ?? pino({ level: "warn", name: "switchyard-bridge" });
-  const router = opts.router ?? (await Router.start(nc, { cluster: names.cluster, logger: log }));
+  const router =
+    opts.router ??
+    (await Router.start(nc, { cluster: names.cluster, logger: log, stats: { role: "bridge" } }));
   const tokens = opts.auth ? await TokenStore.open(nc, { cluster: names.cluster }) : undefined;
   const api = new EndpointsApi(nc, names);
   const batch = new BatchApi(nc, names);
@@ -285,6 +288,9 @@ export async function createBridge(opts: BridgeOptions): Promise<FastifyInstance
     await streams.delete(req.params.name);
     return {};
   });
+
+  // --- Metrics: Prometheus text and the JSON summary ---
+  registerMetricsRoutes(app, { nc, names, api, batch, streams, log });
 
   // --- Read APIs and the dashboard at `/` ---
   await registerReadApi(app, { nc, names });

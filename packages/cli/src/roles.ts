@@ -22,7 +22,12 @@ export interface RunningBridgeRole {
 export async function startBridgeRole(o: BridgeRoleOptions): Promise<RunningBridgeRole> {
   const nc = await connectNats({ ...o.nats, name: "switchyard-bridge" });
   try {
-    const router = await Router.start(nc, { cluster: o.cluster, logger: o.logger.child({ role: "router" }) });
+    // One router for HTTP and raw-NATS invocations, so its stats count both.
+    const router = await Router.start(nc, {
+      cluster: o.cluster,
+      logger: o.logger.child({ role: "router" }),
+      stats: { role: "bridge" },
+    });
     const invoke = serveInvoke(nc, router, o.cluster);
     const bridge = await listenBridge({
       nc,
