@@ -67,7 +67,8 @@ describe.runIf(runs)("the dashboard in headless Chromium", () => {
     return page;
   }
 
-  const text = (page: Page, selector: string) => page.locator(selector).first().textContent();
+  /** The text of the first element matching `selector` now (undefined while there is none): never waits. */
+  const text = async (page: Page, selector: string) => (await page.locator(selector).allTextContents())[0];
 
   it("shows an endpoint's live request count and p50/p95/p99 after signing in", async () => {
     const created = await cluster.call("POST", "/api/2.0/serving-endpoints", {
@@ -103,71 +104,83 @@ describe.runIf(runs)("the dashboard in headless Chromium", () => {
     }, `metrics count ${SENT} requests to ${ENDPOINT}`);
 
     const page = await openSignedOut();
-    // No data before signing in.
-    expect(await page.locator("#dashboard").isVisible()).toBe(false);
+    try {
+      // No data before signing in.
+      expect(await page.locator("#dashboard").isVisible()).toBe(false);
 
-    // A wrong token comes back to the form with the bridge's message.
-    await page.fill('input[name="token"]', "syt_not-a-token");
-    await page.click('#signin-form button[type="submit"]');
-    await eventually(
-      async () => ((await text(page, "#signin-message")) === "Invalid access token." ? true : undefined),
-      "the sign-in form says the token is invalid",
-    );
-    expect(await page.evaluate('sessionStorage.getItem("switchyard.token")')).toBeNull();
+      // A wrong token comes back to the form with the bridge's message.
+      await page.fill('input[name="token"]', "syt_not-a-token");
+      await page.click('#signin-form button[type="submit"]');
+      await eventually(
+        async () => ((await text(page, "#signin-message")) === "Invalid access token." ? true : undefined),
+        "the sign-in form says the token is invalid",
+      );
+      expect(await page.evaluate('sessionStorage.getItem("switchyard.token")')).toBeNull();
 
-    await page.fill('input[name="token"]', cluster.token);
-    await page.click('#signin-form button[type="submit"]');
-    const row = `article[data-endpoint="${ENDPOINT}"]`;
-    const total = `${row} tfoot`;
-    await eventually(
-      async () =>
-        (await text(page, `${total} [data-metric="requests"]`)) === String(SENT) ? true : undefined,
-      `the page shows ${SENT} requests for ${ENDPOINT}`,
-    );
-    // The token stays in the tab's session storage, never in the URL.
-    expect(page.url()).toBe(`${cluster.http}/`);
-    expect(await page.evaluate('sessionStorage.getItem("switchyard.token")')).toBe(cluster.token);
-
-    for (const served of ["v1", "v2"] as const) {
+      await page.fill('input[name="token"]', cluster.token);
+      await page.click('#signin-form button[type="submit"]');
+      const row = `article[data-endpoint="${ENDPOINT}"]`;
+      const total = `${row} tfoot`;
       await eventually(
         async () =>
-          (await text(page, `${row} tr[data-served="${served}"] [data-metric="requests"]`)) ===
-          String(perServed[served])
+          (await text(page, `${total} [data-metric="requests"]`)) === String(SENT) ? true : undefined,
+        `the page shows ${SENT} requests for ${ENDPOINT}`,
+      );
+      // The token stays in the tab's session storage, never in the URL.
+      expect(page.url()).toBe(`${cluster.http}/`);
+      expect(await page.evaluate('sessionStorage.getItem("switchyard.token")')).toBe(cluster.token);
+
+      for (const served of ["v1", "v2"] as const) {
+        await eventually(
+          async () =>
+            (await text(page, `${row} tr[data-served="${served}"] [data-metric="requests"]`)) ===
+            String(perServed[served])
+              ? true
+              : undefined,
+          `the page shows ${perServed[served]} requests for served model ${served}`,
+        );
+      }
+      expect(await text(page, `${row} tr[data-served="v1"] [data-metric="traffic"]`)).toBe("70%");
+      expect(await text(page, `${row} tr[data-served="v2"] [data-metric="traffic"]`)).toBe("30%");
+
+      // Percentiles: the page's cells against what the metrics API answers at the same time.
+      await eventually(async () => {
+        const metrics = await cluster.call("GET", `/api/2.0/switchyard/metrics/endpoints/${ENDPOINT}`);
+        const latency = metrics.json.windows["1m"].latency_ms as Record<"p50" | "p95" | "p99", number>;
+        expect(latency.p50).toBeGreaterThan(0);
+        expect(latency.p50).toBeLessThanOrEqual(latency.p95);
+        expect(latency.p95).toBeLessThanOrEqual(latency.p99);
+        for (const p of ["p50", "p95", "p99"] as const) {
+          const cell = (await text(page, `${total} [data-metric="${p}"]`)) ?? "";
+          expect(cell).toMatch(/^\d+(\.\d+)?$/);
+          // Milliseconds to three significant digits: within half a unit of the last digit, at most 0.5 %.
+          expect(
+            Math.abs(Number(cell) - latency[p]),
+            `${p}: page ${cell}, API ${latency[p]}`,
+          ).toBeLessThanOrEqual(latency[p] * 0.005 + 1e-9);
+        }
+        return true;
+      }, `the page shows the p50/p95/p99 of ${ENDPOINT} that the metrics API gives`);
+
+      // The registry section lists both versions, the alias on the second.
+      await eventually(
+        async () =>
+          (await text(page, `#models tr[data-model="${MODEL}"][data-version="2"]`))?.includes("@champion")
             ? true
             : undefined,
-        `the page shows ${perServed[served]} requests for served model ${served}`,
+        "the models section shows version 2 as @champion",
       );
+      // The charts plot the series the page keeps: a few polls give them lines to draw.
+      await eventually(async () => {
+        const points = await page.locator(`${row} .charts`).getAttribute("data-points");
+        return Number(points) >= 3 ? true : undefined;
+      }, "three points in the endpoint's charts");
+    } finally {
+      // The CI artefact, whatever the outcome: on a failure it shows what the page showed.
+      mkdirSync(path.dirname(SCREENSHOT), { recursive: true });
+      await page.screenshot({ path: SCREENSHOT, fullPage: true });
+      await page.close();
     }
-    expect(await text(page, `${row} tr[data-served="v1"] [data-metric="traffic"]`)).toBe("70%");
-    expect(await text(page, `${row} tr[data-served="v2"] [data-metric="traffic"]`)).toBe("30%");
-
-    // Percentiles: what the metrics API says now (no traffic since, so the window's histogram is the same).
-    const metrics = await cluster.call("GET", `/api/2.0/switchyard/metrics/endpoints/${ENDPOINT}`);
-    const latency = metrics.json.windows["1m"].latency_ms as Record<"p50" | "p95" | "p99", number>;
-    expect(latency.p50).toBeGreaterThan(0);
-    expect(latency.p50).toBeLessThanOrEqual(latency.p95);
-    expect(latency.p95).toBeLessThanOrEqual(latency.p99);
-    for (const p of ["p50", "p95", "p99"] as const) {
-      const cell = (await text(page, `${total} [data-metric="${p}"]`)) ?? "";
-      expect(cell).toMatch(/^\d+(\.\d+)?$/);
-      // Milliseconds to three significant digits: within half a unit of the last digit, at most 0.5 %.
-      const value = Number(cell);
-      expect(Math.abs(value - latency[p]), `${p}: page ${cell}, API ${latency[p]}`).toBeLessThanOrEqual(
-        latency[p] * 0.005 + 1e-9,
-      );
-    }
-
-    // The registry section lists both versions, the alias on the second.
-    await eventually(
-      async () =>
-        (await text(page, `#models tr[data-model="${MODEL}"][data-version="2"]`))?.includes("@champion")
-          ? true
-          : undefined,
-      "the models section shows version 2 as @champion",
-    );
-    mkdirSync(path.dirname(SCREENSHOT), { recursive: true });
-    await page.screenshot({ path: SCREENSHOT, fullPage: true });
     expect(pageErrors).toEqual([]);
-    await page.close();
   }, 240_000);
 });

@@ -42,22 +42,22 @@ function h(tag, attrs = {}, ...children) {
   return el;
 }
 
-function table(headers, rows, emptyText) {
-  if (rows.length === 0) return h("p", { class: "empty" }, emptyText);
+/** Column headers; a header written `#Name` heads a numeric (right-aligned) column. */
+function headRow(headers) {
   return h(
-    "table",
+    "thead",
     {},
     h(
-      "thead",
+      "tr",
       {},
-      h(
-        "tr",
-        {},
-        headers.map((x) => h("th", {}, x)),
-      ),
+      headers.map((x) => (x.startsWith("#") ? h("th", { class: "num" }, x.slice(1)) : h("th", {}, x))),
     ),
-    h("tbody", {}, rows),
   );
+}
+
+function table(headers, rows, emptyText) {
+  if (rows.length === 0) return h("p", { class: "empty" }, emptyText);
+  return h("table", {}, headRow(headers), h("tbody", {}, rows));
 }
 
 function showError(section, err) {
@@ -137,12 +137,13 @@ async function poll(mine) {
       errors[name] = r.reason instanceof TypeError ? new Error("the bridge did not answer") : r.reason;
     }
   }
+  // Scheduled before rendering, so that one answer the page cannot render never stops the polling.
+  timer = setTimeout(() => void poll(mine), TICK_MS);
   $("#dashboard").hidden = false;
   $("#signout").hidden = token.get() === null;
   if (results.some(([name]) => name === "metrics") && !errors.metrics) pushCharts();
   render();
   $("#status").textContent = `Updated ${new Date().toLocaleTimeString(undefined, { hour12: false })}`;
-  timer = setTimeout(() => void poll(mine), TICK_MS);
 }
 
 function pushCharts() {

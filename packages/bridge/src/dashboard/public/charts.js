@@ -6,8 +6,16 @@ import uPlot from "./uPlot.esm.js";
 const MAX_POINTS = 300;
 const HEIGHT = 150;
 
+const clock = (seconds) => new Date(seconds * 1000).toLocaleTimeString(undefined, { hour12: false });
+
 const axes = (unit) => [
-  { stroke: "#666", grid: { stroke: "#eee" } },
+  // Ticks at whole seconds at the least: polls are two seconds apart.
+  {
+    stroke: "#666",
+    grid: { stroke: "#eee" },
+    incrs: [1, 2, 5, 10, 15, 30, 60, 120, 300, 600],
+    values: (_u, ticks) => ticks.map(clock),
+  },
   {
     stroke: "#666",
     grid: { stroke: "#eee" },
@@ -35,6 +43,7 @@ function chart(title, unit, series, target) {
 
 export class EndpointCharts {
   constructor(container) {
+    this.container = container;
     this.x = [];
     this.rps = [];
     this.p50 = [];
@@ -75,6 +84,8 @@ export class EndpointCharts {
     for (const s of [this.x, this.rps, this.p50, this.p95, this.p99]) {
       if (s.length > MAX_POINTS) s.shift();
     }
+    // How many points the charts hold, for people and tests inspecting the page.
+    this.container.dataset.points = String(this.x.length);
     this.throughput.setData([this.x, this.rps]);
     this.latency.setData([this.x, this.p50, this.p95, this.p99]);
   }
