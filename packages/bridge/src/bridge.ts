@@ -23,6 +23,7 @@ import {
 } from "./errors.js";
 import { registerMetricsRoutes } from "./metrics.js";
 import { OipMetadata, parseOipVersion } from "./oip.js";
+import { registerRequestLog, requestIdOf } from "./request-log.js";
 import { TokenStore } from "./tokens.js";
 
 export interface BridgeOptions {
@@ -33,7 +34,7 @@ export interface BridgeOptions {
   auth: boolean;
   /** Largest request body in bytes (default 16 MiB); larger → 413 REQUEST_TOO_LARGE. */
   bodyLimit?: number;
-  /** Where errors are logged (default: pino at level warn). Requests themselves are never logged. */
+  /** Where errors and requests are logged, one JSON line each (default: pino at level warn: failures only). */
   logger?: Logger;
   /** A router to share (e.g. with the invoke actor in the same process); by default the bridge starts its own. */
   router?: Router;
@@ -116,7 +117,8 @@ export async function createBridge(opts: BridgeOptions): Promise<FastifyInstance
     }
   })().catch(() => {});
 
-  const app = Fastify({ logger: false, bodyLimit, return503OnClosing: true });
+  const app = Fastify({ logger: false, bodyLimit, return503OnClosing: true, genReqId: requestIdOf });
+  registerRequestLog(app, log);
 
   app.addHook("onClose", async () => {
     tokens?.close();
@@ -190,8 +192,7 @@ export async function createBridge(opts: BridgeOptions): Promise<FastifyInstance
     }
     const h = natsHeaders();
     h.append(H.contentType, json ? JSON_TYPE : CSV_TYPE);
-    const requestId = header(req, H.requestId);
-    if (requestId) h.append(H.requestId, requestId);
+    h.append(H.requestId, req.id);
     if (oipFormat) h.append(H.format, "oip");
     const timeoutMs = parseTimeoutMs(header(req, H.timeoutMs));
     const result = await router.invoke(endpoint, body, h, {
