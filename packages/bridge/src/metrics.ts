@@ -140,6 +140,10 @@ function endpointSeries(
     "Requests answered with an error, by catalog code",
     ["code"],
   );
+  const received = counter(
+    "switchyard_replica_requests_total",
+    "Requests the replicas received (the same requests as routed, counted on the replicas' side)",
+  );
   const held = counter("switchyard_requests_held_total", "Requests that waited for a replica to start");
   const batches = counter("switchyard_batches_total", "Batches the replicas ran");
   const rows = counter("switchyard_batch_rows_total", "Rows in those batches (rows / batches = batch size)");
@@ -173,6 +177,7 @@ function endpointSeries(
     const c = t.counters;
     requests.inc(labels, c.requests);
     for (const [code, n] of [...c.errors].sort()) if (n > 0) errors.inc({ ...labels, code }, n);
+    received.inc(labels, c.replicaRequests);
     held.inc(labels, c.heldTotal);
     batches.inc(labels, c.batches);
     rows.inc(labels, c.rows);
