@@ -43,7 +43,10 @@ const emptyHistogram = (): Histogram => ({ counts: new Array<number>(BUCKETS).fi
 
 /** Counters of one endpoint and served model, from routers (requests…) or replicas (queue, compute, batches). */
 export class Counters {
+  /** Requests routers sent (what callers see). */
   requests = 0;
+  /** Requests replicas received: the same requests seen from the other side (and any sent around a router). */
+  replicaRequests = 0;
   readonly errors = new Map<string, number>();
   total = emptyHistogram();
   queue = emptyHistogram();
@@ -55,6 +58,7 @@ export class Counters {
   /** this += sign × other */
   add(o: Counters, sign = 1): this {
     this.requests += sign * o.requests;
+    this.replicaRequests += sign * o.replicaRequests;
     for (const [code, n] of o.errors) this.errors.set(code, (this.errors.get(code) ?? 0) + sign * n);
     addHistogram(this.total, o.total, sign);
     addHistogram(this.queue, o.queue, sign);
@@ -174,6 +178,7 @@ function routerSample(s: RouterStatsSnapshot, at: number): Sample {
 
 function replicaSample(s: ReplicaStatsSnapshot, at: number): Sample {
   const c = new Counters();
+  c.replicaRequests = s.requests;
   c.queue = histogramOf(s.queue_us);
   c.compute = histogramOf(s.compute_us);
   c.batches = s.batches;

@@ -25,6 +25,7 @@ import {
 import { registerMetricsRoutes } from "./metrics.js";
 import { OipMetadata, parseOipVersion } from "./oip.js";
 import { registerReadApi } from "./read-api.js";
+import { registerRequestLog, requestIdOf } from "./request-log.js";
 import { TokenStore } from "./tokens.js";
 
 export interface BridgeOptions {
@@ -35,7 +36,7 @@ export interface BridgeOptions {
   auth: boolean;
   /** Largest request body in bytes (default 16 MiB); larger → 413 REQUEST_TOO_LARGE. */
   bodyLimit?: number;
-  /** Where errors are logged (default: pino at level warn). Requests themselves are never logged. */
+  /** Where errors and requests are logged, one JSON line each (default: pino at level warn: failures only). */
   logger?: Logger;
   /** A router to share (e.g. with the invoke actor in the same process); by default the bridge starts its own. */
   router?: Router;
@@ -124,7 +125,8 @@ export async function createBridge(opts: BridgeOptions): Promise<FastifyInstance
     }
   })().catch(() => {});
 
-  const app = Fastify({ logger: false, bodyLimit, return503OnClosing: true });
+  const app = Fastify({ logger: false, bodyLimit, return503OnClosing: true, genReqId: requestIdOf });
+  registerRequestLog(app, log);
 
   app.addHook("onClose", async () => {
     tokens?.close();
@@ -198,8 +200,7 @@ export async function createBridge(opts: BridgeOptions): Promise<FastifyInstance
     }
     const h = natsHeaders();
     h.append(H.contentType, json ? JSON_TYPE : CSV_TYPE);
-    const requestId = header(req, H.requestId);
-    if (requestId) h.append(H.requestId, requestId);
+    h.append(H.requestId, req.id);
     if (oipFormat) h.append(H.format, "oip");
     const timeoutMs = parseTimeoutMs(header(req, H.timeoutMs));
     const result = await router.invoke(endpoint, body, h, {

@@ -123,22 +123,36 @@ class CountedHistogram {
 
 const SERIES_LABELS = ["endpoint", "served_model", "model", "version"] as const;
 
+/** Counters and gauges registered in `registry` (a fresh one per scrape: values are set, not accumulated). */
+function metricsOf(registry: Registry) {
+  const registers = [registry];
+  return {
+    counter: (name: string, help: string, labelNames: readonly string[]) =>
+      new Counter({ name, help, labelNames, registers }),
+    gauge: (name: string, help: string, labelNames: readonly string[]) =>
+      new Gauge({ name, help, labelNames, registers }),
+  };
+}
+
 /** Every endpoint series (requests, errors, latencies, replicas) into `registry`. */
 function endpointSeries(
   registry: Registry,
   totals: SeriesTotals[],
   models: Map<string, ServedModelInfo>,
 ): void {
-  const registers = [registry];
+  const make = metricsOf(registry);
   const counter = (name: string, help: string, extra: string[] = []) =>
-    new Counter({ name, help, labelNames: [...SERIES_LABELS, ...extra], registers });
-  const gauge = (name: string, help: string) =>
-    new Gauge({ name, help, labelNames: [...SERIES_LABELS], registers });
+    make.counter(name, help, [...SERIES_LABELS, ...extra]);
+  const gauge = (name: string, help: string) => make.gauge(name, help, SERIES_LABELS);
   const requests = counter("switchyard_requests_total", "Requests routed to the served model (by routers)");
   const errors = counter(
     "switchyard_request_errors_total",
     "Requests answered with an error, by catalog code",
     ["code"],
+  );
+  const received = counter(
+    "switchyard_replica_requests_total",
+    "Requests the replicas received (the same requests as routed, counted on the replicas' side)",
   );
   const held = counter("switchyard_requests_held_total", "Requests that waited for a replica to start");
   const batches = counter("switchyard_batches_total", "Batches the replicas ran");
@@ -173,6 +187,7 @@ function endpointSeries(
     const c = t.counters;
     requests.inc(labels, c.requests);
     for (const [code, n] of [...c.errors].sort()) if (n > 0) errors.inc({ ...labels, code }, n);
+    received.inc(labels, c.replicaRequests);
     held.inc(labels, c.heldTotal);
     batches.inc(labels, c.batches);
     rows.inc(labels, c.rows);
@@ -187,26 +202,22 @@ function endpointSeries(
 }
 
 function batchSeries(registry: Registry, jobs: BatchJobView[]): void {
-  const registers = [registry];
+  const make = metricsOf(registry);
   const labelNames = ["job", "model", "version"];
-  const rowsPerS = new Gauge({
-    name: "switchyard_batch_job_rows_per_second",
-    help: "Rows scored per second since the job started",
+  const rowsPerS = make.gauge(
+    "switchyard_batch_job_rows_per_second",
+    "Rows scored per second since the job started",
     labelNames,
-    registers,
-  });
-  const rows = new Gauge({
-    name: "switchyard_batch_job_rows",
-    help: "Rows of the job by state (done, error, total)",
-    labelNames: [...labelNames, "state"],
-    registers,
-  });
-  const shards = new Gauge({
-    name: "switchyard_batch_job_shards",
-    help: "Shards of the job by state (done, failed, pending)",
-    labelNames: [...labelNames, "state"],
-    registers,
-  });
+  );
+  const rows = make.gauge("switchyard_batch_job_rows", "Rows of the job by state (done, error, total)", [
+    ...labelNames,
+    "state",
+  ]);
+  const shards = make.gauge(
+    "switchyard_batch_job_shards",
+    "Shards of the job by state (done, failed, pending)",
+    [...labelNames, "state"],
+  );
   const now = Date.now();
   for (const j of jobs) {
     const labels = { job: j.id, model: j.model.name, version: String(j.model.version) };
@@ -223,44 +234,30 @@ function batchSeries(registry: Registry, jobs: BatchJobView[]): void {
 }
 
 function streamSeries(registry: Registry, streams: StreamJobView[]): void {
-  const registers = [registry];
+  const make = metricsOf(registry);
   const labelNames = ["stream"];
-  const lag = new Gauge({
-    name: "switchyard_stream_lag",
-    help: "Events the stream job has not acknowledged yet",
+  const lag = make.gauge(
+    "switchyard_stream_lag",
+    "Events the stream job has not acknowledged yet",
     labelNames,
-    registers,
-  });
-  const eps = new Gauge({
-    name: "switchyard_stream_events_per_second",
-    help: "Events scored per second",
+  );
+  const eps = make.gauge("switchyard_stream_events_per_second", "Events scored per second", labelNames);
+  const latency = make.gauge(
+    "switchyard_stream_end_to_end_latency_seconds",
+    "From an event's publication to its result, by quantile",
+    [...labelNames, "quantile"],
+  );
+  const results = make.counter("switchyard_stream_results_total", "Results written to the sink", labelNames);
+  const dlq = make.counter(
+    "switchyard_stream_dead_letters_total",
+    "Events sent to the dead-letter subject",
     labelNames,
-    registers,
-  });
-  const latency = new Gauge({
-    name: "switchyard_stream_end_to_end_latency_seconds",
-    help: "From an event's publication to its result, by quantile",
-    labelNames: [...labelNames, "quantile"],
-    registers,
-  });
-  const results = new Counter({
-    name: "switchyard_stream_results_total",
-    help: "Results written to the sink",
+  );
+  const late = make.counter(
+    "switchyard_stream_late_events_total",
+    "Events later than the watermark allows",
     labelNames,
-    registers,
-  });
-  const dlq = new Counter({
-    name: "switchyard_stream_dead_letters_total",
-    help: "Events sent to the dead-letter subject",
-    labelNames,
-    registers,
-  });
-  const late = new Counter({
-    name: "switchyard_stream_late_events_total",
-    help: "Events later than the watermark allows",
-    labelNames,
-    registers,
-  });
+  );
   for (const s of streams) {
     const labels = { stream: s.name };
     const st = s.status;
@@ -360,6 +357,9 @@ export function registerMetricsRoutes(app: FastifyInstance, o: MetricsRoutesOpti
           const result = body.name === undefined ? await summary() : await endpointMetrics(body.name);
           msg.respond(JSON.stringify(result));
         } catch (e) {
+          if (!(e instanceof SwitchyardError) && !(e instanceof SyntaxError)) {
+            o.log.error({ err: e }, "metrics summary failed");
+          }
           const r = errorReply(
             e instanceof SyntaxError
               ? new SwitchyardError("BAD_REQUEST", "the metrics request body is not valid JSON")
