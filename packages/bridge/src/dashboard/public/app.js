@@ -5,8 +5,8 @@ import { EndpointCharts } from "./charts.js";
 import * as fmt from "./format.js";
 
 const TICK_MS = 2000;
-/** The metrics window the tables and charts show. */
-const WINDOW = "1m";
+/** The metrics window the charts follow: the live one. The tables follow the window picked on the page. */
+const CHART_WINDOW = "1m";
 
 /** What the page reads, and every how many ticks: the live numbers each tick, slower-moving things less often. */
 const SOURCES = {
@@ -96,6 +96,11 @@ $("#signin-form").addEventListener("submit", (event) => {
   start();
 });
 
+/** The summary window ("1m" or "5m") the endpoint tables show. */
+const tableWindow = () => $("#window").value;
+
+$("#window").addEventListener("change", () => renderEndpoints());
+
 $("#signout").addEventListener("click", () => {
   token.clear();
   showSignIn("Signed out.");
@@ -148,7 +153,7 @@ async function poll(mine) {
 
 function pushCharts() {
   const at = data.metrics.at;
-  for (const m of data.metrics.endpoints ?? []) charts.get(m.name)?.push(at, m.windows?.[WINDOW]);
+  for (const m of data.metrics.endpoints ?? []) charts.get(m.name)?.push(at, m.windows?.[CHART_WINDOW]);
 }
 
 function render() {
@@ -191,9 +196,23 @@ function servedOf(config) {
   return config?.served_entities ?? config?.served_models ?? [];
 }
 
-function replicasText(served, measured) {
-  if (served.replicas) return `${served.replicas.ready}/${served.replicas.desired}`;
-  return measured?.replicas ? String(measured.replicas.ready) : fmt.count(undefined);
+/**
+ * Ready/desired replicas when the endpoint reports them (else the replicas reporting stats), with the
+ * autoscaler's last reason on hover and what limited it, when something did.
+ */
+function replicasCell(served, measured) {
+  const decision = served.autoscaler;
+  const text = served.replicas
+    ? `${served.replicas.ready}/${served.replicas.desired}`
+    : measured?.replicas
+      ? String(measured.replicas.ready)
+      : fmt.count(undefined);
+  return h(
+    "td",
+    { class: "num", "data-metric": "replicas", title: decision?.reason || undefined },
+    text,
+    decision?.limited_by ? h("span", { class: "note" }, ` (limited by ${decision.limited_by})`) : null,
+  );
 }
 
 function endpointTable(ep, metrics) {
@@ -211,14 +230,14 @@ function endpointTable(ep, metrics) {
       h("td", {}, s.name),
       h("td", {}, `${model} v${version}`, alias ? h("span", { class: "alias" }, `@${alias}`) : null),
       h("td", { class: "num", "data-metric": "traffic" }, traffic === undefined ? "–" : `${traffic}%`),
-      h("td", { class: "num", "data-metric": "replicas" }, replicasText(s, measured)),
+      replicasCell(s, measured),
       h(
         "td",
         { class: "num", "data-metric": "in_flight" },
         fmt.count(measured?.in_flight),
         measured?.held ? h("span", { class: "note" }, ` +${measured.held} held`) : null,
       ),
-      metricCells(measured?.windows?.[WINDOW]),
+      metricCells(measured?.windows?.[tableWindow()]),
     );
   });
   const total = h(
@@ -230,7 +249,7 @@ function endpointTable(ep, metrics) {
       { class: "num", "data-metric": "in_flight" },
       metrics ? String((metrics.served_models ?? []).reduce((a, s) => a + (s.in_flight ?? 0), 0)) : "–",
     ),
-    metricCells(metrics?.windows?.[WINDOW]),
+    metricCells(metrics?.windows?.[tableWindow()]),
   );
   return h(
     "table",
