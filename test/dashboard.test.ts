@@ -11,7 +11,7 @@ import { cli, clusterClient, eventually, root, startUp, type Up } from "./helper
 
 /** Where Debian's `chromium` package puts the browser (`.ci/run` installs it); SWITCHYARD_CHROMIUM overrides. */
 const CHROMIUM_PATHS = ["/usr/bin/chromium", "/usr/bin/chromium-browser"];
-const executablePath = process.env.SWITCHYARD_CHROMIUM ?? CHROMIUM_PATHS.find((p) => existsSync(p));
+const executablePath = process.env.SWITCHYARD_CHROMIUM || CHROMIUM_PATHS.find((p) => existsSync(p));
 // CI must run this test: a missing browser fails it there. Elsewhere it is skipped, saying why.
 const runs = executablePath !== undefined || process.env.CI === "true";
 if (!runs) {
