@@ -18,9 +18,10 @@ import {
   SwitchyardError,
 } from "@switchyard/protocol";
 import { BatchApi, type WaitOptions } from "./batch.js";
+import { startCapturingRouter } from "./capture.js";
 import { replyError } from "./errors.js";
 import { API_TIMEOUT_MS, callApi } from "./management.js";
-import { type InvokeResult, Router } from "./router.js";
+import type { InvokeResult, Router } from "./router.js";
 import { StreamsApi } from "./streams.js";
 
 export interface ClientOptions {
@@ -148,7 +149,7 @@ export class SwitchyardClient {
   /** The router, started on first use (management-only clients never watch routes). */
   getRouter(): Promise<Router> {
     if (!this.router) {
-      this.router = Router.start(this.nc, { cluster: this.names.cluster });
+      this.router = startCapturingRouter(this.nc, { cluster: this.names.cluster }).then((r) => r.router);
       this.ownsRouter = true;
       this.router.catch(() => {
         this.router = undefined;
