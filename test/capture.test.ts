@@ -7,8 +7,9 @@ import path from "node:path";
 import { DuckDBInstance } from "@duckdb/node-api";
 import { DiscardPolicy, jetstreamManager } from "@nats-io/jetstream";
 import { type NatsConnection, headers as natsHeaders } from "@nats-io/transport-node";
-import { startCapturingRouter } from "@switchyard/client";
+import { SwitchyardClient, startCapturingRouter } from "@switchyard/client";
 import { ensureCaptureStream } from "@switchyard/coordinator";
+import { Frame } from "@switchyard/data";
 import { inspect } from "@switchyard/jobs";
 import { connectNats } from "@switchyard/nats";
 import {
@@ -72,7 +73,7 @@ describe("inference tables", () => {
     const conn = await db.connect();
     try {
       const reader = await conn.runAndReadAll(
-        `SELECT * REPLACE (CAST(date AS VARCHAR) AS date) FROM read_parquet('${file}') ORDER BY timestamp_ms`,
+        `SELECT * REPLACE (CAST(date AS VARCHAR) AS date) FROM read_parquet('${file}')`,
       );
       return reader
         .getRowObjectsJS()
@@ -314,6 +315,33 @@ describe("inference tables", () => {
         expect(["string", "int32", "int64", "float64"], `${file} ${c.name}`).toContain(c.dtype);
     }
 
+    // …and a batch job reads it (columns picked with --columns, as for any input with other columns).
+    const input = path.join(up.dataDir, "cap_payload.parquet");
+    expect((await exportRows("cap", input)).rows).toBe(9);
+    const scored = path.join(up.dataDir, "cap_scored.jsonl");
+    const batch = await cli(
+      [
+        "batch",
+        "submit",
+        "--model",
+        `models:/${MODEL}/1`,
+        "--input",
+        input,
+        "--output",
+        scored,
+        "--columns",
+        "status_code,execution_time_ms",
+        "--wait",
+        "--json",
+      ],
+      env(),
+    );
+    expect(batch.stderr).toBe("");
+    expect(JSON.parse(batch.stdout)).toMatchObject({ state: "SUCCEEDED", rows: 9 });
+    expect(jsonlRows(scored).map((r) => r.request_id)).toEqual(
+      (await parquetRows(input)).map((r) => r.request_id),
+    );
+
     // --since: a time after every capture gives none; a duration back from now gives them all.
     const none = await exportRows("cap", path.join(out, "none.jsonl"), [
       "--since",
@@ -338,6 +366,28 @@ describe("inference tables", () => {
     const off = await exportRows("cap-off", path.join(out, "off.parquet"));
     expect(off.rows).toBe(0);
     expect(await parquetRows(off.output)).toEqual([]);
+  });
+
+  it("captures what the TypeScript SDK sends, with the msgpack Frame body as JSON", async () => {
+    const client = SwitchyardClient.fromConnection(nc, { cluster: names.cluster });
+    try {
+      await client.invoke("cap", { instances: [[1, 2]] }, { requestId: "sdk-json" });
+      await client.invoke("cap", Frame.fromColumns({ a: [1, 3], b: [2, 4] }), { requestId: "sdk-frame" });
+    } finally {
+      await client.close();
+    }
+    const file = path.join(out, "sdk.jsonl");
+    const rows = await eventually(async () => {
+      await exportRows("cap", file);
+      const found = jsonlRows(file).filter((r) => String(r.request_id).startsWith("sdk-"));
+      return found.length === 2 ? found : undefined;
+    }, "the SDK's captures");
+    const json = rows.find((r) => r.request_id === "sdk-json")!;
+    expect(json.request).toBe(JSON.stringify({ instances: [[1, 2]] }));
+    expect(json.status_code).toBe(200);
+    const frame = rows.find((r) => r.request_id === "sdk-frame")!;
+    expect(frame.status_code).toBe(200);
+    expect(JSON.parse(frame.request as string)).toEqual({ input: { a: [1, 3], b: [2, 4] }, params: {} });
   });
 
   it("an update keeps the capture it does not name, refuses renaming an enabled table, and routers follow", async () => {

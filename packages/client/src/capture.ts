@@ -5,6 +5,7 @@
 // past `maxPending` unfinished captures, or when a publish fails (stream missing or refusing), it drops and counts.
 import { type JetStreamClient, jetstream } from "@nats-io/jetstream";
 import type { MsgHdrs, NatsConnection } from "@nats-io/transport-node";
+import { Frame } from "@switchyard/data";
 import { decode } from "@switchyard/data/codec";
 import {
   type CaptureRecord,
@@ -176,18 +177,21 @@ export function captureRecord(o: InvokeOutcome, samplingFraction: number, limit:
   };
 }
 
-/** A body as text: JSON and CSV as they are, msgpack decoded to JSON (typed arrays as arrays). */
+/** A body as text: JSON and CSV as they are, msgpack decoded to JSON (Frames as columns, typed arrays as arrays). */
 function bodyText(bytes: Uint8Array, headers: MsgHdrs | undefined): string {
   const type = headers?.get(H.contentType) ?? "";
   // As the replica does: without a content type, a first byte no JSON text starts with means msgpack.
   const msgpack = type === MSGPACK || (type === "" && bytes.length > 0 && bytes[0]! >= 0x80);
   if (msgpack) {
     try {
-      return JSON.stringify(decode(bytes), (_key, value: unknown) =>
-        ArrayBuffer.isView(value) && !(value instanceof DataView)
-          ? Array.from(value as unknown as ArrayLike<number | bigint>, Number)
-          : value,
-      );
+      return JSON.stringify(decode(bytes), (_key, value: unknown) => {
+        // A Frame as its columns by name (pandas' "list" orientation); typed arrays as plain arrays.
+        if (value instanceof Frame) return Object.fromEntries(value.columns.map((c) => [c, value.column(c)]));
+        if (ArrayBuffer.isView(value) && !(value instanceof DataView)) {
+          return Array.from(value as unknown as ArrayLike<number | bigint>, Number);
+        }
+        return value;
+      });
     } catch {
       // Not msgpack after all (the replica answered it as such): kept as text.
     }
