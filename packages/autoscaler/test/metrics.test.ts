@@ -129,7 +129,8 @@ describe("ClusterMetrics", () => {
       const requests = s <= 240 ? 100 + s / 4 : 160 + (s - 240) * (40 / 60);
       const errors = s === 300 ? { BAD_REQUEST: 3, DEADLINE_EXCEEDED: 1 } : {};
       // 100 requests before, 160 at 240 s, 200 at 300 s; the 40 of the last minute all in (1000, 2500].
-      const total = s <= 240 ? { 1000: requests } : { 1000: 160, 2500: requests - 160 };
+      const total: Record<number, number> =
+        s <= 240 ? { 1000: requests } : { 1000: 160, 2500: requests - 160 };
       m.addRouter(
         router("a", HOUR + s * 1000, {
           fraud: { "fraud-1": served(Math.round(requests), total, { errors }) },

@@ -8,8 +8,9 @@ import {
   EndpointsApi,
   type InvokeOptions,
   parseTimeoutMs,
-  Router,
+  type Router,
   StreamsApi,
+  startCapturingRouter,
 } from "@switchyard/client";
 import { CSV_TYPE, clusterNames, H, JSON_TYPE, SwitchyardError } from "@switchyard/protocol";
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
@@ -110,7 +111,8 @@ export async function createBridge(opts: BridgeOptions): Promise<FastifyInstance
   const log = opts.logger ?? pino({ level: "warn", name: "switchyard-bridge" });
   const router =
     opts.router ??
-    (await Router.start(nc, { cluster: names.cluster, logger: log, stats: { role: "bridge" } }));
+    (await startCapturingRouter(nc, { cluster: names.cluster, logger: log, stats: { role: "bridge" } }))
+      .router;
   const tokens = opts.auth ? await TokenStore.open(nc, { cluster: names.cluster }) : undefined;
   const api = new EndpointsApi(nc, names);
   const batch = new BatchApi(nc, names);

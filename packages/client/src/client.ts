@@ -20,9 +20,10 @@ import {
   SwitchyardError,
 } from "@switchyard/protocol";
 import { BatchApi, type WaitOptions } from "./batch.js";
+import { startCapturingRouter } from "./capture.js";
 import { replyError } from "./errors.js";
 import { API_TIMEOUT_MS, callApi, callJson } from "./management.js";
-import { type InvokeResult, Router } from "./router.js";
+import type { InvokeResult, Router } from "./router.js";
 import { StreamsApi } from "./streams.js";
 
 export interface ClientOptions {
@@ -150,7 +151,10 @@ export class SwitchyardClient {
   /** The router, started on first use (management-only clients never watch routes). */
   getRouter(): Promise<Router> {
     if (!this.router) {
-      this.router = Router.start(this.nc, { cluster: this.names.cluster, stats: { role: "sdk" } });
+      this.router = startCapturingRouter(this.nc, {
+        cluster: this.names.cluster,
+        stats: { role: "sdk" },
+      }).then((r) => r.router);
       this.ownsRouter = true;
       this.router.catch(() => {
         this.router = undefined;

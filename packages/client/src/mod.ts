@@ -4,6 +4,15 @@
 
 export { BatchApi, type ScheduleView, type WaitOptions } from "./batch.js";
 export {
+  CAPTURE_DEFAULTS,
+  type CaptureCounts,
+  CaptureObserver,
+  type CaptureOptions,
+  captureRecord,
+  type RoutesSource,
+  startCapturingRouter,
+} from "./capture.js";
+export {
   type ClientInvokeOptions,
   type ClientOptions,
   EndpointsApi,

@@ -96,6 +96,10 @@ export interface ClusterNames {
     /** Every landing subject of one stream job: its consumer's filter. */
     landingOf(job: string): string;
     allLanding: string;
+    /** One endpoint's captured requests (inference table), on the capture stream. */
+    capture(endpoint: string): string;
+    /** Every capture subject: what the capture stream captures. */
+    allCapture: string;
     /** Everything under the cluster's control prefix. */
     all: string;
   };
@@ -142,6 +146,8 @@ export function clusterNames(cluster: string = DEFAULT_CLUSTER): ClusterNames {
       landing: (job, digest) => `${cluster}.landing.${subjectToken(job)}.${digest}`,
       landingOf: (job) => `${cluster}.landing.${subjectToken(job)}.>`,
       allLanding: `${cluster}.landing.>`,
+      capture: (endpoint) => `${cluster}.capture.${subjectToken(endpoint)}`,
+      allCapture: `${cluster}.capture.>`,
       all: `${cluster}.>`,
     },
   };
