@@ -500,11 +500,22 @@ describe("inference tables", () => {
       // (The stream was deleted by the test above.)
       const jsm = await jetstreamManager(nc);
       expect(await jsm.streams.info(names.streams.capture).catch(() => undefined)).toBeUndefined();
+      // The bridge's router reports its drops in /metrics (its stats carry the capture counts).
+      const droppedInMetrics = async () => {
+        const text = (await call("GET", "/metrics")).text;
+        const m = /^switchyard_capture_records_total\{endpoint="cap",outcome="dropped"\} (\d+)$/m.exec(text);
+        return m ? Number(m[1]) : 0;
+      };
+      const droppedBefore = await droppedInMetrics();
       for (let i = 0; i < 3; i++) {
         const r = await invoke("cap", { instances: [[1, 2]] });
         expect(r.status).toBe(200);
         expect(r.json.predictions).toHaveLength(1);
       }
+      await eventually(
+        async () => ((await droppedInMetrics()) === droppedBefore + 3 ? true : undefined),
+        `/metrics counting 3 more dropped captures than ${droppedBefore}`,
+      );
       const { router, capture } = await startCapturingRouter(nc, { cluster: names.cluster });
       try {
         await send(router, 3);

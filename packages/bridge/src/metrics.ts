@@ -24,6 +24,7 @@ import {
   LATENCY_BUCKETS_US,
   type MetricsSummary,
   QUEUE_GROUPS,
+  type RouterStatsSnapshot,
   type StreamJobView,
   SwitchyardError,
 } from "@switchyard/protocol";
@@ -201,6 +202,29 @@ function endpointSeries(
   }
 }
 
+/** Inference-table captures per endpoint, summed over the live routers' reports. */
+function captureSeries(registry: Registry, routers: RouterStatsSnapshot[], endpoint?: string): void {
+  const records = metricsOf(registry).counter(
+    "switchyard_capture_records_total",
+    "Requests captured to the endpoint's inference table (outcome captured), or dropped to keep the request fast",
+    ["endpoint", "outcome"],
+  );
+  const sums = new Map<string, { captured: number; dropped: number }>();
+  for (const r of routers) {
+    for (const [e, c] of Object.entries(r.capture ?? {})) {
+      if (endpoint !== undefined && e !== endpoint) continue;
+      const s = sums.get(e) ?? { captured: 0, dropped: 0 };
+      s.captured += c.captured;
+      s.dropped += c.dropped;
+      sums.set(e, s);
+    }
+  }
+  for (const [e, s] of [...sums].sort()) {
+    records.inc({ endpoint: e, outcome: "captured" }, s.captured);
+    records.inc({ endpoint: e, outcome: "dropped" }, s.dropped);
+  }
+}
+
 function batchSeries(registry: Registry, jobs: BatchJobView[]): void {
   const make = metricsOf(registry);
   const labelNames = ["job", "model", "version"];
@@ -303,6 +327,11 @@ export function registerMetricsRoutes(app: FastifyInstance, o: MetricsRoutesOpti
     const views = await orEmpty("endpoints", endpoints());
     const totals = metrics.totals().filter((t) => endpoint === undefined || t.endpoint === endpoint);
     endpointSeries(registry, totals, modelsOf(views));
+    captureSeries(
+      registry,
+      feed.routers().map((r) => r.snapshot),
+      endpoint,
+    );
     if (endpoint === undefined) {
       batchSeries(registry, await orEmpty("batch jobs", jobs()));
       streamSeries(registry, await orEmpty("streams", streams()));

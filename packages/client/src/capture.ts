@@ -229,6 +229,7 @@ export async function startCapturingRouter(
   });
   const router = await Router.start(nc, {
     ...routerOpts,
+    ...(routerOpts.stats ? { stats: { ...routerOpts.stats, capture: () => capture.counts() } } : {}),
     observers: [...(routerOpts.observers ?? []), capture],
   });
   capture.attach(router);

@@ -31,6 +31,8 @@ export interface RouterStatsOptions {
   role: string;
   /** Publish period (default ROUTER_STATS_INTERVAL_MS). */
   intervalMs?: number;
+  /** This router's capture counts per endpoint, published with its own (the capture observer's `counts()`). */
+  capture?: () => Record<string, { captured: number; dropped: number }>;
 }
 
 export class RouterStats implements InvokeObserver {
@@ -102,6 +104,7 @@ export class RouterStats implements InvokeObserver {
       at: Date.now(),
       uptime_ms: Math.round(performance.now() - this.startedAt),
       endpoints,
+      ...(this.opts.capture ? { capture: this.opts.capture() } : {}),
     };
   }
 

@@ -88,6 +88,8 @@ export interface RouterStatsSnapshot {
   uptime_ms?: number;
   /** endpoint → served model → counts. */
   endpoints: Record<string, Record<string, RouterServedStats>>;
+  /** Inference-table captures of this router per endpoint: acknowledged by the capture stream, and dropped. */
+  capture?: Record<string, { captured: number; dropped: number }>;
 }
 
 /**
