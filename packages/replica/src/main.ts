@@ -1,20 +1,32 @@
 // Process entry of one replica (package export `@switchyard/replica/main`) with env SWITCHYARD_REPLICA (JSON
-// ReplicaLaunch), spawned by a node agent. Exit codes: 0 after a drain, EXIT_LOAD_FAILED (3) when the model
-// cannot be served (FAILED written with the reason), 1 for anything else (the agent restarts it).
-import { REPLICA_ENV, ReplicaLaunch } from "@switchyard/protocol";
+// ReplicaLaunch), spawned by a node agent; or, with env SWITCHYARD_SPARE, a warm spare that connects and opens the
+// cluster's buckets first and becomes a replica when its agent hands it an assignment. Exit codes: 0 after a drain
+// (or a spare never used), EXIT_LOAD_FAILED (3) when the model cannot be served (FAILED written with the reason),
+// 1 for anything else (the agent restarts it).
+import { openBucket } from "@switchyard/nats";
+import { clusterNames, REPLICA_ENV, ReplicaLaunch, SPARE_ENV } from "@switchyard/protocol";
+import { Registry } from "@switchyard/registry";
 import { runChild } from "@switchyard/runtime";
 import { Replica } from "./replica.js";
 
 runChild({
   env: REPLICA_ENV,
   launch: ReplicaLaunch,
+  spareEnv: SPARE_ENV,
   name: (l) => `replica-${l.spec.replica_id}`,
   logFields: (l) => ({
     endpoint: l.spec.endpoint,
     servedModel: l.spec.served_model,
     replicaId: l.spec.replica_id,
   }),
-  start: (l, nc, log) =>
+  prepare: async (base, nc) => {
+    const [clusterKv, registry] = await Promise.all([
+      openBucket(nc, clusterNames(base.cluster), "cluster"),
+      Registry.open(nc, { cluster: base.cluster }),
+    ]);
+    return { clusterKv, registry };
+  },
+  start: (l, nc, log, { marks, prepared }) =>
     Replica.start({
       nc,
       spec: l.spec,
@@ -22,5 +34,7 @@ runChild({
       nodeId: l.node_id,
       cacheDir: l.cache_dir,
       logger: log,
+      marks,
+      ...prepared,
     }),
 });

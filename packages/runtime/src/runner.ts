@@ -10,7 +10,8 @@ import { linkModelPackage } from "@switchyard/model/link";
 import { type ModelVersion, type Signature, SwitchyardError, type TensorSpec } from "@switchyard/protocol";
 import type { Registry } from "@switchyard/registry";
 import { Piscina } from "piscina";
-import type { FrameData, RunResult, RunTask, WorkerInit } from "./task.js";
+import type { StartupMarks } from "./marks.js";
+import type { FrameData, RunResult, RunTask, WorkerInit, WorkerStartup } from "./task.js";
 
 /**
  * The worker module, always the compiled JavaScript next to this module in `dist/` (worker threads cannot run
@@ -32,6 +33,8 @@ export interface ModelRunnerOptions {
   threads: number;
   /** Another worker module wrapping `dist/worker.js` (test fixtures that crash or stall). */
   workerFile?: string;
+  /** Records the load's steps: artifacts, threads_imported, model_loaded (the last thread's), warm. */
+  marks?: StartupMarks;
 }
 
 export interface TimedOutputs {
@@ -81,6 +84,7 @@ export class ModelRunner {
     if (!entry) throw new SwitchyardError("MALFORMED_MODEL", `${uri} has no artifact '${v.entry}'`);
     // The bundle imports @switchyard/model; resolve it to this installation's copy (one Frame class).
     if (v.flavor === "custom") await linkModelPackage(dir);
+    o.marks?.mark("artifacts");
     const workerFile = o.workerFile ?? WORKER_FILE;
     if (!existsSync(workerFile)) {
       throw new Error(
@@ -111,7 +115,12 @@ export class ModelRunner {
     const runner = new ModelRunner(pool, v, v.signature, o.threads);
     try {
       // One warm-up per thread, concurrently: each lands on its own idle worker, so every thread has loaded.
-      await Promise.all(Array.from({ length: o.threads }, () => runner.warmUp()));
+      const threads = await Promise.all(Array.from({ length: o.threads }, () => runner.warmUp()));
+      if (o.marks) {
+        o.marks.mark("threads_imported", Math.max(...threads.map((t) => t.importedAt)));
+        o.marks.mark("model_loaded", Math.max(...threads.map((t) => t.loadedAt)));
+        o.marks.mark("warm");
+      }
     } catch (err) {
       await runner.close();
       throw err;
@@ -120,15 +129,16 @@ export class ModelRunner {
   }
 
   /** ONNX: one inference on zeros of the signature's shapes (symbolic dimensions = 1). Custom: waits until a
-   * worker has loaded the model (its load failure is the error) and learns whether it batches. */
-  async warmUp(): Promise<void> {
-    if (!this.frames) {
-      await this.run(warmUpFeeds(this.signature!));
-      return;
-    }
-    const result = await this.hop({ warmUp: true, params: {} }, []);
+   * worker has loaded the model (its load failure is the error) and learns whether it batches. Returns the
+   * start-up of the thread it ran on. */
+  async warmUp(): Promise<WorkerStartup> {
+    const task: RunTask = this.frames
+      ? { warmUp: true, params: {} }
+      : { warmUp: true, feeds: warmUpFeeds(this.signature!), params: {} };
+    const result = await this.hop(task, []);
     if (!result.ok) throw new SwitchyardError(result.code, result.message);
     if (result.batching === false) this.batches = false;
+    return result.startup!;
   }
 
   /** Runs one batch: feeds in signature order, cast to the signature's dtypes. Their buffers are transferred
