@@ -66,6 +66,11 @@ export const AGENT_DEFAULTS = {
   backoffMaxMs: 10_000,
   /** A replica that ran this long before crashing restarts with the shortest backoff again. */
   stableAfterMs: 30_000,
+  /**
+   * The next warm spare starts this long after the one taken serves: its own start takes a core for a few hundred
+   * ms, which must not slow the first requests of a replica just woken from zero.
+   */
+  spareRefillDelayMs: 1_000,
 } as const;
 
 interface Supervised {
@@ -131,6 +136,7 @@ export class NodeAgent {
   private startedAt = 0;
   private stopped = false;
   private spare: Spare | undefined;
+  /** The next spare's start, when it is due later. */
   private spareRetry: NodeJS.Timeout | undefined;
   /** Spares in a row that exited before they were waiting (backoff, as for crashing replicas). */
   private spareFailures = 0;
@@ -386,7 +392,7 @@ export class NodeAgent {
   }
 
   /** Where every process this agent starts finds the cluster and caches artifacts. */
-  private launchBase(): SpareLaunch {
+  private launchBase(): Omit<SpareLaunch, "warm_threads"> {
     return {
       cluster: this.names.cluster,
       node_id: this.nodeId,
@@ -400,7 +406,14 @@ export class NodeAgent {
     if (!(this.opts.warmSpare ?? true) || this.stopped || this.spare || this.spareRetry) return;
     const log = this.log.child({ spare: true });
     const child = spawn(process.execPath, [this.entry], {
-      env: { ...process.env, [SPARE_ENV]: JSON.stringify(this.launchBase()) },
+      env: {
+        ...process.env,
+        // The thread count placement gives the only replica of this node: a replica scaled up from zero.
+        [SPARE_ENV]: JSON.stringify({
+          ...this.launchBase(),
+          warm_threads: this.threads,
+        } satisfies SpareLaunch),
+      },
       stdio: ["ignore", "inherit", "pipe", "ipc"],
     });
     const spare: Spare = {
@@ -438,12 +451,18 @@ export class NodeAgent {
           { code, signal, delay, stderr: spare.lastStderr.at(-1) },
           "warm spare exited before it was used; starting another",
         );
-        this.spareRetry = setTimeout(() => {
-          this.spareRetry = undefined;
-          this.spawnSpare();
-        }, delay);
+        this.refillSpare(delay);
       });
     });
+  }
+
+  /** Starts a spare after `delayMs`, unless one is already due. */
+  private refillSpare(delayMs: number): void {
+    if (this.spareRetry || this.stopped) return;
+    this.spareRetry = setTimeout(() => {
+      this.spareRetry = undefined;
+      this.spawnSpare();
+    }, delayMs);
   }
 
   /**
@@ -465,8 +484,8 @@ export class NodeAgent {
       if (err) log.warn({ err: String(err) }, "handing the assignment to the warm spare failed");
     });
     // The next spare starts once this one serves (or is gone), so the two never compete for the CPU while this
-    // replica loads.
-    c.once("disconnect", () => this.spawnSpare());
+    // replica loads, and a moment later, while it answers its first requests.
+    c.once("disconnect", () => this.refillSpare(AGENT_DEFAULTS.spareRefillDelayMs));
     return c;
   }
 

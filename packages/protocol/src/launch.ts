@@ -41,7 +41,10 @@ export type StreamScorerLaunch = z.infer<typeof StreamScorerLaunch>;
  * assignment it takes; a replica started from a spare runs exactly as one started with SWITCHYARD_REPLICA.
  */
 export const SPARE_ENV = "SWITCHYARD_SPARE";
-export const SpareLaunch = ReplicaLaunch.omit({ spec: true });
+export const SpareLaunch = ReplicaLaunch.omit({ spec: true }).extend({
+  /** Worker threads it starts ahead: the node's budget, which is what the only replica of a node is given. */
+  warm_threads: z.number().int().positive(),
+});
 export type SpareLaunch = z.infer<typeof SpareLaunch>;
 
 /** Agent → spare (IPC): the assignment it takes; with the spare's own launch it makes a ReplicaLaunch. */

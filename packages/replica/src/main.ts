@@ -6,7 +6,7 @@
 import { openBucket } from "@switchyard/nats";
 import { clusterNames, REPLICA_ENV, ReplicaLaunch, SPARE_ENV } from "@switchyard/protocol";
 import { Registry } from "@switchyard/registry";
-import { runChild } from "@switchyard/runtime";
+import { preloadOnnxRuntime, runChild, WarmPool, WORKER_FILE } from "@switchyard/runtime";
 import { Replica } from "./replica.js";
 
 runChild({
@@ -26,7 +26,15 @@ runChild({
     ]);
     return { clusterKv, registry };
   },
-  start: (l, nc, log, { marks, prepared }) =>
+  // The model's worker threads boot and import onnxruntime, and the main thread initialises onnxruntime's
+  // process-wide environment (so each thread's session takes milliseconds), while the replica connects and reads
+  // its model; a spare has all of it done before its assignment exists.
+  early: (threads) => {
+    // A failure here shows again, with the model's name, when the model loads.
+    void preloadOnnxRuntime().catch(() => {});
+    return new WarmPool(threads, WORKER_FILE);
+  },
+  start: (l, nc, log, { marks, prepared, early }) =>
     Replica.start({
       nc,
       spec: l.spec,
@@ -36,5 +44,6 @@ runChild({
       logger: log,
       marks,
       ...prepared,
+      ...(early ? { warmPool: early } : {}),
     }),
 });

@@ -24,7 +24,7 @@ import {
   SwitchyardError,
 } from "@switchyard/protocol";
 import { Registry } from "@switchyard/registry";
-import { isLoadFailure, ModelRunner, StartupMarks } from "@switchyard/runtime";
+import { isLoadFailure, ModelRunner, StartupMarks, type WarmPool } from "@switchyard/runtime";
 import { type Logger, pino } from "pino";
 import { type BatchClock, type BatchConfig, Batcher, type Pending } from "./batcher.js";
 import { ReplicaStats } from "./stats.js";
@@ -48,6 +48,8 @@ export interface ReplicaOptions {
   registry?: Registry;
   /** The cluster's KV bucket (default: opened here). */
   clusterKv?: KV;
+  /** Worker threads started before the model was known (used when their count is the spec's threads). */
+  warmPool?: WarmPool;
   /** The process's start-up so far (a replica process's cold start); the READY log line reports every step. */
   marks?: StartupMarks;
   /** Default: warnings and errors as JSON lines on stderr. */
@@ -142,6 +144,7 @@ export class Replica {
         cacheDir: o.cacheDir,
         threads: s.threads,
         marks,
+        ...(o.warmPool ? { warmPool: o.warmPool } : {}),
         ...(o.workerFile ? { workerFile: o.workerFile } : {}),
       });
     } catch (err) {

@@ -27,9 +27,10 @@ export function isLoadFailure(err: unknown): boolean {
 }
 
 /** What every launch carries besides its spec: where the cluster is and how to reach it. */
-export type LaunchBase = SpareLaunch;
+export type LaunchBase = Omit<SpareLaunch, "warm_threads">;
+type Launch = LaunchBase & { spec: { threads: number } };
 
-export interface ChildProcessSpec<L extends LaunchBase & { spec: unknown }, P = undefined> {
+export interface ChildProcessSpec<L extends Launch, P = undefined, E = undefined> {
   /** The environment variable holding the launch (JSON), and its schema. */
   env: string;
   launch: Schema<L>;
@@ -38,6 +39,12 @@ export interface ChildProcessSpec<L extends LaunchBase & { spec: unknown }, P = 
   /** Connection name and the fields every log line carries. */
   name(launch: L): string;
   logFields(launch: L): Record<string, unknown>;
+  /**
+   * Started as soon as the process knows how many model threads it runs, before it connects (worker threads, the
+   * model runtime): a cold start overlaps it with connecting and reading its model; a spare does it before any
+   * assignment, for the thread count its agent expects.
+   */
+  early?(threads: number): E;
   /** What needs only the cluster (buckets, the registry): a spare does it before its assignment arrives. */
   prepare?(base: LaunchBase, nc: NatsConnection): Promise<P>;
   /** Starts the work; the returned stop() finishes or gives back what is in hand. */
@@ -45,13 +52,13 @@ export interface ChildProcessSpec<L extends LaunchBase & { spec: unknown }, P = 
     launch: L,
     nc: NatsConnection,
     log: Logger,
-    ctx: { marks: StartupMarks; prepared: P },
+    ctx: { marks: StartupMarks; prepared: P; early: E | undefined },
   ): Promise<{ stop(): Promise<void> }>;
 }
 
 /** Runs a supervised process to its end and exits with its code. */
-export function runChild<L extends LaunchBase & { spec: unknown }, P = undefined>(
-  spec: ChildProcessSpec<L, P>,
+export function runChild<L extends Launch, P = undefined, E = undefined>(
+  spec: ChildProcessSpec<L, P, E>,
 ): void {
   main(spec).then(
     (code) => process.exit(code),
@@ -64,9 +71,7 @@ export function runChild<L extends LaunchBase & { spec: unknown }, P = undefined
   );
 }
 
-async function main<L extends LaunchBase & { spec: unknown }, P>(
-  spec: ChildProcessSpec<L, P>,
-): Promise<number> {
+async function main<L extends Launch, P, E>(spec: ChildProcessSpec<L, P, E>): Promise<number> {
   // Static imports are evaluated before this line: the first step of a cold start.
   const marks = new StartupMarks();
   marks.mark("imported");
@@ -81,19 +86,20 @@ async function main<L extends LaunchBase & { spec: unknown }, P>(
   const launch = parseLaunch(spec.launch, raw, spec.env, root);
   if (!launch) return 1;
   marks.mark("launched");
+  const early = spec.early?.(launch.spec.threads);
   const nc = await connectNats({ ...launch.nats, name: spec.name(launch) });
   marks.mark("connected");
   const prepared = (await spec.prepare?.(launch, nc)) as P;
   marks.mark("prepared");
-  return serve(spec, launch, nc, root.child(spec.logFields(launch)), marks, prepared);
+  return serve(spec, launch, nc, root.child(spec.logFields(launch)), { marks, prepared, early });
 }
 
 /**
  * A warm spare: connect and prepare, tell the agent it is waiting, then take the one assignment the agent sends.
  * SIGTERM, SIGINT or the agent's channel closing while it waits end it with 0 (it held nothing).
  */
-async function runSpare<L extends LaunchBase & { spec: unknown }, P>(
-  spec: ChildProcessSpec<L, P>,
+async function runSpare<L extends Launch, P, E>(
+  spec: ChildProcessSpec<L, P, E>,
   raw: string,
   marks: StartupMarks,
   root: Logger,
@@ -104,6 +110,7 @@ async function runSpare<L extends LaunchBase & { spec: unknown }, P>(
     root.fatal({ event: "bad_launch" }, "a warm spare needs an IPC channel to its node agent");
     return 1;
   }
+  const early = spec.early?.(base.warm_threads);
   const nc = await connectNats({ ...base.nats, name: `spare-${base.node_id}` });
   marks.mark("connected");
   const prepared = (await spec.prepare?.(base, nc)) as P;
@@ -122,8 +129,9 @@ async function runSpare<L extends LaunchBase & { spec: unknown }, P>(
     return 0;
   }
   const handed = SpareAssignment.safeParse(assignment);
+  const { warm_threads: _, ...common } = base;
   const launch = handed.success
-    ? parseLaunch(spec.launch, JSON.stringify({ ...base, spec: handed.data.spec }), spec.spareEnv!, root)
+    ? parseLaunch(spec.launch, JSON.stringify({ ...common, spec: handed.data.spec }), spec.spareEnv!, root)
     : undefined;
   if (!launch) {
     root.fatal({ event: "bad_launch", assignment }, "the assignment handed to this spare is not valid");
@@ -131,7 +139,7 @@ async function runSpare<L extends LaunchBase & { spec: unknown }, P>(
     return 1;
   }
   marks.mark("launched");
-  return serve(spec, launch, nc, root.child(spec.logFields(launch)), marks, prepared);
+  return serve(spec, launch, nc, root.child(spec.logFields(launch)), { marks, prepared, early });
 }
 
 function parseLaunch<T>(schema: Schema<T>, raw: string, env: string, log: Logger): T | undefined {
@@ -145,17 +153,16 @@ function parseLaunch<T>(schema: Schema<T>, raw: string, env: string, log: Logger
   }
 }
 
-async function serve<L extends LaunchBase & { spec: unknown }, P>(
-  spec: ChildProcessSpec<L, P>,
+async function serve<L extends Launch, P, E>(
+  spec: ChildProcessSpec<L, P, E>,
   launch: L,
   nc: NatsConnection,
   log: Logger,
-  marks: StartupMarks,
-  prepared: P,
+  ctx: { marks: StartupMarks; prepared: P; early: E | undefined },
 ): Promise<number> {
   let work: { stop(): Promise<void> };
   try {
-    work = await spec.start(launch, nc, log, { marks, prepared });
+    work = await spec.start(launch, nc, log, ctx);
   } catch (err) {
     log.error({ err, event: "start_failed" }, "could not start");
     await nc.close().catch(() => {});

@@ -4,6 +4,7 @@
 // nothing about NATS requests.
 export { type ChildProcessSpec, isLoadFailure, type LaunchBase, runChild } from "./child.js";
 export { type FlavorLoader, type LoadedModel, ModelLoadError } from "./flavors/mod.js";
+export { preloadOnnxRuntime } from "./flavors/preload.js";
 export { epochMs, StartupMarks } from "./marks.js";
 export {
   ModelRunner,
@@ -13,4 +14,5 @@ export {
   WORKER_FILE,
   warmUpFeeds,
 } from "./runner.js";
-export type { RunResult, RunTask, WorkerInit, WorkerStartup } from "./task.js";
+export type { RunResult, RunTask, WorkerData, WorkerInit, WorkerStartup } from "./task.js";
+export { WarmPool } from "./warm-pool.js";

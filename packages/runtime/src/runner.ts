@@ -12,6 +12,7 @@ import type { Registry } from "@switchyard/registry";
 import { Piscina } from "piscina";
 import type { StartupMarks } from "./marks.js";
 import type { FrameData, RunResult, RunTask, WorkerInit, WorkerStartup } from "./task.js";
+import { poolOptions, type WarmPool } from "./warm-pool.js";
 
 /**
  * The worker module, always the compiled JavaScript next to this module in `dist/` (worker threads cannot run
@@ -35,6 +36,8 @@ export interface ModelRunnerOptions {
   workerFile?: string;
   /** Records the load's steps: artifacts, threads_imported, model_loaded (the last thread's), warm. */
   marks?: StartupMarks;
+  /** Threads already started (same worker file): used when it has `threads` threads, otherwise destroyed. */
+  warmPool?: WarmPool;
 }
 
 export interface TimedOutputs {
@@ -70,6 +73,16 @@ export class ModelRunner {
 
   /** Fetches, verifies and loads the version into `threads` workers, then runs one warm-up batch on each. */
   static async load(o: ModelRunnerOptions): Promise<ModelRunner> {
+    try {
+      return await ModelRunner.open(o);
+    } catch (err) {
+      // A warm pool not yet bound to the model stops here (once bound, it closed with the runner).
+      await o.warmPool?.destroy();
+      throw err;
+    }
+  }
+
+  private static async open(o: ModelRunnerOptions): Promise<ModelRunner> {
     if (!Number.isInteger(o.threads) || o.threads < 1) {
       throw new RangeError(`options.threads must be a positive integer, got ${o.threads}`);
     }
@@ -100,16 +113,12 @@ export class ModelRunner {
       files,
       signature: v.signature,
     };
-    const pool = new Piscina<RunTask, unknown>({
-      filename: workerFile,
-      workerData: init,
-      minThreads: o.threads,
-      maxThreads: o.threads,
-      idleTimeout: Number.POSITIVE_INFINITY,
-      concurrentTasksPerWorker: 1,
-      // Our own batcher holds the queue; Piscina's only bridges the instant between a slot freeing and a hop.
-      maxQueue: Number.POSITIVE_INFINITY,
-    });
+    const warm = o.warmPool;
+    const fits = warm?.threads === o.threads && warm.workerFile === workerFile;
+    if (warm && !fits) void warm.destroy().catch(() => {});
+    const pool =
+      (fits ? warm.bind(init) : undefined) ??
+      new Piscina<RunTask, unknown>(poolOptions(workerFile, init, o.threads));
     // A worker that dies is replaced by Piscina (minThreads); an error event must not crash the process.
     pool.on("error", () => {});
     const runner = new ModelRunner(pool, v, v.signature, o.threads);

@@ -21,6 +21,13 @@ export interface WorkerInit {
   signature: Signature | null;
 }
 
+/** `workerData` of a warm pool's threads (warm-pool.ts): a shared cell the model's WorkerInit is written to later. */
+export interface PendingInit {
+  pending: SharedArrayBuffer;
+}
+
+export type WorkerData = WorkerInit | PendingInit;
+
 /** A Frame as it crosses threads (a Frame's private fields do not survive structured clone). */
 export interface FrameData {
   columns: FrameColumn[];
