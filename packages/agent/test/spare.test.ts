@@ -5,13 +5,21 @@ import { randomBytes } from "node:crypto";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { type KV, Kvm } from "@nats-io/kv";
-import { headers as natsHeaders, type NatsConnection } from "@nats-io/transport-node";
+import { type NatsConnection, headers as natsHeaders } from "@nats-io/transport-node";
 import { NodeAgent } from "@switchyard/agent";
 import { registerModel } from "@switchyard/ingest";
 import { connectNats } from "@switchyard/nats";
-import { clusterNames, H, keys, LIVENESS_TTL_MS, type ReplicaSpec, ReplicaStatus } from "@switchyard/protocol";
+import {
+  clusterNames,
+  H,
+  keys,
+  LIVENESS_TTL_MS,
+  type ReplicaSpec,
+  ReplicaStatus,
+} from "@switchyard/protocol";
 import { Registry } from "@switchyard/registry";
 import {
+  alive,
   buildLinear,
   eventually,
   type LinearOptions,
@@ -37,15 +45,6 @@ afterAll(async () => {
   await nc?.close();
 });
 
-const alive = (pid: number) => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
-
 async function setup() {
   const cluster = `t${randomBytes(5).toString("hex")}`;
   const names = clusterNames(cluster);
@@ -68,7 +67,12 @@ async function setup() {
   return { names, kv, registry, agent, sparePid };
 }
 
-function specOf(names: ReturnType<typeof clusterNames>, id: string, model: string, threads: number): ReplicaSpec {
+function specOf(
+  names: ReturnType<typeof clusterNames>,
+  id: string,
+  model: string,
+  threads: number,
+): ReplicaSpec {
   return {
     replica_id: id,
     endpoint: "ep",
@@ -85,14 +89,11 @@ function specOf(names: ReturnType<typeof clusterNames>, id: string, model: strin
 }
 
 const stateOf = (kv: KV, id: string, state: ReplicaStatus["state"]) =>
-  eventually(
-    async () => {
-      const e = await kv.get(keys.replica(id));
-      const s = e?.operation === "PUT" ? ReplicaStatus.parse(e.json()) : undefined;
-      return s?.state === state ? s : undefined;
-    },
-    `${id} ${state}`,
-  );
+  eventually(async () => {
+    const e = await kv.get(keys.replica(id));
+    const s = e?.operation === "PUT" ? ReplicaStatus.parse(e.json()) : undefined;
+    return s?.state === state ? s : undefined;
+  }, `${id} ${state}`);
 
 async function predict(subject: string, rows: number[][]): Promise<number[]> {
   const h = natsHeaders();
@@ -107,33 +108,34 @@ describe("warm spare", () => {
   it.each([
     { threads: 2, what: "the spare's threads (the node's budget)" },
     { threads: 1, what: "fewer threads than the spare started" },
-  ])("runs a replica with $what in the spare's process: READY, correct predictions, and a new spare follows", async ({
-    threads,
-  }) => {
-    const { names, kv, registry, agent, sparePid } = await setup();
-    await registerModel(registry, "lr", writeTempModel(buildLinear(LR)));
-    const spec = specOf(names, "ra", "lr", threads);
-    await kv.put(keys.assignment("n1", "ra"), JSON.stringify(spec));
+  ])(
+    "runs a replica with $what in the spare's process: READY, correct predictions, and a new spare follows",
+    async ({ threads }) => {
+      const { names, kv, registry, agent, sparePid } = await setup();
+      await registerModel(registry, "lr", writeTempModel(buildLinear(LR)));
+      const spec = specOf(names, "ra", "lr", threads);
+      await kv.put(keys.assignment("n1", "ra"), JSON.stringify(spec));
 
-    const ready = await stateOf(kv, "ra", "READY");
-    expect(ready.pid).toBe(sparePid);
-    const rows = [
-      [0.2, -1, 3.5],
-      [1, 2, -0.75],
-    ];
-    const got = await predict(spec.subject, rows);
-    const want = linearPredict(LR, rows).flat();
-    expect(got).toHaveLength(2);
-    got.forEach((v, i) => expect(v).toBeCloseTo(want[i]!, 5));
+      const ready = await stateOf(kv, "ra", "READY");
+      expect(ready.pid).toBe(sparePid);
+      const rows = [
+        [0.2, -1, 3.5],
+        [1, 2, -0.75],
+      ];
+      const got = await predict(spec.subject, rows);
+      const want = linearPredict(LR, rows).flat();
+      expect(got).toHaveLength(2);
+      for (const [i, v] of got.entries()) expect(v).toBeCloseTo(want[i]!, 5);
 
-    const next = await eventually(() => {
-      const pid = agent.sparePid;
-      return pid !== undefined && pid !== sparePid ? pid : undefined;
-    }, "a new warm spare");
-    await agent.stop();
-    expect(alive(sparePid)).toBe(false);
-    expect(alive(next)).toBe(false);
-  });
+      const next = await eventually(() => {
+        const pid = agent.sparePid;
+        return pid !== undefined && pid !== sparePid ? pid : undefined;
+      }, "a new warm spare");
+      await agent.stop();
+      expect(alive(sparePid)).toBe(false);
+      expect(alive(next)).toBe(false);
+    },
+  );
 
   it("reports a model that cannot load in the spare as FAILED with the reason, and does not restart it", async () => {
     const { kv, registry, agent, names, sparePid } = await setup();
