@@ -1,9 +1,10 @@
 // Cold start of a replica (issue 10): from an assignment written to KV to the replica READY and answering, for the
 // realtime bench's logistic regression (30 features). Two node agents on one nats-server, one spawning a fresh
 // process per assignment (the baseline), one handing it to its warm spare; rounds alternate between them. Each
-// row is one step of the start, from the replica's own start-up marks (its READY log line, relayed by its agent),
-// as a median over the rounds whose artifact was already in the node's cache; the first round of each agent
-// downloads the artifact into an empty cache and is reported on its own.
+// row is one step of the start, from the replica's own start-up marks (its READY log line, relayed by its agent):
+// the time from the step that finished before it to this one (steps overlap), as a median over the rounds whose
+// artifact was already in the node's cache; the first round of each agent downloads the artifact into an empty
+// cache and is reported on its own.
 import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import os from "node:os";
@@ -179,17 +180,14 @@ async function oneStart(
   const msg = await nc.request(spec.subject, body, { timeout: STEP_TIMEOUT_MS, headers: h });
   const firstRequestMs = epochMs() - sent;
   const marks = await withTimeout(lines.readyOf(spec.replica_id), `${spec.replica_id}'s READY log line`);
+  // Each step after the one that finished before it (steps overlap: a cold start's threads boot while it connects).
   const steps: Round["steps"] = {};
+  const missing = STEPS.find(([mark]) => marks[mark] === undefined);
+  if (missing) throw new Error(`replica ${spec.replica_id} logged no '${missing[0]}' mark`);
   let prev = assigned;
-  for (const [mark] of STEPS) {
-    const at = marks[mark];
-    if (at === undefined) throw new Error(`replica ${spec.replica_id} logged no '${mark}' mark`);
-    if (at <= assigned) {
-      steps[mark] = "ahead";
-      continue;
-    }
-    steps[mark] = at - prev;
-    prev = at;
+  for (const [mark, at] of STEPS.map(([m]) => [m, marks[m]!] as const).sort((a, b) => a[1] - b[1])) {
+    steps[mark] = at <= assigned ? "ahead" : at - prev;
+    prev = Math.max(prev, at);
   }
   return {
     reply: msg.string(),
