@@ -67,6 +67,7 @@ async function adminToken(
 export async function startLocalCluster(
   config: LocalClusterConfig,
   say: (msg: string) => void = () => {},
+  opts: { logLevel?: string } = {},
 ): Promise<StartedCluster> {
   const dataDir = path.resolve(config.dataDir);
   const names = clusterNames(config.name);
@@ -82,7 +83,7 @@ export async function startLocalCluster(
 
   const secrets = await loadOrCreateSecrets(dataDir);
   const logger: Logger = pino(
-    { level: process.env.SWITCHYARD_LOG_LEVEL ?? "info", base: { cluster: names.cluster } },
+    { level: opts.logLevel ?? process.env.SWITCHYARD_LOG_LEVEL ?? "info", base: { cluster: names.cluster } },
     pino.destination({ dest: path.join(dataDir, "logs", "switchyard.log"), mkdir: true, sync: false }),
   );
   const natsLog = path.join(dataDir, "logs", "nats-server.log");

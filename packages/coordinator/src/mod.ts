@@ -7,6 +7,7 @@ export {
   BatchJobs,
   type PlannedFiles,
 } from "./batch.js";
+export { ensureCaptureStream } from "./capture.js";
 export { COORDINATOR_DEFAULTS, Coordinator, type CoordinatorOptions } from "./coordinator.js";
 export { LeaderLease } from "./lease.js";
 export {

@@ -11,6 +11,7 @@ import {
   type EndpointRecord,
   keys,
   type ReplicaSpec,
+  routesCaptureOf,
   type StreamJob,
   type StreamScorerSpec,
 } from "@switchyard/protocol";
@@ -190,6 +191,7 @@ export class Reconciler {
       }
     }
     const want = wantedTargets(this.o.names, rec, snap.routes.get(rec.name), resolution);
+    want.capture = routesCaptureOf(this.o.names, rec.name, config?.auto_capture_config);
     if ("error" in resolution && !want.pending) {
       // An alias or model that vanished from the registry.
       this.o.log.warn(

@@ -13,6 +13,7 @@ import { pino } from "pino";
 import { defaultCacheDir, defaultDataDir, natsOptionsOf, resolveTarget } from "../cluster-file.js";
 import { startBridgeRole } from "../roles.js";
 import type { GlobalOptions } from "./context.js";
+import { type LogLevel, logLevelOption } from "./flags.js";
 
 function untilSignal(): Promise<string> {
   return new Promise((resolve) => {
@@ -21,7 +22,7 @@ function untilSignal(): Promise<string> {
   });
 }
 
-const logger = () => pino({ level: process.env.SWITCHYARD_LOG_LEVEL ?? "info" });
+const logger = (level: LogLevel) => pino({ level });
 
 /** A flag whose value is a positive integer, read from the flag or its environment variable. */
 function positiveInt(value: string | undefined, flag: string): number | undefined {
@@ -33,6 +34,7 @@ function positiveInt(value: string | undefined, flag: string): number | undefine
 
 interface CoordinatorFlags {
   id?: string;
+  logLevel: LogLevel;
   rolloutTimeoutMs?: string;
   streamAckWaitMs?: string;
   dataRoot?: string[] | string;
@@ -58,6 +60,7 @@ export function roleCommands(program: Command, globals: () => GlobalOptions): vo
           `stream needs a duplicate window of four ack waits (default ${STREAM_DEFAULTS.ack_wait_ms})`,
       ).env("SWITCHYARD_STREAM_ACK_WAIT_MS"),
     )
+    .addOption(logLevelOption())
     .addOption(
       new Option(
         "--data-root <dir...>",
@@ -80,7 +83,7 @@ export function roleCommands(program: Command, globals: () => GlobalOptions): vo
         id: opts.id ?? `${hostname()}-${process.pid}`,
         ...(rolloutTimeoutMs ? { rolloutTimeoutMs } : {}),
         ...(streamAckWaitMs ? { streamAckWaitMs } : {}),
-        logger: logger(),
+        logger: logger(opts.logLevel),
       });
       await c.start();
       await untilSignal();
@@ -101,6 +104,7 @@ export function roleCommands(program: Command, globals: () => GlobalOptions): vo
         "SWITCHYARD_CACHE_DIR",
       ),
     )
+    .addOption(logLevelOption())
     .addOption(
       new Option(
         "--drain-timeout-ms <ms>",
@@ -108,7 +112,13 @@ export function roleCommands(program: Command, globals: () => GlobalOptions): vo
       ).env("SWITCHYARD_DRAIN_TIMEOUT_MS"),
     )
     .action(
-      async (opts: { nodeId?: string; threads?: string; cacheDir?: string; drainTimeoutMs?: string }) => {
+      async (opts: {
+        nodeId?: string;
+        threads?: string;
+        cacheDir?: string;
+        drainTimeoutMs?: string;
+        logLevel: LogLevel;
+      }) => {
         const g = globals();
         const target = await resolveTarget(g);
         const drainTimeoutMs = positiveInt(opts.drainTimeoutMs, "--drain-timeout-ms");
@@ -119,7 +129,7 @@ export function roleCommands(program: Command, globals: () => GlobalOptions): vo
           threads: positiveInt(opts.threads, "--threads") ?? availableParallelism(),
           cacheDir: path.resolve(opts.cacheDir ?? defaultCacheDir(g.dataDir ?? defaultDataDir())),
           ...(drainTimeoutMs ? { drainTimeoutMs } : {}),
-          logger: logger(),
+          logger: logger(opts.logLevel),
         });
         await agent.start();
         await untilSignal();
@@ -137,7 +147,8 @@ export function roleCommands(program: Command, globals: () => GlobalOptions): vo
       new Option("--http-port <port>", "port to listen on").default("8080").env("SWITCHYARD_HTTP_PORT"),
     )
     .option("--no-auth", "turn bearer-token auth OFF (not for shared machines)")
-    .action(async (opts: { host: string; httpPort: string; auth: boolean }) => {
+    .addOption(logLevelOption())
+    .action(async (opts: { host: string; httpPort: string; auth: boolean; logLevel: LogLevel }) => {
       const target = await resolveTarget(globals());
       if (!opts.auth) process.stderr.write("WARNING: authentication is OFF (--no-auth)\n");
       const bridge = await startBridgeRole({
@@ -146,7 +157,7 @@ export function roleCommands(program: Command, globals: () => GlobalOptions): vo
         host: opts.host,
         port: Number(opts.httpPort),
         auth: opts.auth,
-        logger: logger(),
+        logger: logger(opts.logLevel),
       });
       process.stdout.write(`HTTP bridge listening on ${bridge.url}\n`);
       await untilSignal();

@@ -4,6 +4,7 @@ import { LocalClusterConfig } from "@switchyard/protocol";
 import type { Command } from "commander";
 import { findConfigFile, loadClusterConfig } from "../config-file.js";
 import { startLocalCluster } from "../local-cluster.js";
+import { type LogLevel, logLevelOption } from "./flags.js";
 
 interface UpOptions {
   config?: string;
@@ -13,6 +14,7 @@ interface UpOptions {
   syncAlways?: boolean;
   nodeThreads?: string;
   auth?: boolean;
+  logLevel: LogLevel;
 }
 
 function port(value: string | undefined, flag: string): number | undefined {
@@ -40,6 +42,7 @@ export function upCommand(program: Command, dataDirFlag: () => string | undefine
     .option("--sync-always", "JetStream sync_interval: always (fsync every write)")
     .option("--node-threads <n>", "the local node's ORT thread budget (default: one per core)")
     .option("--no-auth", "turn bearer-token auth of the HTTP bridge OFF (not for shared machines)")
+    .addOption(logLevelOption())
     .action(async (opts: UpOptions) => {
       const file = await loadClusterConfig(opts.config ?? findConfigFile());
       // Flags and environment override the config file; the schema re-validates the merge.
@@ -58,7 +61,7 @@ export function upCommand(program: Command, dataDirFlag: () => string | undefine
         ...(opts.auth === false ? { auth: false } : {}),
       });
       const say = (msg: string) => process.stdout.write(`${msg}\n`);
-      const cluster = await startLocalCluster(config, say);
+      const cluster = await startLocalCluster(config, say, { logLevel: opts.logLevel });
       say(`cluster '${config.name}' is up; connection details in ${cluster.clusterFilePath} (mode 0600)`);
       say("press Ctrl-C to stop");
 
