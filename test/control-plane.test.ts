@@ -13,7 +13,7 @@ import { registerModel } from "@switchyard/ingest";
 import { connectNats } from "@switchyard/nats";
 import { type ApiOp, clusterNames, EndpointRoutes, H, keys, ReplicaStatus } from "@switchyard/protocol";
 import { Registry } from "@switchyard/registry";
-import { buildLinear, eventually, linearPredict, writeTempModel } from "@switchyard/testkit";
+import { alive, buildLinear, eventually, linearPredict, writeTempModel } from "@switchyard/testkit";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 
@@ -108,15 +108,6 @@ async function replicaStatuses(endpoint: string): Promise<ReplicaStatus[]> {
   }
   return out;
 }
-
-const alive = (pid: number) => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
 
 describe("endpoint lifecycle with real replicas", () => {
   it("creates an endpoint that becomes READY and serves the model's predictions", async () => {

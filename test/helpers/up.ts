@@ -65,16 +65,7 @@ function run(command: string, args: string[], env: Record<string, string>): Prom
 
 import { eventually, tempDir, writeTempModel } from "@switchyard/testkit";
 
-export { eventually, sleep } from "@switchyard/testkit";
-
-/** Whether pid runs; a zombie nobody reaped (this container's init reaps no orphans) counts as gone. */
-export function alive(pid: number): boolean {
-  try {
-    return !/\) Z /.test(readFileSync(`/proc/${pid}/stat`, "utf8"));
-  } catch {
-    return false;
-  }
-}
+export { alive, eventually, sleep } from "@switchyard/testkit";
 
 /** Direct children of pid whose command line contains `match`. */
 export function childrenMatching(pid: number, match: string): number[] {

@@ -1,7 +1,8 @@
 // A node agent: heartbeats its thread budget, and runs one process per assignment `assign.<id>.*` — a replica,
 // a batch worker or a stream scorer — spawning it with its launch in the environment, restarting crashes with backoff,
 // reporting a model that cannot load as FAILED (no restart), and draining processes whose assignment went away.
-// It never decides placement; the coordinator does.
+// It keeps one warm spare replica process (imported, connected, waiting) that the next replica assignment takes
+// instead of a cold spawn. It never decides placement; the coordinator does.
 import { type ChildProcess, spawn } from "node:child_process";
 import { createRequire } from "node:module";
 import { availableParallelism, hostname, tmpdir } from "node:os";
@@ -24,7 +25,12 @@ import {
   type NodeHeartbeat,
   REPLICA_ENV,
   type ReplicaLaunch,
+  type ReplicaSpec,
   type ReplicaStatus,
+  SPARE_ENV,
+  type SpareAssignment,
+  type SpareLaunch,
+  type SpareSignal,
   STREAM_SCORER_ENV,
   type StreamScorerLaunch,
   type WorkerStatus,
@@ -46,6 +52,11 @@ export interface NodeAgentOptions {
   replicaEntry?: string;
   /** After SIGTERM, how long a replica may drain before SIGKILL (default 30 s). */
   drainTimeoutMs?: number;
+  /**
+   * Keep one replica process started ahead of need — modules imported, NATS connected, buckets open — for the
+   * next replica assignment to take (default true). It holds no model and no ORT thread until it is taken.
+   */
+  warmSpare?: boolean;
   logger?: Logger;
 }
 
@@ -55,6 +66,11 @@ export const AGENT_DEFAULTS = {
   backoffMaxMs: 10_000,
   /** A replica that ran this long before crashing restarts with the shortest backoff again. */
   stableAfterMs: 30_000,
+  /**
+   * The next warm spare starts this long after the one taken serves: its own start takes a core for a few hundred
+   * ms, which must not slow the first requests of a replica just woken from zero.
+   */
+  spareRefillDelayMs: 1_000,
 } as const;
 
 interface Supervised {
@@ -67,6 +83,17 @@ interface Supervised {
   startedAt: number;
   stopping: boolean;
   retry: NodeJS.Timeout | undefined;
+  lastStderr: string[];
+}
+
+/** A replica process started before its assignment (see SPARE_ENV), until an assignment takes it. */
+interface Spare {
+  child: ChildProcess;
+  /** It said it waits for an assignment: handing it one now skips its whole start. */
+  waiting: boolean;
+  exited: Promise<void>;
+  /** Where its stderr lines go: the agent's log, then the supervision of the replica it becomes. */
+  onLine: (line: string) => void;
   lastStderr: string[];
 }
 
@@ -108,6 +135,11 @@ export class NodeAgent {
   private entry = "";
   private startedAt = 0;
   private stopped = false;
+  private spare: Spare | undefined;
+  /** The next spare's start, when it is due later. */
+  private spareRetry: NodeJS.Timeout | undefined;
+  /** Spares in a row that exited before they were waiting (backoff, as for crashing replicas). */
+  private spareFailures = 0;
 
   constructor(private readonly opts: NodeAgentOptions) {
     this.names = clusterNames(opts.cluster);
@@ -149,7 +181,11 @@ export class NodeAgent {
         });
       }
     })();
-    this.log.info({ threads: this.threads, entry: this.entry }, "node agent started");
+    this.spawnSpare();
+    this.log.info(
+      { threads: this.threads, entry: this.entry, warmSpare: this.opts.warmSpare ?? true },
+      "node agent started",
+    );
   }
 
   /** Stops every replica (drain, then kill), removes the heartbeat, closes the connection. */
@@ -159,7 +195,7 @@ export class NodeAgent {
     clearInterval(this.heartbeat);
     this.watch?.stop();
     await Promise.all([...this.chains.values()]);
-    await Promise.all([...this.replicas.keys()].map((id) => this.stopReplica(id)));
+    await Promise.all([...this.replicas.keys()].map((id) => this.stopReplica(id)).concat(this.stopSpare()));
     await this.liveness?.delete(keys.node(this.nodeId)).catch(() => undefined);
     await this.nc?.close();
     this.log.info("node agent stopped");
@@ -168,6 +204,11 @@ export class NodeAgent {
   /** Replica ids this agent currently supervises. */
   get replicaIds(): string[] {
     return [...this.replicas.keys()];
+  }
+
+  /** The pid of the warm spare when one is waiting for an assignment (the next replica will run in it). */
+  get sparePid(): number | undefined {
+    return this.spare?.waiting ? this.spare.child.pid : undefined;
   }
 
   private async beat(): Promise<void> {
@@ -260,42 +301,45 @@ export class NodeAgent {
     s.child = undefined;
     await this.writeStatus(s, "STARTING", s.restarts ? (s.lastStderr.at(-1) ?? "") : "");
     if (s.stopping || this.stopped) return;
-    const common = {
-      cluster: this.names.cluster,
-      node_id: this.nodeId,
-      cache_dir: this.opts.cacheDir ?? join(tmpdir(), "switchyard-cache", this.names.cluster),
-      nats: credentialsOf(this.opts.nats),
-    };
-    const [entry, env] = isBatchWorker(spec)
-      ? [
-          batchWorkerEntry(),
-          { [BATCH_WORKER_ENV]: JSON.stringify({ ...common, spec } satisfies BatchWorkerLaunch) },
-        ]
-      : isJobWorker(spec)
-        ? [
-            streamScorerEntry(),
-            { [STREAM_SCORER_ENV]: JSON.stringify({ ...common, spec } satisfies StreamScorerLaunch) },
-          ]
-        : [this.entry, { [REPLICA_ENV]: JSON.stringify({ ...common, spec } satisfies ReplicaLaunch) }];
-    const child = spawn(process.execPath, [entry], {
-      env: { ...process.env, ...env },
-      stdio: ["ignore", "inherit", "pipe"],
-    });
-    s.child = child;
-    s.startedAt = Date.now();
-    s.lastStderr = [];
-    createInterface({ input: child.stderr! }).on("line", (line) => {
+    const common = this.launchBase();
+    const onLine = (line: string) => {
       s.lastStderr.push(line);
       if (s.lastStderr.length > 20) s.lastStderr.shift();
       logReplicaLine(log, line);
-    });
+    };
+    s.lastStderr = [];
+    const spare = isJobWorker(spec) ? undefined : this.handToSpare(spec, onLine, log);
+    let child: ChildProcess;
+    if (spare) {
+      child = spare;
+    } else {
+      const [entry, env] = isBatchWorker(spec)
+        ? [
+            batchWorkerEntry(),
+            { [BATCH_WORKER_ENV]: JSON.stringify({ ...common, spec } satisfies BatchWorkerLaunch) },
+          ]
+        : isJobWorker(spec)
+          ? [
+              streamScorerEntry(),
+              { [STREAM_SCORER_ENV]: JSON.stringify({ ...common, spec } satisfies StreamScorerLaunch) },
+            ]
+          : [this.entry, { [REPLICA_ENV]: JSON.stringify({ ...common, spec } satisfies ReplicaLaunch) }];
+      child = spawn(process.execPath, [entry], {
+        env: { ...process.env, ...env },
+        stdio: ["ignore", "inherit", "pipe"],
+      });
+      createInterface({ input: child.stderr! }).on("line", onLine);
+    }
+    s.child = child;
+    s.startedAt = Date.now();
     log.info(
       {
         pid: child.pid,
         version: "model_version" in spec ? spec.model_version : undefined,
         threads: spec.threads,
+        warmSpare: spare !== undefined,
       },
-      "process started",
+      spare ? "warm spare took the assignment" : "process started",
     );
     s.exited = new Promise<void>((resolve) => {
       child.once("exit", (code, signal) => {
@@ -344,6 +388,123 @@ export class NodeAgent {
       }, delay);
     } catch (err) {
       log.error({ err }, "handling replica exit failed");
+    }
+  }
+
+  /** Where every process this agent starts finds the cluster and caches artifacts. */
+  private launchBase(): Omit<SpareLaunch, "warm_threads"> {
+    return {
+      cluster: this.names.cluster,
+      node_id: this.nodeId,
+      cache_dir: this.opts.cacheDir ?? join(tmpdir(), "switchyard-cache", this.names.cluster),
+      nats: credentialsOf(this.opts.nats),
+    };
+  }
+
+  /** Starts a warm spare unless one exists, one is due after a failure, the agent stops, or spares are off. */
+  private spawnSpare(): void {
+    if (!(this.opts.warmSpare ?? true) || this.stopped || this.spare || this.spareRetry) return;
+    const log = this.log.child({ spare: true });
+    const child = spawn(process.execPath, [this.entry], {
+      env: {
+        ...process.env,
+        // The thread count placement gives the only replica of this node: a replica scaled up from zero.
+        [SPARE_ENV]: JSON.stringify({
+          ...this.launchBase(),
+          warm_threads: this.threads,
+        } satisfies SpareLaunch),
+      },
+      stdio: ["ignore", "inherit", "pipe", "ipc"],
+    });
+    const spare: Spare = {
+      child,
+      waiting: false,
+      exited: Promise.resolve(),
+      lastStderr: [],
+      onLine: (line) => {
+        spare.lastStderr.push(line);
+        if (spare.lastStderr.length > 20) spare.lastStderr.shift();
+        logReplicaLine(log, line);
+      },
+    };
+    this.spare = spare;
+    createInterface({ input: child.stderr! }).on("line", (line) => spare.onLine(line));
+    child.on("message", (m: SpareSignal) => {
+      if (m?.spare === "waiting" && this.spare === spare) {
+        spare.waiting = true;
+        this.spareFailures = 0;
+        log.debug({ pid: child.pid }, "warm spare waiting");
+      }
+    });
+    child.once("error", (err) => log.error({ err }, "warm spare spawn error"));
+    spare.exited = new Promise<void>((resolve) => {
+      child.once("exit", (code, signal) => {
+        resolve();
+        if (this.spare !== spare) return; // taken: the replica's supervision handles its exit
+        this.spare = undefined;
+        if (this.stopped) return;
+        const delay = Math.min(
+          AGENT_DEFAULTS.backoffMaxMs,
+          AGENT_DEFAULTS.backoffMinMs * 2 ** this.spareFailures++,
+        );
+        log.warn(
+          { code, signal, delay, stderr: spare.lastStderr.at(-1) },
+          "warm spare exited before it was used; starting another",
+        );
+        this.refillSpare(delay);
+      });
+    });
+  }
+
+  /** Starts a spare after `delayMs`, unless one is already due. */
+  private refillSpare(delayMs: number): void {
+    if (this.spareRetry || this.stopped) return;
+    this.spareRetry = setTimeout(() => {
+      this.spareRetry = undefined;
+      this.spawnSpare();
+    }, delayMs);
+  }
+
+  /**
+   * Hands `spec` to the warm spare if one is waiting and alive, and returns its process (no longer the spare;
+   * its stderr goes to `onLine` from now on); otherwise undefined, and the caller spawns a process.
+   */
+  private handToSpare(
+    spec: ReplicaSpec,
+    onLine: (line: string) => void,
+    log: Logger,
+  ): ChildProcess | undefined {
+    const spare = this.spare;
+    const c = spare?.child;
+    if (!spare?.waiting || !c?.connected || c.exitCode !== null || c.signalCode !== null) return undefined;
+    this.spare = undefined;
+    spare.onLine = onLine;
+    c.send({ spec } satisfies SpareAssignment, (err) => {
+      // The spare went away at this instant: its exit is handled as a crash, and the restart spawns afresh.
+      if (err) log.warn({ err: String(err) }, "handing the assignment to the warm spare failed");
+    });
+    // The next spare starts once this one serves (or is gone), so the two never compete for the CPU while this
+    // replica loads, and a moment later, while it answers its first requests.
+    c.once("disconnect", () => this.refillSpare(AGENT_DEFAULTS.spareRefillDelayMs));
+    return c;
+  }
+
+  /** A spare holds nothing: SIGTERM ends it at once (SIGKILL if it does not go within the drain timeout). */
+  private async stopSpare(): Promise<void> {
+    clearTimeout(this.spareRetry);
+    this.spareRetry = undefined;
+    const spare = this.spare;
+    this.spare = undefined;
+    if (!spare) return;
+    const c = spare.child;
+    if (c.exitCode === null && c.signalCode === null) {
+      const kill = setTimeout(
+        () => c.kill("SIGKILL"),
+        this.opts.drainTimeoutMs ?? AGENT_DEFAULTS.drainTimeoutMs,
+      );
+      c.kill("SIGTERM");
+      await spare.exited;
+      clearTimeout(kill);
     }
   }
 

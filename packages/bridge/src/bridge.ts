@@ -8,12 +8,14 @@ import {
   EndpointsApi,
   type InvokeOptions,
   parseTimeoutMs,
-  Router,
+  type Router,
   StreamsApi,
+  startCapturingRouter,
 } from "@switchyard/client";
 import { CSV_TYPE, clusterNames, H, JSON_TYPE, SwitchyardError } from "@switchyard/protocol";
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
 import { type Logger, pino } from "pino";
+import { DASHBOARD_PATHS, registerDashboard } from "./dashboard/serve.js";
 import {
   errorHeaders,
   RETRY_AFTER_SECONDS,
@@ -21,18 +23,21 @@ import {
   toClientError,
   unsupportedMediaType,
 } from "./errors.js";
+import { registerMetricsRoutes } from "./metrics.js";
 import { OipMetadata, parseOipVersion } from "./oip.js";
+import { registerReadApi } from "./read-api.js";
+import { registerRequestLog, requestIdOf } from "./request-log.js";
 import { TokenStore } from "./tokens.js";
 
 export interface BridgeOptions {
   nc: NatsConnection;
   /** Cluster name (default `sy`). */
   cluster?: string;
-  /** Require `Authorization: Bearer <token>` on every route but `/v2/health/*`. */
+  /** Require `Authorization: Bearer <token>` on every route but `/v2/health/*` and the dashboard's files. */
   auth: boolean;
   /** Largest request body in bytes (default 16 MiB); larger → 413 REQUEST_TOO_LARGE. */
   bodyLimit?: number;
-  /** Where errors are logged (default: pino at level warn). Requests themselves are never logged. */
+  /** Where errors and requests are logged, one JSON line each (default: pino at level warn: failures only). */
   logger?: Logger;
   /** A router to share (e.g. with the invoke actor in the same process); by default the bridge starts its own. */
   router?: Router;
@@ -63,6 +68,12 @@ function startsWithBrace(body: Buffer): boolean {
     return b === 0x7b;
   }
   return false;
+}
+
+/** A request URL without its query string. */
+function pathOf(url: string): string {
+  const q = url.indexOf("?");
+  return q < 0 ? url : url.slice(0, q);
 }
 
 function header(req: FastifyRequest, name: string): string | undefined {
@@ -98,7 +109,10 @@ export async function createBridge(opts: BridgeOptions): Promise<FastifyInstance
     throw new SwitchyardError("INVALID_PARAMETER_VALUE", "bodyLimit must be a positive integer of bytes");
   }
   const log = opts.logger ?? pino({ level: "warn", name: "switchyard-bridge" });
-  const router = opts.router ?? (await Router.start(nc, { cluster: names.cluster, logger: log }));
+  const router =
+    opts.router ??
+    (await startCapturingRouter(nc, { cluster: names.cluster, logger: log, stats: { role: "bridge" } }))
+      .router;
   const tokens = opts.auth ? await TokenStore.open(nc, { cluster: names.cluster }) : undefined;
   const api = new EndpointsApi(nc, names);
   const batch = new BatchApi(nc, names);
@@ -113,7 +127,8 @@ export async function createBridge(opts: BridgeOptions): Promise<FastifyInstance
     }
   })().catch(() => {});
 
-  const app = Fastify({ logger: false, bodyLimit, return503OnClosing: true });
+  const app = Fastify({ logger: false, bodyLimit, return503OnClosing: true, genReqId: requestIdOf });
+  registerRequestLog(app, log);
 
   app.addHook("onClose", async () => {
     tokens?.close();
@@ -137,16 +152,16 @@ export async function createBridge(opts: BridgeOptions): Promise<FastifyInstance
   });
 
   app.setNotFoundHandler((req) => {
-    throw new SwitchyardError(
-      "RESOURCE_DOES_NOT_EXIST",
-      `no such API: ${req.method} ${req.url.split("?")[0]}`,
-    );
+    throw new SwitchyardError("RESOURCE_DOES_NOT_EXIST", `no such API: ${req.method} ${pathOf(req.url)}`);
   });
 
   if (tokens) {
     // Before the body is read, so an unauthenticated 16 MB upload is refused without buffering it.
     app.addHook("onRequest", (req, _reply, done) => {
       if (req.url.startsWith("/v2/health/")) return done();
+      // The dashboard's page and assets hold no data: the page signs in and sends the token on its API calls.
+      if ((req.method === "GET" || req.method === "HEAD") && DASHBOARD_PATHS.has(pathOf(req.url)))
+        return done();
       const auth = req.headers.authorization;
       if (!auth?.startsWith("Bearer ") || auth.length <= 7) {
         return done(
@@ -187,8 +202,7 @@ export async function createBridge(opts: BridgeOptions): Promise<FastifyInstance
     }
     const h = natsHeaders();
     h.append(H.contentType, json ? JSON_TYPE : CSV_TYPE);
-    const requestId = header(req, H.requestId);
-    if (requestId) h.append(H.requestId, requestId);
+    h.append(H.requestId, req.id);
     if (oipFormat) h.append(H.format, "oip");
     const timeoutMs = parseTimeoutMs(header(req, H.timeoutMs));
     const result = await router.invoke(endpoint, body, h, {
@@ -277,6 +291,13 @@ export async function createBridge(opts: BridgeOptions): Promise<FastifyInstance
     await streams.delete(req.params.name);
     return {};
   });
+
+  // --- Metrics: Prometheus text and the JSON summary ---
+  registerMetricsRoutes(app, { nc, names, api, batch, streams, log });
+
+  // --- Read APIs and the dashboard at `/` ---
+  await registerReadApi(app, { nc, names });
+  registerDashboard(app);
 
   // --- Open Inference Protocol v2 ---
   app.get("/v2/health/live", async () => ({ live: true }));

@@ -68,9 +68,10 @@ async function adminToken(
 export async function startLocalCluster(
   config: LocalClusterConfig,
   say: (msg: string) => void = () => {},
-  autoscaler: AutoscalerConfig = AutoscalerConfig.parse({}),
+  opts: { logLevel?: string; autoscaler?: AutoscalerConfig } = {},
 ): Promise<StartedCluster> {
   const dataDir = path.resolve(config.dataDir);
+  const scaling = opts.autoscaler ?? AutoscalerConfig.parse({});
   const names = clusterNames(config.name);
   await mkdir(path.join(dataDir, "logs"), { recursive: true, mode: 0o700 });
 
@@ -84,7 +85,7 @@ export async function startLocalCluster(
 
   const secrets = await loadOrCreateSecrets(dataDir);
   const logger: Logger = pino(
-    { level: process.env.SWITCHYARD_LOG_LEVEL ?? "info", base: { cluster: names.cluster } },
+    { level: opts.logLevel ?? process.env.SWITCHYARD_LOG_LEVEL ?? "info", base: { cluster: names.cluster } },
     pino.destination({ dest: path.join(dataDir, "logs", "switchyard.log"), mkdir: true, sync: false }),
   );
   const natsLog = path.join(dataDir, "logs", "nats-server.log");
@@ -142,9 +143,9 @@ export async function startLocalCluster(
       dataPath: (p, field) => underDataRoots(p, dataRoots, field),
       id: `${names.cluster}-local`,
       autoscaler: {
-        scaleToZeroAfterMs: autoscaler.scaleToZeroAfter,
-        upStabilizationMs: autoscaler.upStabilization,
-        downStabilizationMs: autoscaler.downStabilization,
+        scaleToZeroAfterMs: scaling.scaleToZeroAfter,
+        upStabilizationMs: scaling.upStabilization,
+        downStabilizationMs: scaling.downStabilization,
       },
       logger,
     });

@@ -3,6 +3,7 @@
 import { SwitchyardError } from "@switchyard/protocol";
 import { Command, CommanderError } from "commander";
 import { batchCommand } from "./commands/batch.js";
+import { captureCommand } from "./commands/capture.js";
 import type { GlobalOptions } from "./commands/context.js";
 import { endpointsCommand } from "./commands/endpoints.js";
 import { modelsCommand } from "./commands/models.js";
@@ -29,6 +30,7 @@ export function buildProgram(): Command {
   modelsCommand(program, globals);
   endpointsCommand(program, globals);
   batchCommand(program, globals);
+  captureCommand(program, globals);
   streamCommand(program, globals);
   tokensCommand(program, globals);
   roleCommands(program, globals);

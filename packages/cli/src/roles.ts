@@ -1,7 +1,7 @@
 // The bridge role as one unit — router, raw-NATS invoke actor and HTTP bridge over one connection — so
 // `switchyard up` and `switchyard bridge` run exactly the same thing.
 import { listenBridge } from "@switchyard/bridge";
-import { Router, serveInvoke } from "@switchyard/client";
+import { serveInvoke, startCapturingRouter } from "@switchyard/client";
 import { connectNats, type NatsOptions } from "@switchyard/nats";
 import type { Logger } from "pino";
 
@@ -22,7 +22,12 @@ export interface RunningBridgeRole {
 export async function startBridgeRole(o: BridgeRoleOptions): Promise<RunningBridgeRole> {
   const nc = await connectNats({ ...o.nats, name: "switchyard-bridge" });
   try {
-    const router = await Router.start(nc, { cluster: o.cluster, logger: o.logger.child({ role: "router" }) });
+    // One router for HTTP and raw-NATS invocations, so its stats and captures count both.
+    const { router } = await startCapturingRouter(nc, {
+      cluster: o.cluster,
+      logger: o.logger.child({ role: "router" }),
+      stats: { role: "bridge" },
+    });
     const invoke = serveInvoke(nc, router, o.cluster);
     const bridge = await listenBridge({
       nc,

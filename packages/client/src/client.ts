@@ -12,15 +12,18 @@ import {
   type ClusterNames,
   clusterNames,
   DEFAULT_TIMEOUT_MS,
+  type EndpointMetrics,
   H,
   JSON_TYPE,
+  type MetricsSummary,
   MSGPACK,
   SwitchyardError,
 } from "@switchyard/protocol";
 import { BatchApi, type WaitOptions } from "./batch.js";
+import { startCapturingRouter } from "./capture.js";
 import { replyError } from "./errors.js";
-import { API_TIMEOUT_MS, callApi } from "./management.js";
-import { type InvokeResult, Router } from "./router.js";
+import { API_TIMEOUT_MS, callApi, callJson } from "./management.js";
+import type { InvokeResult, Router } from "./router.js";
 import { StreamsApi } from "./streams.js";
 
 export interface ClientOptions {
@@ -148,7 +151,10 @@ export class SwitchyardClient {
   /** The router, started on first use (management-only clients never watch routes). */
   getRouter(): Promise<Router> {
     if (!this.router) {
-      this.router = Router.start(this.nc, { cluster: this.names.cluster });
+      this.router = startCapturingRouter(this.nc, {
+        cluster: this.names.cluster,
+        stats: { role: "sdk" },
+      }).then((r) => r.router);
       this.ownsRouter = true;
       this.router.catch(() => {
         this.router = undefined;
@@ -200,6 +206,20 @@ export class SwitchyardClient {
       routeKey: opts.routeKey,
       servedModel: opts.servedModel,
     });
+  }
+
+  /**
+   * The metrics summary (requests, errors, rps, p50/p95/p99 over 1 and 5 minutes) of every endpoint, or of
+   * one. Bridges keep the windows and answer this, so a bridge must be running (`switchyard up` runs one).
+   */
+  metrics(): Promise<MetricsSummary>;
+  metrics(endpoint: string): Promise<EndpointMetrics>;
+  metrics(endpoint?: string): Promise<MetricsSummary | EndpointMetrics> {
+    const subject = this.names.subjects.metricsSummary;
+    return callJson(this.nc, subject, endpoint === undefined ? {} : { name: endpoint }, {
+      what: "the metrics summary",
+      nobody: `no bridge answers metrics requests (${subject}); start one with 'switchyard up' or 'switchyard bridge'`,
+    }) as Promise<MetricsSummary | EndpointMetrics>;
   }
 
   /** Submits a batch job (the model URI is resolved once, now); returns it with its id. */

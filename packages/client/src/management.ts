@@ -10,16 +10,39 @@ export const API_TIMEOUT_MS = 30_000;
 const utf8 = new TextDecoder();
 const utf8Encoder = new TextEncoder();
 
-export async function callApi(
+export function callApi(
   nc: NatsConnection,
   names: ClusterNames,
   op: ApiOp,
   body: unknown,
   opts: { timeoutMs?: number; user?: string } = {},
 ): Promise<unknown> {
+  const subject = names.subjects.api(op);
+  return callJson(
+    nc,
+    subject,
+    body,
+    {
+      what: "the management API",
+      nobody: `no coordinator answers the management API (${subject}); is the cluster running?`,
+    },
+    opts,
+  );
+}
+
+/**
+ * One JSON request/reply on `subject`. `who.what` names the service in errors; `who.nobody` is the error
+ * message when nothing subscribes to the subject.
+ */
+export async function callJson(
+  nc: NatsConnection,
+  subject: string,
+  body: unknown,
+  who: { what: string; nobody: string },
+  opts: { timeoutMs?: number; user?: string } = {},
+): Promise<unknown> {
   const timeoutMs = opts.timeoutMs ?? API_TIMEOUT_MS;
   const user = opts.user;
-  const subject = names.subjects.api(op);
   const h = natsHeaders();
   h.append(H.contentType, JSON_TYPE);
   if (user) h.append(H.user, user);
@@ -31,15 +54,12 @@ export async function callApi(
     });
   } catch (err) {
     if (err instanceof RequestError && err.isNoResponders()) {
-      throw new SwitchyardError(
-        "TEMPORARILY_UNAVAILABLE",
-        `no coordinator answers the management API (${subject}); is the cluster running?`,
-      );
+      throw new SwitchyardError("TEMPORARILY_UNAVAILABLE", who.nobody);
     }
     if ((err as Error).name === "TimeoutError") {
       throw new SwitchyardError(
         "DEADLINE_EXCEEDED",
-        `the management API (${subject}) did not answer within ${timeoutMs} ms`,
+        `${who.what} (${subject}) did not answer within ${timeoutMs} ms`,
       );
     }
     throw new SwitchyardError("TEMPORARILY_UNAVAILABLE", `NATS request failed: ${(err as Error).message}`, {
@@ -52,6 +72,6 @@ export async function callApi(
   try {
     return JSON.parse(utf8.decode(msg.data));
   } catch {
-    throw new SwitchyardError("INTERNAL_ERROR", `the management API (${subject}) answered with invalid JSON`);
+    throw new SwitchyardError("INTERNAL_ERROR", `${who.what} (${subject}) answered with invalid JSON`);
   }
 }

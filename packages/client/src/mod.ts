@@ -4,6 +4,15 @@
 
 export { BatchApi, type ScheduleView, type WaitOptions } from "./batch.js";
 export {
+  CAPTURE_DEFAULTS,
+  type CaptureCounts,
+  CaptureObserver,
+  type CaptureOptions,
+  captureRecord,
+  type RoutesSource,
+  startCapturingRouter,
+} from "./capture.js";
+export {
   type ClientInvokeOptions,
   type ClientOptions,
   EndpointsApi,
@@ -21,7 +30,7 @@ export {
   parseTimeoutMs,
   serveInvoke,
 } from "./invoke-actor.js";
-export { API_TIMEOUT_MS, callApi } from "./management.js";
+export { API_TIMEOUT_MS, callApi, callJson } from "./management.js";
 export {
   INITIAL_BACKOFF_MS,
   type InvokeObserver,
@@ -33,5 +42,11 @@ export {
   type RouterLogger,
   type RouterOptions,
 } from "./router.js";
+export {
+  NO_SERVED_MODEL,
+  ROUTER_STATS_INTERVAL_MS,
+  RouterStats,
+  type RouterStatsOptions,
+} from "./router-stats.js";
 export { buildSplit, pickRoute, routeKeyPoint, type TrafficSplit } from "./split.js";
 export { StreamsApi } from "./streams.js";

@@ -27,6 +27,7 @@ import {
   SwitchyardError,
   subjectToken,
 } from "@switchyard/protocol";
+import { RouterStats, type RouterStatsOptions } from "./router-stats.js";
 import { buildSplit, pickRoute, routeKeyPoint, type TrafficSplit } from "./split.js";
 
 export interface InvokeOptions {
@@ -96,6 +97,8 @@ export interface RouterOptions {
   logger?: RouterLogger;
   /** Told of every invocation (the bridge's metrics and inference tables). */
   observers?: InvokeObserver[];
+  /** Publish this router's counts on `<c>.stats.router.<id>` (stopped when the router closes). */
+  stats?: RouterStatsOptions;
 }
 
 /** First wait after "no responders" or "no routes yet"; doubles up to MAX_BACKOFF_MS, cut short by a routes change. */
@@ -139,6 +142,7 @@ export class Router {
     private readonly watch: QueuedIterator<KvEntry>,
     private readonly logger: RouterLogger | undefined,
     private readonly observers: InvokeObserver[],
+    private readonly stats: RouterStats | undefined,
   ) {
     void this.follow();
   }
@@ -152,7 +156,9 @@ export class Router {
       openBucket(nc, names, "endpoints"),
     ]);
     const watch = await clusterKv.watch({ key: keys.allRoutes });
-    return new Router(nc, names, clusterKv, endpointsKv, watch, opts.logger, opts.observers ?? []);
+    const stats = opts.stats ? new RouterStats(nc, names, opts.stats) : undefined;
+    const observers = [...(opts.observers ?? []), ...(stats ? [stats] : [])];
+    return new Router(nc, names, clusterKv, endpointsKv, watch, opts.logger, observers, stats);
   }
 
   private async follow(): Promise<void> {
@@ -442,6 +448,7 @@ export class Router {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.stats?.close();
     this.watch.stop();
     this.wake();
   }

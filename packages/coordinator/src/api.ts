@@ -33,6 +33,7 @@ import {
   type ScaleDecision,
   STREAM_NAME,
   SwitchyardError,
+  updatedAutoCapture,
 } from "@switchyard/protocol";
 import type { Registry } from "@switchyard/registry";
 import type { Logger } from "pino";
@@ -219,10 +220,15 @@ export class ManagementApi {
           );
         }
         const now = Date.now();
+        const capture = updatedAutoCapture(
+          name,
+          record.config?.auto_capture_config,
+          checked.config.auto_capture_config,
+        );
         return {
           ...record,
           last_updated_timestamp: now,
-          pending_config: checked.config,
+          pending_config: { ...checked.config, ...(capture ? { auto_capture_config: capture } : {}) },
           pending_config_version: record.config_version + 1,
           pending_start_time: now,
           state: { ...record.state, config_update: "IN_PROGRESS", message: "" },

@@ -13,6 +13,7 @@ import { type Logger, pino } from "pino";
 import { ManagementApi } from "./api.js";
 import { AUTOSCALE_DEFAULTS, Autoscale } from "./autoscale.js";
 import { type BatchFiles, BatchJobs } from "./batch.js";
+import { ensureCaptureStream } from "./capture.js";
 import { LeaderLease } from "./lease.js";
 import { Reconciler } from "./reconcile.js";
 import { ScheduleRunner, type SubmitBatch } from "./schedule-runner.js";
@@ -96,6 +97,7 @@ export class Coordinator {
     this.ownsConnection = !this.opts.nc;
     this.stores = await openStores(this.nc, this.names);
     const registry = await Registry.open(this.nc, { cluster: this.names.cluster });
+    await ensureCaptureStream(this.nc, this.names);
     if (this.opts.batchFiles) {
       this.batch = new BatchJobs({
         nc: this.nc,

@@ -8,6 +8,7 @@ export {
   BatchJobs,
   type PlannedFiles,
 } from "./batch.js";
+export { ensureCaptureStream } from "./capture.js";
 export {
   type AutoscalerOptions,
   COORDINATOR_DEFAULTS,

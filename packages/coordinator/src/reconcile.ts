@@ -14,6 +14,7 @@ import {
   jobKeys,
   keys,
   type ReplicaSpec,
+  routesCaptureOf,
   type StreamJob,
   type StreamScorerSpec,
 } from "@switchyard/protocol";
@@ -205,6 +206,7 @@ export class Reconciler {
       }
     }
     const want = scaled(wantedTargets(this.o.names, rec, snap.routes.get(rec.name), resolution), snap.scales);
+    want.capture = routesCaptureOf(this.o.names, rec.name, config?.auto_capture_config);
     if ("error" in resolution && !want.pending) {
       // An alias or model that vanished from the registry.
       this.o.log.warn(

@@ -2,10 +2,16 @@
 // never (fail, the old config keeps serving). A pure function of the desired state (endpoint record, resolved
 // targets), the observed state and an injected time; the reconcile shell performs what it returns. It never
 // touches NATS or reads the clock, and keeps no state of its own: what a new leader needs is in the record.
-import type { ClusterNames, EndpointRecord, EndpointRoutes, ReplicaStatus } from "@switchyard/protocol";
+import type {
+  ClusterNames,
+  EndpointRecord,
+  EndpointRoutes,
+  ReplicaStatus,
+  RoutesCapture,
+} from "@switchyard/protocol";
 import { groupKey } from "./placement.js";
 import type { Assignment } from "./state.js";
-import { liveTargets, routesOf, type ServedTarget, sameRoutes, targetsOf } from "./targets.js";
+import { liveTargets, routesOf, type ServedTarget, sameCapture, sameRoutes, targetsOf } from "./targets.js";
 import type { DeploymentState } from "./view.js";
 
 /** Whether the record asks for its pending config (an update in progress) rather than its serving one. */
@@ -28,6 +34,8 @@ export interface Wanted {
   versions: Record<string, number>;
   /** Why the pending config cannot be rolled out (a model or alias it names vanished). */
   failure?: string;
+  /** The inference table capture the wanted config asks routers for (undefined: off). */
+  capture?: RoutesCapture;
 }
 
 /**
@@ -137,7 +145,11 @@ export function decideRollout(i: RolloutInput): RolloutDecision {
   const { record: rec, want, observed, now } = i;
   if (want.failure !== undefined) return fail(i, want.failure);
   if (want.target.length === 0) return { step: { kind: "steady" }, targets: [], retiring: [] };
-  if (!want.pending && sameRoutes(observed.routes, want.target)) {
+  if (
+    !want.pending &&
+    sameRoutes(observed.routes, want.target) &&
+    sameCapture(observed.routes, want.capture)
+  ) {
     // An alias that moved back mid-rollout must not leave a start time for a later move to reuse.
     const record = rec.alias_rollout ? withoutAliasRollout(rec) : undefined;
     return { step: { kind: "steady" }, ...(record ? { record } : {}), targets: want.target, retiring: [] };
@@ -211,7 +223,7 @@ export function decideRollout(i: RolloutInput): RolloutDecision {
       }
     : settled;
   return {
-    step: { kind: "flip", routes: routesOf(rec.name, configVersion, want.target, now) },
+    step: { kind: "flip", routes: routesOf(rec.name, configVersion, want.target, now, want.capture) },
     record,
     // The old generation goes on the next pass, after routers have seen the flip.
     targets: want.target,

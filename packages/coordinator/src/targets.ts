@@ -10,6 +10,7 @@ import {
   type EndpointRoutes,
   type LiveRoute,
   REPLICA_DEFAULTS,
+  type RoutesCapture,
   type ServedModel,
 } from "@switchyard/protocol";
 import { groupKey } from "./placement.js";
@@ -137,16 +138,18 @@ export function liveTargets(rec: EndpointRecord, routes: EndpointRoutes | undefi
   });
 }
 
-/** The live routes a set of targets gives (what routers split over). */
+/** The live routes a set of targets gives (what routers split over), with the endpoint's capture if on. */
 export function routesOf(
   endpoint: string,
   configVersion: number,
   targets: ServedTarget[],
   now: number,
+  capture?: RoutesCapture,
 ): EndpointRoutes {
   return {
     endpoint,
     config_version: configVersion,
+    ...(capture ? { capture } : {}),
     routes: targets.map(
       (t): LiveRoute => ({
         served_model_name: t.served_model,
@@ -158,6 +161,12 @@ export function routesOf(
     ),
     updated_at: now,
   };
+}
+
+/** Whether routers already capture as asked (same subject and sampling rate, or both off). */
+export function sameCapture(routes: EndpointRoutes | undefined, capture: RoutesCapture | undefined): boolean {
+  const a = routes?.capture;
+  return a?.subject === capture?.subject && a?.sampling_rate === capture?.sampling_rate;
 }
 
 /** Whether routes already send the same traffic to the same subjects as these targets. */

@@ -1,7 +1,7 @@
 // The GET body of an endpoint in Databricks' shape (GET /api/2.0/serving-endpoints/{name}), built from the
 // KV record and what is observed of its replicas. Pure: the caller gathers versions and deployment states.
 import type { EndpointConfig, EndpointRecord, ScaleDecision, ServedModel } from "@switchyard/protocol";
-import { aliasOf } from "@switchyard/protocol";
+import { aliasOf, autoCaptureView } from "@switchyard/protocol";
 
 export const DEPLOYMENT_STATES = [
   "DEPLOYMENT_READY",
@@ -94,7 +94,9 @@ function configView(
         traffic_percentage: r.traffic_percentage,
       })),
     },
-    ...(cfg.auto_capture_config ? { auto_capture_config: cfg.auto_capture_config } : {}),
+    ...(cfg.auto_capture_config
+      ? { auto_capture_config: autoCaptureView(rec.name, cfg.auto_capture_config) }
+      : {}),
     config_version: version,
   };
 }

@@ -12,6 +12,9 @@
 //                                                     write-then-rename; bad rows fail it or come back (skip)
 // The coordinator, for a single-file output:
 //   mergeParts(parts, outFile, format, options?)      parts in order into one file, write-then-rename
+// Records (stream sink parts, capture exports): JsonlWriter / writeJsonl / writeParquet / jsonlToParquet.
+// `switchyard capture export`: exportCapture(options) → an endpoint's captured requests as one JSONL or Parquet
+// file, read from the capture stream (ordered consumer), write-then-rename.
 //
 // Each call opens its own in-memory DuckDB within `options` (threads, default 1; memoryMb, default 256;
 // scratchDir) and closes it before returning. Memory is bounded by that limit, one batch, and a constant
@@ -31,6 +34,7 @@
 // package export `@switchyard/jobs/batch-worker`).
 export { batchFiles, featureColumnsOf } from "./batch/files.js";
 export { BatchWorker, errorsPathOf } from "./batch/worker.js";
+export { type CaptureExport, type CaptureExportOptions, exportCapture } from "./capture/export.js";
 export { underDataRoots } from "./paths.js";
 // Stream jobs: the features spec, event time, and the keyed window state with its watermark.
 export { DirSink, type DirSinkOptions, SinkLedger } from "./stream/dir-sink.js";
@@ -49,6 +53,14 @@ export { formatOfPath } from "./tables/formats.js";
 export { inspect, type TableColumn, type TableFile, type TableInfo } from "./tables/inspect.js";
 export type { RowIndex } from "./tables/lines.js";
 export { mergeParts } from "./tables/parts.js";
+export {
+  columnsOfRecords,
+  JsonlWriter,
+  jsonlToParquet,
+  type RecordColumn,
+  writeJsonl,
+  writeParquet,
+} from "./tables/records.js";
 export {
   type BadRow,
   type Scorer,

@@ -7,9 +7,15 @@ export const DEFAULT_CLUSTER = "sy";
 
 /**
  * Queue groups: every member of a group gets a share of its subject's requests. `api`: coordinators serving the
- * management API; `replicas`: the replicas of one served model; `invoke`: the raw-NATS invoke actors.
+ * management API; `replicas`: the replicas of one served model; `invoke`: the raw-NATS invoke actors;
+ * `metrics`: the bridges, which keep the windows of every endpoint's metrics.
  */
-export const QUEUE_GROUPS = { api: "api", replicas: "replicas", invoke: "invoke" } as const;
+export const QUEUE_GROUPS = {
+  api: "api",
+  replicas: "replicas",
+  invoke: "invoke",
+  metrics: "metrics",
+} as const;
 
 /** Operations of the management API (request/reply, JSON bodies as the HTTP API's). */
 export const API_OPS = [
@@ -71,6 +77,11 @@ export interface ClusterNames {
     allReplicaStats: string;
     allRouterStats: string;
     /**
+     * The JSON metrics summary, answered by any bridge (queue group `metrics`): body `{}` → MetricsSummary,
+     * `{"name"}` → that endpoint's EndpointMetrics. Bridges keep the windows; the CLI has no history.
+     */
+    metricsSummary: string;
+    /**
      * A router holding a request for a served model that has no replica answering (scaled to zero) asks the
      * autoscaler for one here, body `{"endpoint","served_model"}`; the leading coordinator acts at once.
      */
@@ -85,6 +96,10 @@ export interface ClusterNames {
     /** Every landing subject of one stream job: its consumer's filter. */
     landingOf(job: string): string;
     allLanding: string;
+    /** One endpoint's captured requests (inference table), on the capture stream. */
+    capture(endpoint: string): string;
+    /** Every capture subject: what the capture stream captures. */
+    allCapture: string;
     /** Everything under the cluster's control prefix. */
     all: string;
   };
@@ -123,6 +138,7 @@ export function clusterNames(cluster: string = DEFAULT_CLUSTER): ClusterNames {
       allStats: `${cluster}.stats.>`,
       allReplicaStats: `${cluster}.stats.replica.*`,
       allRouterStats: `${cluster}.stats.router.*`,
+      metricsSummary: `${cluster}.metrics.summary`,
       scaleWake: (endpoint) => `${cluster}.scale.wake.${subjectToken(endpoint)}`,
       allScaleWake: `${cluster}.scale.wake.*`,
       batchTasks: (jobId) => `${cluster}.batch.task.${subjectToken(jobId)}`,
@@ -130,6 +146,8 @@ export function clusterNames(cluster: string = DEFAULT_CLUSTER): ClusterNames {
       landing: (job, digest) => `${cluster}.landing.${subjectToken(job)}.${digest}`,
       landingOf: (job) => `${cluster}.landing.${subjectToken(job)}.>`,
       allLanding: `${cluster}.landing.>`,
+      capture: (endpoint) => `${cluster}.capture.${subjectToken(endpoint)}`,
+      allCapture: `${cluster}.capture.>`,
       all: `${cluster}.>`,
     },
   };

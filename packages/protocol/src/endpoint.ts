@@ -2,6 +2,7 @@
 // (served_entities + traffic_config, or the older served_models with traffic_percentage inside), the
 // record kept in KV `<cluster>_endpoints`, and the GET body. Validation lists every problem at once.
 import { z } from "zod";
+import { AutoCaptureConfig } from "./capture.js";
 import { SwitchyardError } from "./errors.js";
 import { aliasOf, defaultServedName, isModelName, isResourceName } from "./names.js";
 
@@ -81,7 +82,7 @@ export const EndpointConfigInput = z
       .object({ routes: z.array(Route) })
       .strict()
       .optional(),
-    auto_capture_config: z.record(z.string(), z.unknown()).optional(),
+    auto_capture_config: AutoCaptureConfig.optional(),
   })
   .strict();
 export type EndpointConfigInput = z.input<typeof EndpointConfigInput>;
@@ -134,7 +135,8 @@ export const EndpointConfig = z
   .object({
     served_models: z.array(ServedModel),
     routes: z.array(TrafficRoute),
-    auto_capture_config: z.record(z.string(), z.unknown()).optional(),
+    /** Inference table settings, defaults filled in. */
+    auto_capture_config: AutoCaptureConfig.optional(),
   })
   .strict();
 export type EndpointConfig = z.infer<typeof EndpointConfig>;

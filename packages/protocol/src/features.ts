@@ -5,18 +5,22 @@ import { z } from "zod";
 
 const UNIT_MS = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
 
-/** "500ms", "30s", "5m", "1h", "1d" → milliseconds. */
+/** "500ms", "30s", "5m", "1h", "1d" → milliseconds; undefined for anything else. */
+export function parseDurationMs(text: string): number | undefined {
+  const m = /^(\d+)(ms|s|m|h|d)$/.exec(text);
+  return m ? Number(m[1]) * UNIT_MS[m[2] as keyof typeof UNIT_MS] : undefined;
+}
+
 function duration(minMs: number) {
   return z.string().transform((text, ctx) => {
-    const m = /^(\d+)(ms|s|m|h|d)$/.exec(text);
-    if (!m) {
+    const ms = parseDurationMs(text);
+    if (ms === undefined) {
       ctx.addIssue({
         code: "custom",
         message: `expected a duration like 500ms, 30s, 5m, 1h or 1d, got "${text}"`,
       });
       return z.NEVER;
     }
-    const ms = Number(m[1]) * UNIT_MS[m[2] as keyof typeof UNIT_MS];
     if (ms < minMs) ctx.addIssue({ code: "custom", message: `must be at least ${minMs}ms, got "${text}"` });
     return ms;
   });

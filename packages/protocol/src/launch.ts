@@ -35,5 +35,29 @@ export type BatchWorkerLaunch = z.infer<typeof BatchWorkerLaunch>;
 export const StreamScorerLaunch = ReplicaLaunch.extend({ spec: StreamScorerSpec });
 export type StreamScorerLaunch = z.infer<typeof StreamScorerLaunch>;
 
+/**
+ * A warm spare (env SWITCHYARD_SPARE, JSON): a replica process a node agent starts before any assignment needs
+ * it. It imports its modules, connects and opens the cluster's buckets, then waits on its IPC channel for the
+ * assignment it takes; a replica started from a spare runs exactly as one started with SWITCHYARD_REPLICA.
+ */
+export const SPARE_ENV = "SWITCHYARD_SPARE";
+export const SpareLaunch = ReplicaLaunch.omit({ spec: true }).extend({
+  /** Worker threads it starts ahead: the node's budget, which is what the only replica of a node is given. */
+  warm_threads: z.number().int().positive(),
+});
+export type SpareLaunch = z.infer<typeof SpareLaunch>;
+
+/** Agent → spare (IPC): the assignment it takes; with the spare's own launch it makes a ReplicaLaunch. */
+export const SpareAssignment = z.object({ spec: ReplicaSpec }).strict();
+export type SpareAssignment = z.infer<typeof SpareAssignment>;
+
+/**
+ * Spare → agent (IPC): `waiting` once it can take an assignment at once; `serving` when the replica it became is
+ * READY (then it closes the channel). A spare that takes an assignment and exits instead sends nothing more.
+ */
+export interface SpareSignal {
+  spare: "waiting" | "serving";
+}
+
 /** Exit code of a replica whose model could not be loaded: the agent reports it and does not restart. */
 export const EXIT_LOAD_FAILED = 3;

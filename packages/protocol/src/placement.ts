@@ -2,6 +2,7 @@
 // coordinator lease (bucket `<cluster>_liveness`, whose max_age expires them), replica assignments,
 // replica states and live traffic routes (bucket `<cluster>_cluster`). Keys are built here, nowhere else.
 import { z } from "zod";
+import { RoutesCapture } from "./capture.js";
 import { subjectToken } from "./names.js";
 
 /** Liveness bucket age limit: a heartbeat or lease not renewed within this is gone. */
@@ -176,6 +177,8 @@ export const EndpointRoutes = z
     endpoint: z.string(),
     config_version: z.number().int().nonnegative(),
     routes: z.array(LiveRoute),
+    /** Inference table: where routers publish captures of this endpoint's requests; absent when off. */
+    capture: RoutesCapture.optional(),
     updated_at: z.number().int(),
   })
   .strict();

@@ -84,6 +84,105 @@ export interface RouterStatsSnapshot {
   host: string;
   pid: number;
   at: number;
+  /** Since the router started counting: a reader knows its counters began inside a window when this is short. */
+  uptime_ms?: number;
   /** endpoint → served model → counts. */
   endpoints: Record<string, Record<string, RouterServedStats>>;
+  /** Inference-table captures of this router per endpoint: acknowledged by the capture stream, and dropped. */
+  capture?: Record<string, { captured: number; dropped: number }>;
+}
+
+/**
+ * A latency histogram over LATENCY_BUCKETS_US, cumulative (what replicas and routers report). Recording
+ * allocates nothing: it runs once per request or batch.
+ */
+export class TimeHistogram {
+  private readonly counts = new Array<number>(LATENCY_BUCKETS_US.length + 1).fill(0);
+  private count = 0;
+  private sum = 0;
+  private max = 0;
+
+  record(us: number, times = 1): void {
+    let i = 0;
+    while (i < LATENCY_BUCKETS_US.length && us > LATENCY_BUCKETS_US[i]!) i++;
+    this.counts[i]! += times;
+    this.count += times;
+    this.sum += us * times;
+    if (us > this.max) this.max = us;
+  }
+
+  summary(): TimeSummary {
+    return {
+      count: this.count,
+      sum_us: Math.round(this.sum),
+      le_us: [...LATENCY_BUCKETS_US, null],
+      counts: [...this.counts],
+      p50_us: this.quantile(0.5),
+      p99_us: this.quantile(0.99),
+      max_us: Math.round(this.max),
+    };
+  }
+
+  private quantile(q: number): number {
+    if (this.count === 0) return 0;
+    const rank = Math.ceil(q * this.count);
+    let seen = 0;
+    for (let i = 0; i < this.counts.length; i++) {
+      seen += this.counts[i]!;
+      if (seen >= rank)
+        return i < LATENCY_BUCKETS_US.length
+          ? Math.min(LATENCY_BUCKETS_US[i]!, Math.round(this.max))
+          : Math.round(this.max);
+    }
+    return Math.round(this.max);
+  }
+}
+
+/** p50/p95/p99 in milliseconds, interpolated within the bucket of merged bucket counts (0 with no samples). */
+export interface Percentiles {
+  p50: number;
+  p95: number;
+  p99: number;
+}
+
+/** One window (1 min, 5 min) of an endpoint or served model: the JSON summary the dashboard and CLI read. */
+export interface MetricsWindow {
+  requests: number;
+  errors: Partial<Record<ErrorCode, number>>;
+  error_rate: number;
+  rps: number;
+  /** What callers waited (routers). */
+  latency_ms: Percentiles;
+  /** Waiting for a batch, and running it (replicas). */
+  queue_ms: Percentiles;
+  compute_ms: Percentiles;
+  avg_batch_size: number;
+}
+
+export const METRICS_WINDOWS = { "1m": 60_000, "5m": 300_000 } as const;
+export type MetricsWindowName = keyof typeof METRICS_WINDOWS;
+
+export interface ServedModelMetrics {
+  name: string;
+  model_name: string;
+  model_version: number;
+  /** Replicas reporting stats now. */
+  replicas: { ready: number };
+  in_flight: number;
+  held: number;
+  windows: Record<MetricsWindowName, MetricsWindow>;
+}
+
+/** `GET /api/2.0/switchyard/metrics/endpoints/{name}`. */
+export interface EndpointMetrics {
+  name: string;
+  served_models: ServedModelMetrics[];
+  /** The whole endpoint: served models merged, and requests no served model took (unknown served model…). */
+  windows: Record<MetricsWindowName, MetricsWindow>;
+}
+
+/** `GET /api/2.0/switchyard/metrics`. */
+export interface MetricsSummary {
+  at: number;
+  endpoints: EndpointMetrics[];
 }

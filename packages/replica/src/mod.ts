@@ -11,5 +11,5 @@ export {
   REPLICA_DEFAULTS,
 } from "./batcher.js";
 export { REAL_CLOCK, Replica, type ReplicaOptions } from "./replica.js";
-export { ReplicaStats, TimeHistogram } from "./stats.js";
+export { ReplicaStats } from "./stats.js";
 export { type DecodedRequest, decodeRequest, type ReplyFamily } from "./wire.js";

@@ -24,7 +24,7 @@ import {
   SwitchyardError,
 } from "@switchyard/protocol";
 import { Registry } from "@switchyard/registry";
-import { isLoadFailure, ModelRunner } from "@switchyard/runtime";
+import { isLoadFailure, ModelRunner, StartupMarks, type WarmPool } from "@switchyard/runtime";
 import { type Logger, pino } from "pino";
 import { type BatchClock, type BatchConfig, Batcher, type Pending } from "./batcher.js";
 import { ReplicaStats } from "./stats.js";
@@ -46,6 +46,12 @@ export interface ReplicaOptions {
   cacheDir: string;
   /** Default: `Registry.open(nc, { cluster })`. */
   registry?: Registry;
+  /** The cluster's KV bucket (default: opened here). */
+  clusterKv?: KV;
+  /** Worker threads started before the model was known (used when their count is the spec's threads). */
+  warmPool?: WarmPool;
+  /** The process's start-up so far (a replica process's cold start); the READY log line reports every step. */
+  marks?: StartupMarks;
   /** Default: warnings and errors as JSON lines on stderr. */
   logger?: Logger;
   /** Test fixtures: a worker module wrapping `dist/worker.js`. */
@@ -123,16 +129,22 @@ export class Replica {
         },
         pino.destination(2),
       );
-    const kv = await openBucket(o.nc, clusterNames(o.cluster), "cluster");
+    const marks = o.marks ?? new StartupMarks();
+    const [kv, registry] = await Promise.all([
+      o.clusterKv ?? openBucket(o.nc, clusterNames(o.cluster), "cluster"),
+      o.registry ?? Registry.open(o.nc, { cluster: o.cluster }),
+    ]);
     let runner: ModelRunner;
     try {
-      const registry = o.registry ?? (await Registry.open(o.nc, { cluster: o.cluster }));
       const version = await registry.getVersion(s.model_name, s.model_version);
+      marks.mark("version");
       runner = await ModelRunner.load({
         registry,
         version,
         cacheDir: o.cacheDir,
         threads: s.threads,
+        marks,
+        ...(o.warmPool ? { warmPool: o.warmPool } : {}),
         ...(o.workerFile ? { workerFile: o.workerFile } : {}),
       });
     } catch (err) {
@@ -145,11 +157,11 @@ export class Replica {
       throw err;
     }
     const replica = new Replica(o, runner, kv, log);
-    await replica.serve();
+    await replica.serve(marks);
     return replica;
   }
 
-  private async serve(): Promise<void> {
+  private async serve(marks: StartupMarks): Promise<void> {
     const { nc, spec } = this.o;
     this.sub = nc.subscribe(spec.subject, {
       queue: QUEUE_GROUPS.replicas,
@@ -163,6 +175,7 @@ export class Replica {
       },
     });
     await nc.flush();
+    marks.mark("subscribed");
     this.startedAt = Date.now();
     const every = this.o.statsIntervalMs ?? 1_000;
     this.statsTimer = setInterval(() => {
@@ -174,8 +187,19 @@ export class Replica {
     }, every);
     this.statsTimer.unref();
     await writeStatus(this.kv, this.o, "READY", "");
+    marks.mark("ready");
     this.log.info(
-      { event: "ready", subject: spec.subject, threads: this.runner.threads, config: this.config },
+      {
+        event: "ready",
+        subject: spec.subject,
+        threads: this.runner.threads,
+        config: this.config,
+        // Where the cold start went: ms per step, each after the one before; launched → ready is what an
+        // assignment waited for (a warm spare did the steps before "launched" ahead of time).
+        startup_ms: marks.durations(),
+        startup_at: marks.instants(),
+        launch_to_ready_ms: marks.since("launched"),
+      },
       "serving",
     );
   }

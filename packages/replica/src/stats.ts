@@ -1,53 +1,6 @@
 // A replica's counters: requests, errors by code, batch sizes, queue and compute time histograms. Read by
 // the autoscaler and dashboard (published on `<c>.stats.replica.<id>`). Recording allocates nothing.
-import {
-  type ErrorCode,
-  LATENCY_BUCKETS_US,
-  type ReplicaStatsSnapshot,
-  type TimeSummary,
-} from "@switchyard/protocol";
-
-export class TimeHistogram {
-  private readonly counts = new Array<number>(LATENCY_BUCKETS_US.length + 1).fill(0);
-  private count = 0;
-  private sum = 0;
-  private max = 0;
-
-  record(us: number, times = 1): void {
-    let i = 0;
-    while (i < LATENCY_BUCKETS_US.length && us > LATENCY_BUCKETS_US[i]!) i++;
-    this.counts[i]! += times;
-    this.count += times;
-    this.sum += us * times;
-    if (us > this.max) this.max = us;
-  }
-
-  summary(): TimeSummary {
-    return {
-      count: this.count,
-      sum_us: Math.round(this.sum),
-      le_us: [...LATENCY_BUCKETS_US, null],
-      counts: [...this.counts],
-      p50_us: this.quantile(0.5),
-      p99_us: this.quantile(0.99),
-      max_us: Math.round(this.max),
-    };
-  }
-
-  private quantile(q: number): number {
-    if (this.count === 0) return 0;
-    const rank = Math.ceil(q * this.count);
-    let seen = 0;
-    for (let i = 0; i < this.counts.length; i++) {
-      seen += this.counts[i]!;
-      if (seen >= rank)
-        return i < LATENCY_BUCKETS_US.length
-          ? Math.min(LATENCY_BUCKETS_US[i]!, Math.round(this.max))
-          : Math.round(this.max);
-    }
-    return Math.round(this.max);
-  }
-}
+import { type ErrorCode, type ReplicaStatsSnapshot, TimeHistogram } from "@switchyard/protocol";
 
 export class ReplicaStats {
   requests = 0;

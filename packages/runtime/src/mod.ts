@@ -2,8 +2,10 @@
 // pool of worker threads each holding the model (ONNX sessions or a custom model's class), one thread hop per
 // batch. Replicas, batch workers, stream scorers and in-process scripts all run models through this; it knows
 // nothing about NATS requests.
-export { type ChildProcessSpec, isLoadFailure, runChild } from "./child.js";
+export { type ChildProcessSpec, isLoadFailure, type LaunchBase, runChild } from "./child.js";
 export { type FlavorLoader, type LoadedModel, ModelLoadError } from "./flavors/mod.js";
+export { preloadOnnxRuntime } from "./flavors/preload.js";
+export { epochMs, StartupMarks } from "./marks.js";
 export {
   ModelRunner,
   type ModelRunnerOptions,
@@ -12,4 +14,5 @@ export {
   WORKER_FILE,
   warmUpFeeds,
 } from "./runner.js";
-export type { RunResult, RunTask, WorkerInit } from "./task.js";
+export type { RunResult, RunTask, WorkerData, WorkerInit, WorkerStartup } from "./task.js";
+export { WarmPool } from "./warm-pool.js";

@@ -10,7 +10,9 @@ import { linkModelPackage } from "@switchyard/model/link";
 import { type ModelVersion, type Signature, SwitchyardError, type TensorSpec } from "@switchyard/protocol";
 import type { Registry } from "@switchyard/registry";
 import { Piscina } from "piscina";
-import type { FrameData, RunResult, RunTask, WorkerInit } from "./task.js";
+import type { StartupMarks } from "./marks.js";
+import type { FrameData, RunResult, RunTask, WorkerInit, WorkerStartup } from "./task.js";
+import { poolOptions, type WarmPool } from "./warm-pool.js";
 
 /**
  * The worker module, always the compiled JavaScript next to this module in `dist/` (worker threads cannot run
@@ -32,6 +34,10 @@ export interface ModelRunnerOptions {
   threads: number;
   /** Another worker module wrapping `dist/worker.js` (test fixtures that crash or stall). */
   workerFile?: string;
+  /** Records the load's steps: artifacts, threads_imported, model_loaded (the last thread's), warm. */
+  marks?: StartupMarks;
+  /** Threads already started (same worker file): used when it has `threads` threads, otherwise destroyed. */
+  warmPool?: WarmPool;
 }
 
 export interface TimedOutputs {
@@ -67,6 +73,16 @@ export class ModelRunner {
 
   /** Fetches, verifies and loads the version into `threads` workers, then runs one warm-up batch on each. */
   static async load(o: ModelRunnerOptions): Promise<ModelRunner> {
+    try {
+      return await ModelRunner.open(o);
+    } catch (err) {
+      // A warm pool not yet bound to the model stops here (once bound, it closed with the runner).
+      await o.warmPool?.destroy();
+      throw err;
+    }
+  }
+
+  private static async open(o: ModelRunnerOptions): Promise<ModelRunner> {
     if (!Number.isInteger(o.threads) || o.threads < 1) {
       throw new RangeError(`options.threads must be a positive integer, got ${o.threads}`);
     }
@@ -81,6 +97,7 @@ export class ModelRunner {
     if (!entry) throw new SwitchyardError("MALFORMED_MODEL", `${uri} has no artifact '${v.entry}'`);
     // The bundle imports @switchyard/model; resolve it to this installation's copy (one Frame class).
     if (v.flavor === "custom") await linkModelPackage(dir);
+    o.marks?.mark("artifacts");
     const workerFile = o.workerFile ?? WORKER_FILE;
     if (!existsSync(workerFile)) {
       throw new Error(
@@ -96,22 +113,23 @@ export class ModelRunner {
       files,
       signature: v.signature,
     };
-    const pool = new Piscina<RunTask, unknown>({
-      filename: workerFile,
-      workerData: init,
-      minThreads: o.threads,
-      maxThreads: o.threads,
-      idleTimeout: Number.POSITIVE_INFINITY,
-      concurrentTasksPerWorker: 1,
-      // Our own batcher holds the queue; Piscina's only bridges the instant between a slot freeing and a hop.
-      maxQueue: Number.POSITIVE_INFINITY,
-    });
+    const warm = o.warmPool;
+    const fits = warm?.threads === o.threads && warm.workerFile === workerFile;
+    if (warm && !fits) void warm.destroy().catch(() => {});
+    const pool =
+      (fits ? warm.bind(init) : undefined) ??
+      new Piscina<RunTask, unknown>(poolOptions(workerFile, init, o.threads));
     // A worker that dies is replaced by Piscina (minThreads); an error event must not crash the process.
     pool.on("error", () => {});
     const runner = new ModelRunner(pool, v, v.signature, o.threads);
     try {
       // One warm-up per thread, concurrently: each lands on its own idle worker, so every thread has loaded.
-      await Promise.all(Array.from({ length: o.threads }, () => runner.warmUp()));
+      const threads = await Promise.all(Array.from({ length: o.threads }, () => runner.warmUp()));
+      if (o.marks) {
+        o.marks.mark("threads_imported", Math.max(...threads.map((t) => t.importedAt)));
+        o.marks.mark("model_loaded", Math.max(...threads.map((t) => t.loadedAt)));
+        o.marks.mark("warm");
+      }
     } catch (err) {
       await runner.close();
       throw err;
@@ -120,15 +138,16 @@ export class ModelRunner {
   }
 
   /** ONNX: one inference on zeros of the signature's shapes (symbolic dimensions = 1). Custom: waits until a
-   * worker has loaded the model (its load failure is the error) and learns whether it batches. */
-  async warmUp(): Promise<void> {
-    if (!this.frames) {
-      await this.run(warmUpFeeds(this.signature!));
-      return;
-    }
-    const result = await this.hop({ warmUp: true, params: {} }, []);
+   * worker has loaded the model (its load failure is the error) and learns whether it batches. Returns the
+   * start-up of the thread it ran on. */
+  async warmUp(): Promise<WorkerStartup> {
+    const task: RunTask = this.frames
+      ? { warmUp: true, params: {} }
+      : { warmUp: true, feeds: warmUpFeeds(this.signature!), params: {} };
+    const result = await this.hop(task, []);
     if (!result.ok) throw new SwitchyardError(result.code, result.message);
     if (result.batching === false) this.batches = false;
+    return result.startup!;
   }
 
   /** Runs one batch: feeds in signature order, cast to the signature's dtypes. Their buffers are transferred

@@ -21,13 +21,21 @@ export interface WorkerInit {
   signature: Signature | null;
 }
 
+/** `workerData` of a warm pool's threads (warm-pool.ts): a shared cell the model's WorkerInit is written to later. */
+export interface PendingInit {
+  pending: SharedArrayBuffer;
+}
+
+export type WorkerData = WorkerInit | PendingInit;
+
 /** A Frame as it crosses threads (a Frame's private fields do not survive structured clone). */
 export interface FrameData {
   columns: FrameColumn[];
   length: number;
 }
 
-/** One batch: tensors (ONNX) or a frame (custom models); `warmUp` only waits until the worker has loaded. */
+/** One batch: tensors (ONNX) or a frame (custom models). `warmUp`: the first task of a thread, answered with its
+ * start-up; without feeds or a frame it only waits until the thread has loaded the model. */
 export interface RunTask {
   feeds?: Tensor[];
   frame?: FrameData;
@@ -35,7 +43,14 @@ export interface RunTask {
   warmUp?: boolean;
 }
 
+/** When a worker thread had imported its modules and when it had loaded the model (epoch ms). */
+export interface WorkerStartup {
+  importedAt: number;
+  loadedAt: number;
+}
+
 export type RunResult =
-  /** `batching` answers a warm-up: whether this model may take rows of several requests in one call. */
-  | { ok: true; outputs: Tensor[]; computeUs: number; batching?: boolean }
+  /** `batching` and `startup` answer a warm-up: whether this model may take rows of several requests in one
+   * call, and the thread's start-up. */
+  | { ok: true; outputs: Tensor[]; computeUs: number; batching?: boolean; startup?: WorkerStartup }
   | { ok: false; code: ErrorCode; message: string };

@@ -1,17 +1,32 @@
-// A Piscina worker thread: loads one model version through its flavor (once, at thread start) and runs one
-// batch per task. Output buffers are transferred back, not copied. Failures return as data, never throw.
+// A Piscina worker thread: loads one model version through its flavor (once, at thread start, or in a warm pool
+// once the model is named) and runs one batch per task. Output buffers are transferred back, not copied. Failures
+// return as data, never throw.
 import { Frame } from "@switchyard/data";
-import { SwitchyardError } from "@switchyard/protocol";
+// The error catalog alone: the protocol's zod schemas are not needed here and would cost every thread's start.
+import { SwitchyardError } from "@switchyard/protocol/errors";
 import { move, transferableSymbol, valueSymbol, workerData } from "piscina";
 import { flavorLoader, type LoadedModel, ModelLoadError } from "./flavors/mod.js";
-import type { RunResult, RunTask, WorkerInit } from "./task.js";
+import { epochMs } from "./marks.js";
+import type { RunResult, RunTask, WorkerData, WorkerInit, WorkerStartup } from "./task.js";
+import { boundInit } from "./warm-pool.js";
 
-const init = workerData as WorkerInit;
+const data = workerData as WorkerData;
+let init: WorkerInit | undefined = "pending" in data ? undefined : data;
+const startup: WorkerStartup = { importedAt: epochMs(), loadedAt: 0 };
 
-// Loading starts when the thread starts, so a pool's threads load in parallel before the first batch.
-const loaded: Promise<LoadedModel | Error> = flavorLoader(init.flavor)
-  .then((load) => load(init))
-  .catch((err: unknown) => (err instanceof Error ? err : new Error(String(err))));
+// Loading starts when the thread starts (or, in a warm pool, once the model is named), so a pool's threads load
+// in parallel before the first batch.
+// A warm pool's thread loads onnxruntime (ONNX models need it; custom models may open sessions) before its module
+// finishes loading: Piscina then parks an idle thread in a blocking wait, in which no import would progress.
+if ("pending" in data) await flavorLoader("onnx").catch(() => undefined);
+
+const loaded: Promise<LoadedModel | Error> = (async () => {
+  if ("pending" in data) init = await boundInit(data.pending);
+  const load = await flavorLoader(init!.flavor);
+  const model = await load(init!);
+  startup.loadedAt = epochMs();
+  return model;
+})().catch((err: unknown) => (err instanceof Error ? err : new Error(String(err))));
 
 export default async function runBatch(task: RunTask): Promise<unknown> {
   const model = await loaded;
@@ -22,12 +37,13 @@ export default async function runBatch(task: RunTask): Promise<unknown> {
       message:
         model instanceof ModelLoadError
           ? model.message
-          : `models:/${init.modelName}/${init.modelVersion} could not be loaded: ${firstLine(model.message)}`,
+          : `models:/${init?.modelName}/${init?.modelVersion} could not be loaded: ${firstLine(model.message)}`,
     };
     return result;
   }
-  if (task.warmUp) {
-    const result: RunResult = { ok: true, outputs: [], computeUs: 0, batching: model.batching !== false };
+  const warm = task.warmUp ? { batching: model.batching !== false, startup } : {};
+  if (task.warmUp && !task.feeds && !task.frame) {
+    const result: RunResult = { ok: true, outputs: [], computeUs: 0, ...warm };
     return result;
   }
   const started = performance.now();
@@ -35,7 +51,12 @@ export default async function runBatch(task: RunTask): Promise<unknown> {
   try {
     const input = task.frame ? Frame.of(task.frame.columns, task.frame.length) : (task.feeds ?? []);
     const out = await model.run(input, task.params);
-    outputs = { ok: true, outputs: out, computeUs: Math.round((performance.now() - started) * 1000) };
+    outputs = {
+      ok: true,
+      outputs: out,
+      computeUs: Math.round((performance.now() - started) * 1000),
+      ...warm,
+    };
   } catch (err) {
     const result: RunResult =
       err instanceof SwitchyardError

@@ -4,4 +4,5 @@
 export * from "./errors.js";
 export * from "./mlflow.js";
 export * from "./onnx.js";
+export * from "./processes.js";
 export * from "./wait.js";

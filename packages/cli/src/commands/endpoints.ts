@@ -1,7 +1,12 @@
 // `switchyard endpoints …` and `switchyard invoke`: Databricks-shaped serving endpoints over the management
 // API, and one-off invocations with MLflow bodies.
 import type { EndpointView, SwitchyardClient } from "@switchyard/client";
-import { SwitchyardError } from "@switchyard/protocol";
+import {
+  type EndpointMetrics,
+  METRICS_WINDOWS,
+  type MetricsWindow,
+  SwitchyardError,
+} from "@switchyard/protocol";
 import type { Command } from "commander";
 import {
   createBody,
@@ -74,6 +79,69 @@ function summary(e: EndpointView): string {
   return lines.join("\n");
 }
 
+/** How often `endpoints metrics --watch` reads the summary again. */
+export const METRICS_WATCH_MS = 2_000;
+
+const ms = (x: number) => (x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x.toFixed(2));
+
+function windowRow(window: string, name: string, w: MetricsWindow, replicas: string): string[] {
+  const errors = Object.entries(w.errors)
+    .map(([code, n]) => `${code}:${n}`)
+    .join(" ");
+  return [
+    window,
+    name,
+    String(w.requests),
+    w.rps.toFixed(2),
+    errors || "0",
+    ms(w.latency_ms.p50),
+    ms(w.latency_ms.p95),
+    ms(w.latency_ms.p99),
+    replicas,
+  ];
+}
+
+/** One table: each served model, then the whole endpoint, for each window. */
+export function metricsTable(m: EndpointMetrics): string {
+  const rows: string[][] = [];
+  for (const window of Object.keys(METRICS_WINDOWS) as (keyof typeof METRICS_WINDOWS)[]) {
+    for (const s of m.served_models) {
+      rows.push(windowRow(window, s.name, s.windows[window], String(s.replicas.ready)));
+    }
+    const all = m.served_models.reduce((n, s) => n + s.replicas.ready, 0);
+    rows.push(windowRow(window, "(endpoint)", m.windows[window], String(all)));
+  }
+  const served = m.served_models
+    .map((s) => `${s.name}: models:/${s.model_name}/${s.model_version}`)
+    .join(", ");
+  return [
+    `${m.name}${served ? ` — ${served}` : ""}`,
+    table(
+      ["WINDOW", "SERVED MODEL", "REQUESTS", "RPS", "ERRORS", "P50 MS", "P95 MS", "P99 MS", "REPLICAS"],
+      rows,
+    ),
+  ].join("\n");
+}
+
+/** Resolves on Ctrl-C (or SIGTERM), or after `ms`: `--watch` sleeps through here. */
+function sleepUnlessStopped(ms: number, stopped: { value: boolean }): Promise<void> {
+  return new Promise((resolve) => {
+    const stop = () => {
+      stopped.value = true;
+      done();
+    };
+    const done = () => {
+      clearTimeout(timer);
+      process.off("SIGINT", stop);
+      process.off("SIGTERM", stop);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    process.once("SIGINT", stop);
+    process.once("SIGTERM", stop);
+  });
+}
+
 export function endpointsCommand(program: Command, globals: () => GlobalOptions): void {
   const endpoints = program
     .command("endpoints")
@@ -133,6 +201,30 @@ export function endpointsCommand(program: Command, globals: () => GlobalOptions)
       await withClient(globals(), async (client, out) => {
         const e = await client.endpoints.get(name);
         out.print(summary(e), e);
+      });
+    });
+
+  endpoints
+    .command("metrics")
+    .description(
+      "requests, rps, errors and p50/p95/p99 latency per served model over the last 1 and 5 minutes " +
+        "(kept by the bridge: one must be running)",
+    )
+    .argument("<name>", "endpoint name")
+    .option("--watch", `refresh every ${METRICS_WATCH_MS / 1000} s until Ctrl-C`)
+    .action(async (name: string, opts: { watch?: boolean }) => {
+      await withClient(globals(), async (client, out) => {
+        const stopped = { value: false };
+        for (;;) {
+          const m = await client.metrics(name);
+          if (opts.watch && !out.json) process.stdout.write("\x1b[2J\x1b[H");
+          // --watch --json: one document a line, so a script can read them as they come.
+          if (opts.watch && out.json) process.stdout.write(`${JSON.stringify(m)}\n`);
+          else out.print(metricsTable(m), m);
+          if (!opts.watch) return;
+          await sleepUnlessStopped(METRICS_WATCH_MS, stopped);
+          if (stopped.value) return;
+        }
       });
     });
 

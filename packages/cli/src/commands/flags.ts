@@ -1,5 +1,23 @@
 // Flag values every job command reads the same way: numbers checked here (naming the flag), lists split on commas.
 import { invalid, parseDuration } from "@switchyard/protocol";
+import { Option } from "commander";
+
+/** pino's levels, quietest last. */
+export const LOG_LEVELS = ["trace", "debug", "info", "warn", "error", "fatal", "silent"] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+/**
+ * `--log-level` of every long-running role (`up`, `coordinator`, `node`, `bridge`). Default `info`: lifecycle
+ * events and one line per HTTP request; `warn` keeps only failed requests and problems.
+ */
+export const logLevelOption = () =>
+  new Option(
+    "--log-level <level>",
+    "what the JSON logs include: one line per request at info, failures at warn",
+  )
+    .choices(LOG_LEVELS)
+    .default("info")
+    .env("SWITCHYARD_LOG_LEVEL");
 
 /** A positive integer flag; undefined when not given. */
 export function positiveInteger(value: string | undefined, flag: string): number | undefined {

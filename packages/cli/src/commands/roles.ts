@@ -13,7 +13,7 @@ import { pino } from "pino";
 import { defaultCacheDir, defaultDataDir, natsOptionsOf, resolveTarget } from "../cluster-file.js";
 import { startBridgeRole } from "../roles.js";
 import type { GlobalOptions } from "./context.js";
-import { durationFlag } from "./flags.js";
+import { durationFlag, type LogLevel, logLevelOption } from "./flags.js";
 
 function untilSignal(): Promise<string> {
   return new Promise((resolve) => {
@@ -22,7 +22,7 @@ function untilSignal(): Promise<string> {
   });
 }
 
-const logger = () => pino({ level: process.env.SWITCHYARD_LOG_LEVEL ?? "info" });
+const logger = (level: LogLevel) => pino({ level });
 
 /** A flag whose value is a positive integer, read from the flag or its environment variable. */
 function positiveInt(value: string | undefined, flag: string): number | undefined {
@@ -35,6 +35,7 @@ function positiveInt(value: string | undefined, flag: string): number | undefine
 interface CoordinatorFlags {
   id?: string;
   scaleToZeroAfter?: string;
+  logLevel: LogLevel;
   rolloutTimeoutMs?: string;
   streamAckWaitMs?: string;
   dataRoot?: string[] | string;
@@ -60,6 +61,7 @@ export function roleCommands(program: Command, globals: () => GlobalOptions): vo
           `stream needs a duplicate window of four ack waits (default ${STREAM_DEFAULTS.ack_wait_ms})`,
       ).env("SWITCHYARD_STREAM_ACK_WAIT_MS"),
     )
+    .addOption(logLevelOption())
     .addOption(
       new Option(
         "--scale-to-zero-after <duration>",
@@ -96,7 +98,7 @@ export function roleCommands(program: Command, globals: () => GlobalOptions): vo
               },
             }
           : {}),
-        logger: logger(),
+        logger: logger(opts.logLevel),
       });
       await c.start();
       await untilSignal();
@@ -117,6 +119,7 @@ export function roleCommands(program: Command, globals: () => GlobalOptions): vo
         "SWITCHYARD_CACHE_DIR",
       ),
     )
+    .addOption(logLevelOption())
     .addOption(
       new Option(
         "--drain-timeout-ms <ms>",
@@ -124,7 +127,13 @@ export function roleCommands(program: Command, globals: () => GlobalOptions): vo
       ).env("SWITCHYARD_DRAIN_TIMEOUT_MS"),
     )
     .action(
-      async (opts: { nodeId?: string; threads?: string; cacheDir?: string; drainTimeoutMs?: string }) => {
+      async (opts: {
+        nodeId?: string;
+        threads?: string;
+        cacheDir?: string;
+        drainTimeoutMs?: string;
+        logLevel: LogLevel;
+      }) => {
         const g = globals();
         const target = await resolveTarget(g);
         const drainTimeoutMs = positiveInt(opts.drainTimeoutMs, "--drain-timeout-ms");
@@ -135,7 +144,7 @@ export function roleCommands(program: Command, globals: () => GlobalOptions): vo
           threads: positiveInt(opts.threads, "--threads") ?? availableParallelism(),
           cacheDir: path.resolve(opts.cacheDir ?? defaultCacheDir(g.dataDir ?? defaultDataDir())),
           ...(drainTimeoutMs ? { drainTimeoutMs } : {}),
-          logger: logger(),
+          logger: logger(opts.logLevel),
         });
         await agent.start();
         await untilSignal();
@@ -153,7 +162,8 @@ export function roleCommands(program: Command, globals: () => GlobalOptions): vo
       new Option("--http-port <port>", "port to listen on").default("8080").env("SWITCHYARD_HTTP_PORT"),
     )
     .option("--no-auth", "turn bearer-token auth OFF (not for shared machines)")
-    .action(async (opts: { host: string; httpPort: string; auth: boolean }) => {
+    .addOption(logLevelOption())
+    .action(async (opts: { host: string; httpPort: string; auth: boolean; logLevel: LogLevel }) => {
       const target = await resolveTarget(globals());
       if (!opts.auth) process.stderr.write("WARNING: authentication is OFF (--no-auth)\n");
       const bridge = await startBridgeRole({
@@ -162,7 +172,7 @@ export function roleCommands(program: Command, globals: () => GlobalOptions): vo
         host: opts.host,
         port: Number(opts.httpPort),
         auth: opts.auth,
-        logger: logger(),
+        logger: logger(opts.logLevel),
       });
       process.stdout.write(`HTTP bridge listening on ${bridge.url}\n`);
       await untilSignal();

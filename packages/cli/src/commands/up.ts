@@ -4,7 +4,7 @@ import { AutoscalerConfig, LocalClusterConfig } from "@switchyard/protocol";
 import type { Command } from "commander";
 import { findConfigFile, loadClusterConfig } from "../config-file.js";
 import { startLocalCluster } from "../local-cluster.js";
-import { durationFlag } from "./flags.js";
+import { durationFlag, type LogLevel, logLevelOption } from "./flags.js";
 
 interface UpOptions {
   config?: string;
@@ -15,6 +15,7 @@ interface UpOptions {
   nodeThreads?: string;
   auth?: boolean;
   scaleToZeroAfter?: string;
+  logLevel: LogLevel;
 }
 
 function port(value: string | undefined, flag: string): number | undefined {
@@ -46,6 +47,7 @@ export function upCommand(program: Command, dataDirFlag: () => string | undefine
       "--scale-to-zero-after <duration>",
       "idle time (30s, 30m, 2h) after which a served model with scale_to_zero_enabled has no replica (default 30m)",
     )
+    .addOption(logLevelOption())
     .action(async (opts: UpOptions) => {
       const file = await loadClusterConfig(opts.config ?? findConfigFile());
       // Flags and environment override the config file; the schema re-validates the merge.
@@ -70,7 +72,7 @@ export function upCommand(program: Command, dataDirFlag: () => string | undefine
           : {}),
       });
       const say = (msg: string) => process.stdout.write(`${msg}\n`);
-      const cluster = await startLocalCluster(config, say, autoscaler);
+      const cluster = await startLocalCluster(config, say, { logLevel: opts.logLevel, autoscaler });
       say(`cluster '${config.name}' is up; connection details in ${cluster.clusterFilePath} (mode 0600)`);
       say("press Ctrl-C to stop");
 

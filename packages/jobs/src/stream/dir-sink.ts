@@ -30,8 +30,8 @@ import { casUpdate, isCasConflict, readValue, type Stored } from "@switchyard/na
 import { type StreamJob, SwitchyardError, streamKeys } from "@switchyard/protocol";
 import type { Logger } from "pino";
 import { z } from "zod";
-import { type EngineOptions, withDuckDb } from "../tables/engine.js";
-import { ident, literal } from "../tables/formats.js";
+import type { EngineOptions } from "../tables/engine.js";
+import { writeJsonl, writeParquet } from "../tables/records.js";
 import type { Outcome, OutcomeKind, Sink } from "./sink.js";
 
 /** A directory sink's ledger (key `streamKeys.sinkLedger(job)`); the coordinator reads `rows`, `dlq`, `late`. */
@@ -347,52 +347,5 @@ async function syncDir(dir: string): Promise<void> {
     await handle.sync();
   } finally {
     await handle.close();
-  }
-}
-
-async function writeJsonl(path: string, bodies: readonly Record<string, unknown>[]): Promise<void> {
-  const file = await open(path, "wx");
-  try {
-    await file.writeFile(`${bodies.map((b) => JSON.stringify(b)).join("\n")}\n`);
-    await file.sync();
-  } finally {
-    await file.close();
-  }
-}
-
-/** The results as a Parquet file: one column per top-level field, typed as the module header says. */
-async function writeParquet(
-  path: string,
-  bodies: readonly Record<string, unknown>[],
-  engine: EngineOptions,
-): Promise<void> {
-  const kinds = new Map<string, Set<string>>();
-  for (const body of bodies) {
-    for (const [field, value] of Object.entries(body)) {
-      const seen = kinds.get(field) ?? new Set<string>();
-      kinds.set(field, seen);
-      if (value !== null && value !== undefined) seen.add(Array.isArray(value) ? "array" : typeof value);
-    }
-  }
-  const TYPES: Readonly<Record<string, string>> = { number: "DOUBLE", string: "VARCHAR", boolean: "BOOLEAN" };
-  const columns = [...kinds].map(([field, seen]) => {
-    const only = seen.size === 1 ? TYPES[[...seen][0]!] : undefined;
-    return { field, type: only ?? "JSON" };
-  });
-  await withDuckDb(engine, async (_db, connection, scratch) => {
-    const jsonl = join(scratch, "part.jsonl");
-    await writeJsonl(jsonl, bodies);
-    const struct = columns.map((c) => `${literal(c.field)}: ${literal(c.type)}`).join(", ");
-    const select = columns.map((c) => ident(c.field)).join(", ");
-    await connection.run(
-      `COPY (SELECT ${select} FROM read_json(${literal(jsonl)}, format = 'newline_delimited', columns = {${struct}}))
-       TO ${literal(path)} (FORMAT parquet)`,
-    );
-  });
-  const file = await open(path, "r+");
-  try {
-    await file.sync();
-  } finally {
-    await file.close();
   }
 }

@@ -27,7 +27,8 @@ runChild({
   env: STREAM_SCORER_ENV,
   launch: StreamScorerLaunch,
   name: (l) => `stream-${l.spec.worker_id}`,
-  logFields: (l) => ({ stream: l.spec.job_id, workerId: l.spec.worker_id }),
+  // `jobId` as batch workers log it, so one query finds every line of a job whatever its kind.
+  logFields: (l) => ({ jobId: l.spec.job_id, workerId: l.spec.worker_id }),
   async start(l, nc, log) {
     const names = clusterNames(l.cluster);
     const [jobs, cluster, registry] = await Promise.all([

@@ -12,7 +12,7 @@ import {
 } from "@switchyard/data";
 import type { Params } from "@switchyard/formats";
 import type { ModelContext, OnnxFeed, OnnxSession, OnnxSessionOptions } from "@switchyard/model";
-import { SwitchyardError } from "@switchyard/protocol";
+import { SwitchyardError } from "@switchyard/protocol/errors";
 import ort from "onnxruntime-node";
 import type { WorkerInit } from "../task.js";
 import { type LoadedModel, ModelLoadError } from "./flavor.js";

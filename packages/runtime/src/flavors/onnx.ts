@@ -2,7 +2,7 @@
 // inter-op thread, so a replica's ORT threads equal its pool size (DESIGN.md "Threads and processes").
 import type { Frame, Tensor } from "@switchyard/data";
 import type { Params } from "@switchyard/formats";
-import { SwitchyardError } from "@switchyard/protocol";
+import { SwitchyardError } from "@switchyard/protocol/errors";
 import ort from "onnxruntime-node";
 import type { WorkerInit } from "../task.js";
 import { type LoadedModel, ModelLoadError } from "./flavor.js";

@@ -1,0 +1,60 @@
+// Request ids and the request log: every HTTP request gets an `x-request-id` (the client's, or a new UUID)
+// that travels to the replica and comes back on every reply, errors included; each request is one JSON line
+// (info, or warn when it failed) with requestId, endpoint, servedModel, status and duration. Never bodies.
+import { randomUUID } from "node:crypto";
+import { H } from "@switchyard/protocol";
+import type { FastifyInstance, FastifyRequest } from "fastify";
+import type { Logger } from "pino";
+
+/** Longest client-sent request id kept; a longer one is replaced (it goes into logs and NATS headers). */
+export const MAX_REQUEST_ID_LENGTH = 200;
+
+/** Fastify's `genReqId`: the client's `x-request-id` when it is usable, else a new UUID. */
+export function requestIdOf(req: { headers: Record<string, string | string[] | undefined> }): string {
+  const v = req.headers[H.requestId];
+  // Printable ASCII only: it is echoed in a response header, where anything else would be refused.
+  return typeof v === "string" &&
+    v.length > 0 &&
+    v.length <= MAX_REQUEST_ID_LENGTH &&
+    /^[\x21-\x7e]+$/.test(v)
+    ? v
+    : randomUUID();
+}
+
+/** Probes and scrapes, logged at debug so a load balancer's health checks do not fill the log. */
+const QUIET_ROUTES = new Set(["/v2/health/live", "/v2/health/ready", "/metrics"]);
+
+/** Routes whose `:name` is an endpoint. */
+const ENDPOINT_ROUTE =
+  /^\/(serving-endpoints|api\/2\.0\/serving-endpoints|api\/2\.0\/switchyard\/metrics\/endpoints|v2\/models)\/:name/;
+
+function endpointOf(req: FastifyRequest): string | undefined {
+  const route = req.routeOptions.url;
+  if (!route || !ENDPOINT_ROUTE.test(route)) return undefined;
+  return (req.params as { name?: string }).name;
+}
+
+export function registerRequestLog(app: FastifyInstance, log: Logger): void {
+  app.addHook("onSend", async (req, reply, payload) => {
+    if (!reply.hasHeader(H.requestId)) void reply.header(H.requestId, req.id);
+    return payload;
+  });
+  app.addHook("onResponse", async (req, reply) => {
+    const status = reply.statusCode;
+    const servedModel = reply.getHeader(H.servedModel);
+    const errorCode = reply.getHeader(H.errorCode);
+    const line = {
+      requestId: String(reply.getHeader(H.requestId) ?? req.id),
+      method: req.method,
+      route: req.routeOptions.url ?? req.url.split("?", 1)[0] ?? req.url,
+      endpoint: endpointOf(req),
+      servedModel: servedModel === undefined ? undefined : String(servedModel),
+      status,
+      errorCode: errorCode === undefined ? undefined : String(errorCode),
+      durationMs: Math.round(reply.elapsedTime * 1000) / 1000,
+    };
+    if (status >= 400) log.warn(line, "request failed");
+    else if (QUIET_ROUTES.has(line.route)) log.debug(line, "request");
+    else log.info(line, "request");
+  });
+}

@@ -1,0 +1,29 @@
+// The capture stream of inference tables: created when missing at coordinator start, with the limits in
+// protocol's CAPTURE_STREAM_LIMITS. It never changes an existing stream, so limits an operator set stay.
+import { DiscardPolicy, jetstreamManager, RetentionPolicy, StorageType } from "@nats-io/jetstream";
+import type { NatsConnection } from "@nats-io/transport-node";
+import { CAPTURE_STREAM_LIMITS, type ClusterNames } from "@switchyard/protocol";
+
+const NS_PER_MS = 1_000_000;
+
+/** Creates `<C>_CAPTURE` (subjects `<c>.capture.>`) unless it exists; a concurrent creation is not an error. */
+export async function ensureCaptureStream(nc: NatsConnection, names: ClusterNames): Promise<void> {
+  const jsm = await jetstreamManager(nc);
+  const name = names.streams.capture;
+  if (await jsm.streams.info(name).catch(() => undefined)) return;
+  await jsm.streams
+    .add({
+      name,
+      subjects: [names.subjects.allCapture],
+      storage: StorageType.File,
+      retention: RetentionPolicy.Limits,
+      // A full stream drops its oldest captures rather than refusing new ones.
+      discard: DiscardPolicy.Old,
+      max_age: CAPTURE_STREAM_LIMITS.maxAgeMs * NS_PER_MS,
+      max_bytes: CAPTURE_STREAM_LIMITS.maxBytes,
+    })
+    .catch(async (err: unknown) => {
+      // Another coordinator created it at the same moment.
+      if (!(await jsm.streams.info(name).catch(() => undefined))) throw err;
+    });
+}
