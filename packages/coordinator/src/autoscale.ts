@@ -71,6 +71,8 @@ export class Autoscale {
   private timer: NodeJS.Timeout | undefined;
   /** Steps and wakes run one at a time, so a wake never races a step's write of the same decision. */
   private queue: Promise<void> = Promise.resolve();
+  /** A step is queued or running: a tick meanwhile is skipped, so slow steps never pile up ahead of wakes. */
+  private stepping = false;
   private leading = false;
 
   constructor(private readonly o: AutoscaleOptions) {
@@ -96,7 +98,15 @@ export class Autoscale {
         this.serial(() => this.wake(wake));
       },
     });
-    this.timer = setInterval(() => this.serial(() => this.step()), this.o.intervalMs);
+    this.timer = setInterval(() => {
+      if (this.stepping) return;
+      this.stepping = true;
+      this.serial(() =>
+        this.step().finally(() => {
+          this.stepping = false;
+        }),
+      );
+    }, this.o.intervalMs);
   }
 
   async stop(): Promise<void> {
