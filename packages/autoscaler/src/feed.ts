@@ -29,6 +29,8 @@ export class StatsFeed {
   private readonly staleMs: number;
   private readonly now: () => number;
   private sub: Subscription | undefined;
+  /** When stale sources were last dropped on a report (readers may never ask for one kind: see `prune`). */
+  private prunedAt = 0;
 
   constructor(opts: FeedOptions = {}) {
     this.staleMs = opts.staleMs ?? 5_000;
@@ -57,12 +59,14 @@ export class StatsFeed {
   addReplica(s: ReplicaStatsSnapshot): void {
     const r = { snapshot: s, receivedAt: this.now() };
     this.replicaStats.set(s.replica_id, r);
+    this.prune(r.receivedAt);
     for (const l of this.listeners) l("replica", r);
   }
 
   addRouter(s: RouterStatsSnapshot): void {
     const r = { snapshot: s, receivedAt: this.now() };
     this.routerStats.set(s.router_id, r);
+    this.prune(r.receivedAt);
     for (const l of this.listeners) l("router", r);
   }
 
@@ -80,6 +84,18 @@ export class StatsFeed {
   /** The latest snapshot of every router heard from within `staleMs`. */
   routers(): Received<RouterStatsSnapshot>[] {
     return this.fresh(this.routerStats);
+  }
+
+  /**
+   * Drops sources silent for `staleMs`, at most once per `staleMs`: the autoscaler never lists replicas and a
+   * bridge lists them only at start, so without this every replica that ever ran (scaling makes new ids all the
+   * time) would stay in memory.
+   */
+  private prune(now: number): void {
+    if (now - this.prunedAt < this.staleMs) return;
+    this.prunedAt = now;
+    this.fresh(this.replicaStats);
+    this.fresh(this.routerStats);
   }
 
   private fresh<T>(m: Map<string, Received<T>>): Received<T>[] {
