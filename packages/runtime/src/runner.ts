@@ -115,10 +115,10 @@ export class ModelRunner {
     };
     const warm = o.warmPool;
     const fits = warm?.threads === o.threads && warm.workerFile === workerFile;
-    if (warm && !fits) void warm.destroy().catch(() => {});
-    const pool =
-      (fits ? warm.bind(init) : undefined) ??
-      new Piscina<RunTask, unknown>(poolOptions(workerFile, init, o.threads));
+    const bound = fits ? warm.bind(init) : undefined;
+    // A warm pool not taken (other threads, or an init too large for its cell) would idle on beside ours.
+    if (warm && !bound) void warm.destroy().catch(() => {});
+    const pool = bound ?? new Piscina<RunTask, unknown>(poolOptions(workerFile, init, o.threads));
     // A worker that dies is replaced by Piscina (minThreads); an error event must not crash the process.
     pool.on("error", () => {});
     const runner = new ModelRunner(pool, v, v.signature, o.threads);
