@@ -43,7 +43,9 @@ export {
   type RouterOptions,
 } from "./router.js";
 export {
+  MAX_UNROUTED_ENDPOINTS,
   NO_SERVED_MODEL,
+  OTHER_ENDPOINTS,
   ROUTER_STATS_INTERVAL_MS,
   RouterStats,
   type RouterStatsOptions,

@@ -18,6 +18,11 @@ export const ROUTER_STATS_INTERVAL_MS = 1_000;
 /** The served model of requests the router failed before choosing one (unknown endpoint, no routes). */
 export const NO_SERVED_MODEL = "";
 
+/** Distinct endpoint names a router counts for requests that reached no served model, before lumping them. */
+export const MAX_UNROUTED_ENDPOINTS = 100;
+/** Where requests to further unknown endpoint names are counted. */
+export const OTHER_ENDPOINTS = "*";
+
 class ServedCounts {
   requests = 0;
   readonly errors = new Map<string, number>();
@@ -38,6 +43,8 @@ export interface RouterStatsOptions {
 export class RouterStats implements InvokeObserver {
   readonly id = randomUUID();
   private readonly counts = new Map<string, Map<string, ServedCounts>>();
+  /** Endpoint entries created by requests that reached no served model. */
+  private unrouted = 0;
   private readonly startedAt = performance.now();
   private readonly timer: NodeJS.Timeout;
 
@@ -66,7 +73,14 @@ export class RouterStats implements InvokeObserver {
   }
 
   observe(o: InvokeOutcome): void {
-    const c = this.served(o.endpoint, o.route?.served_model_name ?? NO_SERVED_MODEL);
+    let endpoint = o.endpoint;
+    if (!o.route && !this.counts.has(endpoint)) {
+      // Names callers make up (unknown endpoints) are counted by name up to a bound, then together: a client
+      // sending random names must not grow this router's memory, its reports and /metrics without limit.
+      if (this.unrouted >= MAX_UNROUTED_ENDPOINTS) endpoint = OTHER_ENDPOINTS;
+      else this.unrouted++;
+    }
+    const c = this.served(endpoint, o.route?.served_model_name ?? NO_SERVED_MODEL);
     c.requests++;
     if (o.errorCode) c.errors.set(o.errorCode, (c.errors.get(o.errorCode) ?? 0) + 1);
     c.total.record(o.durationUs);
