@@ -56,6 +56,12 @@ export interface ChildProcessSpec<L extends Launch, P = undefined, E = undefined
   ): Promise<{ stop(): Promise<void> }>;
 }
 
+/**
+ * The agent that started this process, read when the module loads: read later (once the work is READY), an agent
+ * killed in between would already have been replaced by init as the parent, and the orphan would never notice.
+ */
+const PARENT_PID = process.ppid;
+
 /** Runs a supervised process to its end and exits with its code. */
 export function runChild<L extends Launch, P = undefined, E = undefined>(
   spec: ChildProcessSpec<L, P, E>,
@@ -189,11 +195,12 @@ async function serve<L extends Launch, P, E>(
     };
     process.on("SIGTERM", () => stop("SIGTERM"));
     process.on("SIGINT", () => stop("SIGINT"));
-    const parent = process.ppid;
-    const orphanCheck = setInterval(() => {
-      if (process.ppid !== parent) stop("parent exited");
-    }, 1_000);
+    const orphaned = () => {
+      if (process.ppid !== PARENT_PID) stop("parent exited");
+    };
+    const orphanCheck = setInterval(orphaned, 1_000);
     orphanCheck.unref();
+    orphaned();
     nc.closed().then(() => {
       if (!stopping) {
         log.error({ event: "nats_closed" }, "NATS connection closed");
