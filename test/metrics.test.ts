@@ -43,7 +43,8 @@ describe("metrics and logs through switchyard up", () => {
   const env = () => ({ SWITCHYARD_DATA_DIR: up.dataDir });
 
   beforeAll(async () => {
-    up = await startUp(path.join(tempDir("sy-metrics-"), "data"));
+    // debug: the per-request log lines (failures alone are logged at the default level).
+    up = await startUp(path.join(tempDir("sy-metrics-"), "data"), ["--log-level", "debug"]);
     c = clusterClient(up);
     const reg = await cli(["models", "register", "lr", writeTempModel(LR), "--json"], env());
     expect(reg.stderr).toBe("");
@@ -254,7 +255,7 @@ describe("metrics and logs through switchyard up", () => {
       "the request's line",
     );
     expect(ok).toMatchObject({
-      level: 30,
+      level: 20,
       msg: "request",
       method: "POST",
       endpoint: "metrics-ep",
