@@ -1,6 +1,6 @@
 // @switchyard/coordinator: the control plane — leader lease, management API, reconcile of endpoints into
 // replica assignments and routes, firing batch schedules. Policies (placement, rollouts, generations, the GET
-// view, schedule ticks) are pure and exported.
+// view, schedule ticks, staged canaries) are pure and exported.
 export { ManagementApi } from "./api.js";
 export { AUTOSCALE_DEFAULTS, Autoscale, type AutoscaleOptions, type StreamLag } from "./autoscale.js";
 export {
@@ -8,6 +8,20 @@ export {
   BatchJobs,
   type PlannedFiles,
 } from "./batch.js";
+export {
+  type CanaryAction,
+  type CanaryDecision,
+  type CanaryHoldReason,
+  type CanaryObservation,
+  type CanaryStatus,
+  type CanaryWindow,
+  canaryRoutes,
+  canaryStatus,
+  decideCanary,
+  type LabelledAccuracy,
+  readGuards,
+  startCanary,
+} from "./canary.js";
 export { ensureCaptureStream } from "./capture.js";
 export {
   type AutoscalerOptions,

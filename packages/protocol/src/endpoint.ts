@@ -147,7 +147,8 @@ export interface ConfigProblem {
   message: string;
 }
 
-function zodProblems(err: z.ZodError, prefix: string): ConfigProblem[] {
+/** zod issues as problems whose field is the dotted path under `prefix`. */
+export function zodProblems(err: z.ZodError, prefix: string): ConfigProblem[] {
   return err.issues.map((i) => ({
     field: [prefix, ...i.path.map(String)].filter(Boolean).join("."),
     message: i.message,
