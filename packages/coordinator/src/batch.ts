@@ -14,7 +14,7 @@ import {
 } from "@nats-io/jetstream";
 import type { KV } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/transport-node";
-import { casUpdate, readAll, readValue } from "@switchyard/nats";
+import { casUpdate, listKeys, readAll, readValue } from "@switchyard/nats";
 import {
   BATCH_ACK_WAIT_MS,
   BATCH_MAX_DELIVER,
@@ -236,6 +236,11 @@ export class BatchJobs {
   async running(): Promise<BatchJob[]> {
     const all = await readAll(this.o.jobs, jobKeys.allJobs, BatchJob, "batch job", { invalid: "skip" });
     return all.map((r) => r.value).filter((j) => j.state === "RUNNING");
+  }
+
+  /** Shards of a running job not yet recorded done or failed (keys only: the results are not read). */
+  async shardsLeft(job: BatchJob): Promise<number> {
+    return job.shards - (await listKeys(this.o.jobs, jobKeys.shardsOf(job.id))).length;
   }
 
   /** The leader's pass over running jobs: finish the complete ones, fail the ones with a failed shard. */

@@ -5,13 +5,11 @@
 // endpoint never stops the others. It keeps no state between passes, so a new leader continues any rollout.
 import { randomBytes } from "node:crypto";
 import { batchWorkers } from "@switchyard/autoscaler";
-import { listKeys } from "@switchyard/nats";
 import {
   type BatchJob,
   type BatchWorkerSpec,
   type ClusterNames,
   type EndpointRecord,
-  jobKeys,
   keys,
   type ReplicaSpec,
   routesCaptureOf,
@@ -44,6 +42,8 @@ import { type ServedTarget, scaledTarget } from "./targets.js";
 /** Running batch jobs, whose workers are placed beside replicas (the thread budget is shared). */
 export interface BatchWork {
   running(): Promise<BatchJob[]>;
+  /** Shards of a running job still queued or running: its workers follow them. */
+  shardsLeft(job: BatchJob): Promise<number>;
 }
 
 /** Running stream jobs, whose scorers are placed the same way. */
@@ -341,13 +341,10 @@ export class Reconciler {
     }
   }
 
-  /**
-   * Shards of a running job still queued or running (not yet recorded done or failed): its workers follow
-   * them. Each worker scores on one thread; its reading and writing run beside it.
-   */
+  /** Shards of a running job still to score, or all of them when they cannot be counted now. */
   private async shardsLeft(job: BatchJob): Promise<number> {
     try {
-      return job.shards - (await listKeys(this.o.stores.jobs, jobKeys.shardsOf(job.id))).length;
+      return (await this.o.batch?.shardsLeft(job)) ?? job.shards;
     } catch (err) {
       this.o.log.warn({ err, jobId: job.id }, "reconcile: counting finished shards failed");
       return job.shards;

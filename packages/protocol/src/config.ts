@@ -2,6 +2,7 @@
 // defaults next to each field; later capabilities add sections (endpoints, streams, schedules) here.
 import { z } from "zod";
 import { DEFAULT_CLUSTER } from "./cluster.js";
+import { parseDuration } from "./duration.js";
 
 export const LocalClusterConfig = z
   .object({
@@ -28,20 +29,6 @@ export const LocalClusterConfig = z
   })
   .strict();
 export type LocalClusterConfig = z.infer<typeof LocalClusterConfig>;
-
-const DURATION = /^(\d+(?:\.\d+)?)(ms|s|m|h)$/;
-const UNIT_MS = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000 } as const;
-
-/**
- * A duration as people write it — `500ms`, `30s`, `30m`, `2h` — or a number of milliseconds, in ms; undefined
- * when it is neither.
- */
-export function parseDuration(value: string | number): number | undefined {
-  if (typeof value === "number") return Number.isInteger(value) && value >= 0 ? value : undefined;
-  const m = DURATION.exec(value.trim());
-  if (m) return Math.round(Number(m[1]) * UNIT_MS[m[2] as keyof typeof UNIT_MS]);
-  return /^\d+$/.test(value.trim()) ? Number(value.trim()) : undefined;
-}
 
 /** A duration field: `30s`, `30m`, `2h`, `500ms` or milliseconds; parsed to ms. */
 export const Duration = z.union([z.string(), z.number()]).transform((v, ctx) => {

@@ -2,14 +2,7 @@
 // Validation only: bad input becomes an error naming the field. The window logic is @switchyard/jobs' stream/windows.ts.
 
 import { z } from "zod";
-
-const UNIT_MS = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
-
-/** "500ms", "30s", "5m", "1h", "1d" → milliseconds; undefined for anything else. */
-export function parseDurationMs(text: string): number | undefined {
-  const m = /^(\d+)(ms|s|m|h|d)$/.exec(text);
-  return m ? Number(m[1]) * UNIT_MS[m[2] as keyof typeof UNIT_MS] : undefined;
-}
+import { parseDurationMs } from "./duration.js";
 
 function duration(minMs: number) {
   return z.string().transform((text, ctx) => {

@@ -7,6 +7,7 @@ export * from "./canary.js";
 export * from "./capture.js";
 export * from "./cluster.js";
 export * from "./config.js";
+export * from "./duration.js";
 export * from "./endpoint.js";
 export * from "./errors.js";
 export * from "./features.js";
