@@ -38,6 +38,7 @@ import {
 import type { Registry } from "@switchyard/registry";
 import type { Logger } from "pino";
 import type { BatchJobs } from "./batch.js";
+import { activeCanaryConflict, CanaryApi } from "./canary-api.js";
 import { ModelLookup, resolveVersions, validateConfig } from "./resolve.js";
 import { deploymentOf } from "./rollout.js";
 import { newSchedule, type ScheduleView, scheduleView } from "./schedules.js";
@@ -60,8 +61,11 @@ export interface ApiOptions {
 
 export class ManagementApi {
   private readonly subs: Subscription[] = [];
+  private readonly canary: CanaryApi;
 
-  constructor(private readonly o: ApiOptions) {}
+  constructor(private readonly o: ApiOptions) {
+    this.canary = new CanaryApi({ stores: o.stores, log: o.log });
+  }
 
   start(): void {
     const batch = this.o.batch;
@@ -76,6 +80,11 @@ export class ManagementApi {
       "schedules.get": (b) => this.getSchedule(b),
       "schedules.list": () => this.listSchedules(),
       "schedules.delete": (b) => this.deleteSchedule(b),
+      "rollout.start": (b) => this.canary.start(this.nameOf(b), b),
+      "rollout.status": (b) => this.canary.status(this.nameOf(b)),
+      "rollout.pause": (b) => this.canary.pause(this.nameOf(b)),
+      "rollout.resume": (b) => this.canary.resume(this.nameOf(b)),
+      "rollout.abort": (b) => this.canary.abort(this.nameOf(b)),
       ...(streams
         ? {
             "streams.create": (b) => streams.create(b),
@@ -203,6 +212,8 @@ export class ManagementApi {
     // `{"name", "config": {...}}`, or the PUT .../config body itself next to the name.
     const input = "config" in rest && Object.keys(rest).length === 1 ? rest.config : rest;
     await this.existing(name);
+    const canary = await activeCanaryConflict(this.o.stores, name);
+    if (canary) throw canary;
     const lookup = new ModelLookup(this.o.registry);
     const checked = await validateConfig(lookup, input, "config");
     if (!checked.config) throw configError(checked.problems);

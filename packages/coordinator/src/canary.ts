@@ -9,12 +9,21 @@ import {
   type CanaryBaseline,
   type CanaryEvent,
   type CanaryGuardReading,
-  type CanaryRollout,
+  CanaryRollout,
   type CanaryState,
+  type CanaryView,
+  type ConfigProblem,
+  canaryActive,
+  canaryConfigProblems,
+  configError,
+  type EndpointConfig,
   ERROR_CATALOG,
   isErrorCode,
   type MetricsWindow,
+  type StoredCanary,
+  SwitchyardError,
   type TrafficRoute,
+  zodProblems,
 } from "@switchyard/protocol";
 
 /** What the policy reads of a served model's metrics over the current stage (since `stage_started_at`). */
@@ -62,18 +71,6 @@ export type CanaryAction =
     }
   /** The canary is over (promoted, rolled back or aborted): nothing more to do. */
   | { kind: "finished"; phase: CanaryState["phase"] };
-
-/** What `rollout status` shows: the stored state with each guard read over the current stage. */
-export interface CanaryStatus {
-  phase: CanaryState["phase"];
-  stage: number;
-  stages: number[];
-  percent: number;
-  stage_started_at: number;
-  hold: { elapsed_ms: number; duration_ms: number; requests: number; min_requests: number };
-  guards: CanaryGuardReading[];
-  history: CanaryEvent[];
-}
 
 export interface CanaryDecision {
   action: CanaryAction;
@@ -229,24 +226,6 @@ export function readGuards(
   return out;
 }
 
-export function canaryStatus(spec: CanaryRollout, state: CanaryState, o: CanaryObservation): CanaryStatus {
-  return {
-    phase: state.phase,
-    stage: state.stage,
-    stages: spec.stages,
-    percent: spec.stages[state.stage]!,
-    stage_started_at: state.stage_started_at,
-    hold: {
-      elapsed_ms: Math.max(0, o.now - state.stage_started_at),
-      duration_ms: spec.hold.duration,
-      requests: o.challenger.requests,
-      min_requests: spec.hold.min_requests,
-    },
-    guards: readGuards(spec, state, o),
-    history: state.history,
-  };
-}
-
 /** The champion's numbers of this stage, kept for later stages where it serves too little to measure. */
 function nextBaseline(spec: CanaryRollout, state: CanaryState, o: CanaryObservation): CanaryBaseline | null {
   const b: CanaryBaseline = { ...state.baseline, stage: state.stage };
@@ -359,3 +338,182 @@ export function decideCanary(spec: CanaryRollout, state: CanaryState, o: CanaryO
     { phase: "promoted" },
   );
 }
+
+/** The history with one more event (the last CANARY_HISTORY kept). */
+function withEvent(
+  spec: CanaryRollout,
+  state: CanaryState,
+  now: number,
+  event: CanaryEvent["event"],
+  message: string,
+): CanaryEvent[] {
+  const e: CanaryEvent = {
+    at: now,
+    event,
+    stage: state.stage,
+    percent: spec.stages[state.stage]!,
+    message,
+    guards: [],
+  };
+  return [...state.history, e].slice(-CANARY_HISTORY);
+}
+
+const conflict = (message: string) => new SwitchyardError("RESOURCE_CONFLICT", message);
+const stageOf = (spec: CanaryRollout, state: CanaryState) =>
+  `stage ${state.stage + 1} of ${spec.stages.length} (${spec.stages[state.stage]}%)`;
+
+/** Pauses a running canary: its routes stay at the current stage and nothing is decided until it resumes. */
+export function pauseCanary(spec: CanaryRollout, state: CanaryState, now: number): CanaryState {
+  if (state.phase !== "running")
+    throw conflict(`the canary is ${state.phase.replace("_", " ")}, not running`);
+  const message = `paused at ${stageOf(spec, state)}`;
+  return { ...state, phase: "paused", history: withEvent(spec, state, now, "paused", message) };
+}
+
+/**
+ * Resumes a paused canary at the stage it paused at. The stage's hold starts again: traffic seen while paused
+ * (when nobody was judging it) does not count towards the verdict.
+ */
+export function resumeCanary(spec: CanaryRollout, state: CanaryState, now: number): CanaryState {
+  if (state.phase !== "paused") throw conflict(`the canary is ${state.phase.replace("_", " ")}, not paused`);
+  const message = `resumed at ${stageOf(spec, state)}; the stage's hold starts again`;
+  return {
+    ...state,
+    phase: "running",
+    stage_started_at: now,
+    history: withEvent(spec, state, now, "resumed", message),
+  };
+}
+
+/** Ends a running or paused canary; the champion takes all traffic back. */
+export function abortCanary(
+  spec: CanaryRollout,
+  state: CanaryState,
+  now: number,
+): { state: CanaryState; routes: TrafficRoute[] } {
+  if (!canaryActive(state.phase))
+    throw conflict(`the canary is already over (${state.phase.replace("_", " ")})`);
+  const message = `aborted at ${stageOf(spec, state)}: ${spec.champion} takes all traffic back`;
+  return {
+    state: { ...state, phase: "aborted", history: withEvent(spec, state, now, "aborted", message) },
+    routes: canaryRoutes(spec, 0),
+  };
+}
+
+/** The routes an endpoint has while (and after) its canary is in `state`. */
+export function routesOfCanary(spec: CanaryRollout, state: CanaryState): TrafficRoute[] {
+  switch (state.phase) {
+    case "running":
+    case "paused":
+      return canaryRoutes(spec, spec.stages[state.stage]!);
+    case "promoted":
+      return canaryRoutes(spec, 100);
+    default:
+      return canaryRoutes(spec, 0);
+  }
+}
+
+const isPlainObject = (v: unknown): v is Record<string, unknown> =>
+  typeof v === "object" && v !== null && !Array.isArray(v);
+
+/** `over` on top of `base`, objects merged key by key (so `hold.duration` alone keeps the section's min_requests). */
+function merged(base: Record<string, unknown>, over: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...base };
+  for (const [k, v] of Object.entries(over)) {
+    if (v === undefined) continue;
+    const b = out[k];
+    out[k] = isPlainObject(b) && isPlainObject(v) ? merged(b, v) : v;
+  }
+  return out;
+}
+
+/**
+ * The rollout a `rollout start` runs: its overrides over the endpoint's `rollout` section. An endpoint with
+ * exactly two served models needs neither: the one with the most traffic is the champion, the other the
+ * challenger. Every problem names its field in the start body (`hold.min_requests`, `champion`).
+ */
+export function canarySpec(config: EndpointConfig, overrides: Record<string, unknown>): CanaryRollout {
+  const input = merged((config.rollout ?? {}) as Record<string, unknown>, overrides);
+  const served = config.served_models.map((s) => s.name);
+  if ((input.champion === undefined || input.challenger === undefined) && served.length === 2) {
+    const share = (n: string) =>
+      config.routes.find((r) => r.served_model_name === n)?.traffic_percentage ?? 0;
+    // The busier one is the champion (the first listed on a tie), unless the body names one of the two.
+    const [busier, other] = share(served[1]!) > share(served[0]!) ? [served[1]!, served[0]!] : served;
+    if (input.champion === undefined && input.challenger === undefined) {
+      input.champion = busier;
+      input.challenger = other;
+    } else if (input.champion === undefined) {
+      input.champion = served.find((n) => n !== input.challenger) ?? busier;
+    } else {
+      input.challenger = served.find((n) => n !== input.champion) ?? other;
+    }
+  }
+  const problems: ConfigProblem[] = [];
+  for (const role of ["champion", "challenger"] as const) {
+    if (input[role] === undefined) {
+      problems.push({
+        field: role,
+        message: `required: the endpoint serves ${served.length} models (${served.join(", ")}), name the ${role}`,
+      });
+    }
+  }
+  if (problems.length) throw configProblems(problems);
+  const parsed = CanaryRollout.safeParse(input);
+  if (!parsed.success) throw configProblems(zodProblems(parsed.error, ""));
+  const more = canaryConfigProblems(parsed.data, config.auto_capture_config, new Set(served), "");
+  if (more.length) throw configProblems(more);
+  return parsed.data;
+}
+
+function configProblems(problems: ConfigProblem[]): SwitchyardError {
+  const list = problems.map((p) => `${p.field}: ${p.message}`).join("; ");
+  return new SwitchyardError(
+    "INVALID_PARAMETER_VALUE",
+    `invalid rollout (${problems.length} problem${problems.length === 1 ? "" : "s"}): ${list}`,
+  );
+}
+
+/**
+ * What `rollout status` shows of a stored canary: the leader's last readings of the current stage (all guards
+ * waiting until it has some), or for a canary that ended, the readings of its last decision.
+ */
+export function canaryView(endpoint: string, stored: StoredCanary, now: number): CanaryView {
+  const { spec, state, readings } = stored;
+  const current = readings && readings.stage_started_at === state.stage_started_at ? readings : null;
+  const last = state.history[state.history.length - 1];
+  const active = canaryActive(state.phase);
+  const guards = active
+    ? (current?.guards ?? readGuards(spec, state, { now, champion: EMPTY_WINDOW, challenger: EMPTY_WINDOW }))
+    : (last?.guards ?? []);
+  const until = state.phase === "running" ? now : (current?.at ?? last?.at ?? now);
+  return {
+    endpoint,
+    champion: spec.champion,
+    challenger: spec.challenger,
+    phase: state.phase,
+    stage: state.stage,
+    stages: spec.stages,
+    percent: routesOfCanary(spec, state).find((r) => r.served_model_name === spec.challenger)!
+      .traffic_percentage,
+    started_at: state.started_at,
+    stage_started_at: state.stage_started_at,
+    hold: {
+      elapsed_ms: Math.max(0, until - state.stage_started_at),
+      duration_ms: spec.hold.duration,
+      requests: current?.requests.challenger ?? 0,
+      min_requests: spec.hold.min_requests,
+    },
+    guards,
+    message:
+      state.phase === "running" && current
+        ? current.message
+        : (last?.message ?? `${spec.challenger} against ${spec.champion}`),
+    observed_at: current?.at ?? null,
+    observed_since: current?.observed_since ?? null,
+    promote_alias: spec.promote_alias,
+    history: state.history,
+  };
+}
+
+const EMPTY_WINDOW: CanaryWindow = { requests: 0, errors: {}, latency_ms: { p50: 0, p95: 0, p99: 0 } };

@@ -13,6 +13,7 @@ import { type Logger, pino } from "pino";
 import { ManagementApi } from "./api.js";
 import { AUTOSCALE_DEFAULTS, Autoscale } from "./autoscale.js";
 import { type BatchFiles, BatchJobs } from "./batch.js";
+import { type AccuracySource, CanaryLoop } from "./canary-loop.js";
 import { ensureCaptureStream } from "./capture.js";
 import { LeaderLease } from "./lease.js";
 import { Reconciler } from "./reconcile.js";
@@ -46,6 +47,10 @@ export interface CoordinatorOptions {
   streamAckWaitMs?: number;
   /** The autoscaler's settings (defaults: SCALE_DEFAULTS and AUTOSCALE_DEFAULTS). */
   autoscaler?: AutoscalerOptions;
+  /** Labelled accuracy per served model, for canaries with an accuracy guard (without it they hold for labels). */
+  accuracy?: AccuracySource;
+  /** How often running canaries are judged (default 1 s). */
+  canaryIntervalMs?: number;
 }
 
 export interface AutoscalerOptions extends Partial<ScaleSettings> {
@@ -71,6 +76,7 @@ export class Coordinator {
   private streams: StreamJobs | undefined;
   private schedules: ScheduleRunner | undefined;
   private autoscale: Autoscale | undefined;
+  private canary: CanaryLoop | undefined;
   private watches: Array<QueuedIterator<KvWatchEntry>> = [];
   private tick: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
@@ -187,6 +193,17 @@ export class Coordinator {
     });
     this.lease.start();
     this.autoscale.start();
+    this.canary = new CanaryLoop({
+      nc: this.nc,
+      names: this.names,
+      stores: this.stores,
+      registry,
+      log: this.log,
+      isLeader: () => this.isLeader,
+      ...(this.opts.canaryIntervalMs ? { intervalMs: this.opts.canaryIntervalMs } : {}),
+      ...(this.opts.accuracy ? { accuracy: this.opts.accuracy } : {}),
+    });
+    this.canary.start();
     this.tick = setInterval(() => this.schedule(), this.opts.tickMs ?? COORDINATOR_DEFAULTS.tickMs);
     this.log.info("coordinator started");
   }
@@ -197,6 +214,7 @@ export class Coordinator {
     clearInterval(this.tick);
     for (const w of this.watches) w.stop();
     await this.autoscale?.stop();
+    await this.canary?.stop();
     await this.running;
     await this.lease?.stop();
     await this.api?.stop();

@@ -9,19 +9,30 @@ export {
   type PlannedFiles,
 } from "./batch.js";
 export {
+  abortCanary,
   type CanaryAction,
   type CanaryDecision,
   type CanaryHoldReason,
   type CanaryObservation,
-  type CanaryStatus,
   type CanaryWindow,
   canaryRoutes,
-  canaryStatus,
+  canarySpec,
+  canaryView,
   decideCanary,
   type LabelledAccuracy,
+  pauseCanary,
   readGuards,
+  resumeCanary,
+  routesOfCanary,
   startCanary,
 } from "./canary.js";
+export { activeCanaryConflict, CanaryApi } from "./canary-api.js";
+export {
+  type AccuracySource,
+  CANARY_LOOP_DEFAULTS,
+  CanaryLoop,
+  type CanaryLoopOptions,
+} from "./canary-loop.js";
 export { ensureCaptureStream } from "./capture.js";
 export {
   type AutoscalerOptions,

@@ -133,5 +133,6 @@ export async function cleanupEndpoint(stores: Stores, name: string): Promise<voi
     if (a.spec.endpoint === name) await stores.cluster.delete(keys.assignment(a.node_id, a.replica_id));
   }
   for (const key of (await readScales(stores, name)).keys()) await stores.cluster.delete(key);
+  await stores.cluster.delete(keys.canary(name));
   await stores.endpoints.delete(keys.endpoint(name));
 }

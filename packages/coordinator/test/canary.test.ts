@@ -2,19 +2,29 @@
 // windows: a healthy challenger walks every stage and is promoted; slow, erroring and less accurate ones are
 // rolled back at the stage where they fail; too little traffic holds; a stored stage resumes where it was.
 import {
+  type CanaryReadings,
   type CanaryRollout,
   type CanaryRolloutInput,
   CanaryRollout as CanaryRolloutSchema,
   type CanaryState,
   CanaryState as CanaryStateSchema,
+  type EndpointConfig,
   type ErrorCode,
+  normalizeEndpointConfig,
+  SwitchyardError,
 } from "@switchyard/protocol";
 import { describe, expect, it } from "vitest";
 import {
+  abortCanary,
   type CanaryAction,
   type CanaryObservation,
-  canaryStatus,
+  canarySpec,
+  canaryView,
   decideCanary,
+  pauseCanary,
+  readGuards,
+  resumeCanary,
+  routesOfCanary,
   startCanary,
 } from "../src/canary.js";
 
@@ -313,7 +323,7 @@ describe("staged canary policy", () => {
   it("shows each guard's current value against its limit in the status", () => {
     const s = spec({ guards: { min_accuracy: { ratio: 0.98, min_labels: 50 } } });
     const { state } = startCanary(s, T0);
-    const status = canaryStatus(s, state, {
+    const observation: CanaryObservation = {
       now: T0 + 3 * MIN,
       champion: { requests: 2000, errors: {}, latency_ms: { p50: 5, p95: 20, p99: 40 } },
       challenger: {
@@ -322,8 +332,21 @@ describe("staged canary policy", () => {
         latency_ms: { p50: 5, p95: 22, p99: 60 },
       },
       accuracy: { champion: { labelled: 900, accuracy: 0.9 }, challenger: { labelled: 30, accuracy: 0.5 } },
-    });
+    };
+    // The leader stores what it read; any coordinator answers status from that.
+    const readings: CanaryReadings = {
+      at: observation.now,
+      stage_started_at: T0,
+      observed_since: T0,
+      requests: { champion: 2000, challenger: 120 },
+      guards: readGuards(s, state, observation),
+      message: decideCanary(s, state, observation).action.kind,
+    };
+    const status = canaryView("ep", { spec: s, state, readings }, T0 + 3 * MIN);
     expect(status).toMatchObject({
+      endpoint: "ep",
+      champion: "champ",
+      challenger: "chall",
       phase: "running",
       stage: 0,
       stages: [5, 20, 50, 100],
@@ -359,6 +382,177 @@ describe("staged canary policy", () => {
         value: null,
         limit: 0.98,
         note: "30 of 50 challenger labels",
+      },
+    ]);
+  });
+
+  it("answers status with every guard waiting before the leader has read a stage", () => {
+    const s = spec();
+    const { state } = startCanary(s, T0);
+    const view = canaryView("ep", { spec: s, state, readings: null }, T0 + 10_000);
+    expect(view).toMatchObject({
+      phase: "running",
+      percent: 5,
+      observed_at: null,
+      hold: { elapsed_ms: 10_000, requests: 0, min_requests: 100 },
+      message: "chall starts at 5% against champ",
+    });
+    expect(view.guards.map((g) => [g.guard, g.state, g.note])).toEqual([
+      ["retryable_error_rate", "waiting", "0 of 100 challenger requests"],
+      ["non_retryable_error_rate", "waiting", "0 of 100 challenger requests"],
+      ["p95_latency_ratio", "waiting", "0 of 100 challenger requests"],
+      ["p99_latency_ratio", "waiting", "0 of 100 challenger requests"],
+    ]);
+  });
+});
+
+describe("pause, resume and abort", () => {
+  const s = spec();
+  const started = startCanary(s, T0).state;
+
+  it("pauses a running canary at its stage, resumes it with the stage's hold started again", () => {
+    const paused = pauseCanary(s, started, T0 + MIN);
+    expect(paused).toMatchObject({ phase: "paused", stage: 0, stage_started_at: T0 });
+    expect(routesOfCanary(s, paused)).toEqual([
+      { served_model_name: "champ", traffic_percentage: 95 },
+      { served_model_name: "chall", traffic_percentage: 5 },
+    ]);
+    expect(() => pauseCanary(s, paused, T0 + MIN)).toThrow("the canary is paused, not running");
+    const resumed = resumeCanary(s, paused, T0 + 2 * MIN);
+    expect(resumed).toMatchObject({ phase: "running", stage: 0, stage_started_at: T0 + 2 * MIN });
+    expect(() => resumeCanary(s, resumed, T0 + 2 * MIN)).toThrow("the canary is running, not paused");
+    expect(resumed.history.map((e) => [e.event, e.at, e.message])).toEqual([
+      ["started", T0, "chall starts at 5% against champ"],
+      ["paused", T0 + MIN, "paused at stage 1 of 4 (5%)"],
+      ["resumed", T0 + 2 * MIN, "resumed at stage 1 of 4 (5%); the stage's hold starts again"],
+    ]);
+  });
+
+  it("aborts a running or paused canary back to the champion, and refuses to abort one that ended", () => {
+    for (const state of [started, pauseCanary(s, started, T0 + MIN)]) {
+      const { state: aborted, routes } = abortCanary(s, state, T0 + 2 * MIN);
+      expect(aborted.phase).toBe("aborted");
+      expect(aborted.history.at(-1)).toMatchObject({
+        event: "aborted",
+        message: "aborted at stage 1 of 4 (5%): champ takes all traffic back",
+      });
+      expect(routes).toEqual([
+        { served_model_name: "champ", traffic_percentage: 100 },
+        { served_model_name: "chall", traffic_percentage: 0 },
+      ]);
+      expect(routesOfCanary(s, aborted)).toEqual(routes);
+      let err: unknown;
+      try {
+        abortCanary(s, aborted, T0 + 3 * MIN);
+      } catch (e) {
+        err = e;
+      }
+      expect(err).toBeInstanceOf(SwitchyardError);
+      expect((err as SwitchyardError).code).toBe("RESOURCE_CONFLICT");
+      expect((err as SwitchyardError).message).toBe("the canary is already over (aborted)");
+    }
+    expect(routesOfCanary(s, { ...started, phase: "promoted" })).toEqual([
+      { served_model_name: "champ", traffic_percentage: 0 },
+      { served_model_name: "chall", traffic_percentage: 100 },
+    ]);
+  });
+});
+
+describe("the rollout a start runs", () => {
+  const config = (input: Record<string, unknown>): EndpointConfig => {
+    const n = normalizeEndpointConfig(input);
+    if (!n.config) throw new Error(JSON.stringify(n.problems));
+    return n.config;
+  };
+  const two = (a: number, extra: Record<string, unknown> = {}) =>
+    config({
+      served_entities: [
+        { name: "a", entity_name: "m", entity_version: "1" },
+        { name: "b", entity_name: "m", entity_version: "2" },
+      ],
+      traffic_config: {
+        routes: [
+          { served_model_name: "a", traffic_percentage: a },
+          { served_model_name: "b", traffic_percentage: 100 - a },
+        ],
+      },
+      ...extra,
+    });
+  const problem = (f: () => unknown): string => {
+    try {
+      f();
+    } catch (e) {
+      expect((e as SwitchyardError).code).toBe("INVALID_PARAMETER_VALUE");
+      return (e as Error).message;
+    }
+    throw new Error("expected INVALID_PARAMETER_VALUE");
+  };
+
+  it("takes the busier of two served models as the champion when nothing names them", () => {
+    expect(canarySpec(two(90), {})).toMatchObject({
+      champion: "a",
+      challenger: "b",
+      stages: [5, 20, 50, 100],
+    });
+    expect(canarySpec(two(10), {})).toMatchObject({ champion: "b", challenger: "a" });
+    expect(canarySpec(two(90), { challenger: "a" })).toMatchObject({ champion: "b", challenger: "a" });
+  });
+
+  it("merges the body's overrides over the config's rollout section, field by field", () => {
+    const c = two(100, {
+      rollout: {
+        champion: "a",
+        challenger: "b",
+        hold: { duration: "10m", min_requests: 500 },
+        stages: [10, 100],
+      },
+    });
+    expect(c.rollout?.hold).toEqual({ duration: 600_000, min_requests: 500 });
+    const s = canarySpec(c, { hold: { duration: "1s" }, guards: { max_latency_ratio: { p99: 2 } } });
+    expect(s.hold).toEqual({ duration: 1_000, min_requests: 500 });
+    expect(s.stages).toEqual([10, 100]);
+    expect(s.guards.max_latency_ratio).toEqual({ p95: 1.2, p99: 2 });
+  });
+
+  it("names the field of every bad override or section", () => {
+    expect(problem(() => canarySpec(two(90), { stages: [50, 20] }))).toBe(
+      "invalid rollout (2 problems): stages.1: stages must increase: 20 follows 50; " +
+        "stages.1: the last stage must be 100 (the challenger takes all traffic before promotion), got 20",
+    );
+    expect(problem(() => canarySpec(two(90), { champion: "c" }))).toBe(
+      "invalid rollout (1 problem): champion: 'c' is not a served model of this endpoint (served models: 'a', 'b')",
+    );
+    expect(problem(() => canarySpec(two(90), { guards: { min_accuracy: { ratio: 0.9 } } }))).toBe(
+      "invalid rollout (1 problem): guards.min_accuracy: needs the inference table: enable auto_capture_config " +
+        "(labels are joined to the predictions it captures)",
+    );
+    expect(problem(() => canarySpec(two(90), { hold: { min_request: 5 } }))).toContain(
+      "hold: Unrecognized key",
+    );
+    const three = config({
+      served_entities: ["a", "b", "c"].map((name, i) => ({
+        name,
+        entity_name: "m",
+        entity_version: String(i + 1),
+      })),
+      traffic_config: { routes: [{ served_model_name: "a", traffic_percentage: 100 }] },
+    });
+    expect(problem(() => canarySpec(three, { challenger: "b" }))).toBe(
+      "invalid rollout (1 problem): champion: required: the endpoint serves 3 models (a, b, c), name the champion",
+    );
+    const bad = normalizeEndpointConfig({
+      served_entities: [{ name: "a", entity_name: "m", entity_version: "1" }],
+      rollout: { champion: "a", challenger: "z", guards: { min_accuracy: { ratio: 0.9 } } },
+    });
+    expect(bad.problems).toEqual([
+      {
+        field: "config.rollout.challenger",
+        message: "'z' is not a served model of this endpoint (served models: 'a')",
+      },
+      {
+        field: "config.rollout.guards.min_accuracy",
+        message:
+          "needs the inference table: enable auto_capture_config (labels are joined to the predictions it captures)",
       },
     ]);
   });

@@ -3,9 +3,10 @@
 // continues from the stored stage. Named `canary` because the coordinator's "rollout" already means a config
 // rollout (generations replacing generations); the endpoint field stays `rollout`, as users write it.
 import { z } from "zod";
+import type { AutoCaptureConfig } from "./capture.js";
 import { Duration } from "./config.js";
-import { type ConfigProblem, zodProblems } from "./endpoint.js";
 import { isResourceName } from "./names.js";
+import { type ConfigProblem, zodProblems } from "./problems.js";
 
 /** Every default of a canary in one place (durations in ms). */
 export const CANARY_DEFAULTS = {
@@ -124,6 +125,38 @@ export function parseCanaryRollout(
     : { rollout: undefined, problems: zodProblems(parsed.error, prefix) };
 }
 
+/**
+ * What a `rollout` section must agree with in its endpoint's config: champion and challenger are served models
+ * of it, and an accuracy guard needs the inference table on (labels join the predictions it captures). Fields
+ * are named under `prefix` (the section's own path: `config.rollout`, or "" for `rollout start`'s body).
+ */
+export function canaryConfigProblems(
+  rollout: Pick<CanaryRollout, "champion" | "challenger" | "guards">,
+  capture: Pick<AutoCaptureConfig, "enabled"> | undefined,
+  served: ReadonlySet<string>,
+  prefix = "config.rollout",
+): ConfigProblem[] {
+  const problems: ConfigProblem[] = [];
+  const names = [...served].map((n) => `'${n}'`).join(", ");
+  const field = (...path: string[]) => [prefix, ...path].filter(Boolean).join(".");
+  for (const role of ["champion", "challenger"] as const) {
+    if (!served.has(rollout[role])) {
+      problems.push({
+        field: field(role),
+        message: `'${rollout[role]}' is not a served model of this endpoint (served models: ${names || "none"})`,
+      });
+    }
+  }
+  if (rollout.guards.min_accuracy && !capture?.enabled) {
+    problems.push({
+      field: field("guards", "min_accuracy"),
+      message:
+        "needs the inference table: enable auto_capture_config (labels are joined to the predictions it captures)",
+    });
+  }
+  return problems;
+}
+
 export const CANARY_GUARDS = [
   "retryable_error_rate",
   "non_retryable_error_rate",
@@ -158,7 +191,15 @@ export const CanaryBaseline = z
   .strict();
 export type CanaryBaseline = z.infer<typeof CanaryBaseline>;
 
-export const CANARY_EVENTS = ["started", "advanced", "promoted", "rolled_back"] as const;
+export const CANARY_EVENTS = [
+  "started",
+  "advanced",
+  "promoted",
+  "rolled_back",
+  "paused",
+  "resumed",
+  "aborted",
+] as const;
 
 export const CanaryEvent = z
   .object({
@@ -192,3 +233,55 @@ export const CanaryState = z
   })
   .strict();
 export type CanaryState = z.infer<typeof CanaryState>;
+
+/** What the leader last read of the current stage, kept with the canary so any coordinator can answer status. */
+export const CanaryReadings = z
+  .object({
+    at: z.number().int(),
+    /** The stage these readings are of (`stage_started_at` identifies it). */
+    stage_started_at: z.number().int(),
+    /** Where the counted traffic begins: the stage's start, or when this leader first saw the stage. */
+    observed_since: z.number().int(),
+    requests: z.object({ champion: z.number().int(), challenger: z.number().int() }).strict(),
+    guards: z.array(CanaryGuardReading),
+    /** The last hold's reason, for people (`stage 1 of 4 (5%) holds for traffic: …`). */
+    message: z.string(),
+  })
+  .strict();
+export type CanaryReadings = z.infer<typeof CanaryReadings>;
+
+/** KV `<c>_cluster` key `canary.<endpoint>`: the rollout frozen when the canary started, its state, readings. */
+export const StoredCanary = z
+  .object({
+    spec: CanaryRollout,
+    state: CanaryState,
+    readings: CanaryReadings.nullable().default(null),
+  })
+  .strict();
+export type StoredCanary = z.infer<typeof StoredCanary>;
+
+/** A canary's phase while it holds the endpoint's routes: config updates wait until it ends or is aborted. */
+export const canaryActive = (phase: CanaryState["phase"]) => phase === "running" || phase === "paused";
+
+/** The body of `rollout status` (and `GET .../rollout`). */
+export interface CanaryView {
+  endpoint: string;
+  champion: string;
+  challenger: string;
+  phase: CanaryState["phase"];
+  /** Index into `stages`, and the challenger's percentage there. */
+  stage: number;
+  stages: number[];
+  percent: number;
+  started_at: number;
+  stage_started_at: number;
+  hold: { elapsed_ms: number; duration_ms: number; requests: number; min_requests: number };
+  guards: CanaryGuardReading[];
+  /** Why the stage holds now, or how the canary ended. */
+  message: string;
+  /** When the readings were taken (null: the leader has not observed this stage yet). */
+  observed_at: number | null;
+  observed_since: number | null;
+  promote_alias: boolean;
+  history: CanaryEvent[];
+}

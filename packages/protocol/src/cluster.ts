@@ -38,6 +38,11 @@ export const API_OPS = [
   "streams.stop",
   "streams.start",
   "streams.delete",
+  "rollout.start",
+  "rollout.status",
+  "rollout.pause",
+  "rollout.resume",
+  "rollout.abort",
 ] as const;
 export type ApiOp = (typeof API_OPS)[number];
 

@@ -2,9 +2,11 @@
 // (served_entities + traffic_config, or the older served_models with traffic_percentage inside), the
 // record kept in KV `<cluster>_endpoints`, and the GET body. Validation lists every problem at once.
 import { z } from "zod";
+import { CanaryRollout, canaryConfigProblems } from "./canary.js";
 import { AutoCaptureConfig } from "./capture.js";
 import { SwitchyardError } from "./errors.js";
 import { aliasOf, defaultServedName, isModelName, isResourceName } from "./names.js";
+import { type ConfigProblem, zodProblems } from "./problems.js";
 
 export const WORKLOAD_SIZES = ["Small", "Medium", "Large"] as const;
 export const WorkloadSize = z.enum(WORKLOAD_SIZES);
@@ -83,6 +85,7 @@ export const EndpointConfigInput = z
       .strict()
       .optional(),
     auto_capture_config: AutoCaptureConfig.optional(),
+    rollout: CanaryRollout.optional(),
   })
   .strict();
 export type EndpointConfigInput = z.input<typeof EndpointConfigInput>;
@@ -137,23 +140,13 @@ export const EndpointConfig = z
     routes: z.array(TrafficRoute),
     /** Inference table settings, defaults filled in. */
     auto_capture_config: AutoCaptureConfig.optional(),
+    /** The staged canary's section, defaults filled in (`rollout start` reads it). */
+    rollout: CanaryRollout.optional(),
   })
   .strict();
 export type EndpointConfig = z.infer<typeof EndpointConfig>;
 
-/** A problem found while validating a config; all are reported together. */
-export interface ConfigProblem {
-  field: string;
-  message: string;
-}
-
-/** zod issues as problems whose field is the dotted path under `prefix`. */
-export function zodProblems(err: z.ZodError, prefix: string): ConfigProblem[] {
-  return err.issues.map((i) => ({
-    field: [prefix, ...i.path.map(String)].filter(Boolean).join("."),
-    message: i.message,
-  }));
-}
+export { type ConfigProblem, zodProblems } from "./problems.js";
 
 /**
  * Turns a Databricks config (either form) into the normalised EndpointConfig, or lists every problem it
@@ -322,12 +315,15 @@ export function normalizeEndpointConfig(
     }
   }
 
+  if (cfg.rollout)
+    problems.push(...canaryConfigProblems(cfg.rollout, cfg.auto_capture_config, seen, `${prefix}.rollout`));
   if (problems.length) return { config: undefined, problems };
   return {
     config: {
       served_models: served,
       routes,
       ...(cfg.auto_capture_config ? { auto_capture_config: cfg.auto_capture_config } : {}),
+      ...(cfg.rollout ? { rollout: cfg.rollout } : {}),
     },
     problems: [],
   };

@@ -32,6 +32,9 @@ export const keys = {
   scale: (endpoint: string, served: string) => `scale.${subjectToken(endpoint)}.${subjectToken(served)}`,
   scalesOf: (endpoint: string) => `scale.${subjectToken(endpoint)}.*`,
   scales: "scale.>",
+  /** An endpoint's staged canary: its rollout frozen at start and its state (a StoredCanary). */
+  canary: (endpoint: string) => `canary.${subjectToken(endpoint)}`,
+  canaries: "canary.*",
 };
 
 export const NodeHeartbeat = z

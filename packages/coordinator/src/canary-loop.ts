@@ -1,0 +1,266 @@
+// The staged canary's shell: while this coordinator leads, once a second per running canary it reads the
+// champion's and the challenger's traffic over the current stage (routers' counters now minus a mark taken when
+// the stage began, or when this leader first saw it), asks the pure policy (canary.ts) what to do, and does it:
+// routes to the next stage, back to the champion, or all to the challenger (and the registry aliases). It keeps
+// only the marks in memory; a leader that takes over continues from the stored stage. It never throws out of a
+// step: a canary it cannot read or write is logged and tried again next second.
+import type { NatsConnection } from "@nats-io/transport-node";
+import {
+  ClusterMetrics,
+  Counters,
+  percentilesMs,
+  type SeriesTotals,
+  StatsFeed,
+} from "@switchyard/autoscaler";
+import {
+  type CanaryReadings,
+  type ClusterNames,
+  canaryActive,
+  type EndpointRecord,
+  keys,
+  StoredCanary,
+} from "@switchyard/protocol";
+import type { Registry } from "@switchyard/registry";
+import type { Logger } from "pino";
+import {
+  type CanaryAction,
+  type CanaryObservation,
+  type CanaryWindow,
+  decideCanary,
+  type LabelledAccuracy,
+} from "./canary.js";
+import { syncCanaryRoutes, updateCanary } from "./canary-store.js";
+import { readAll, readRecord, type Stores } from "./state.js";
+
+/**
+ * Accuracy of a served model on labelled requests (the feedback join): the requests it answered at or after
+ * `sinceMs` that have a label, and the share it got right; undefined when none has a label yet.
+ */
+export interface AccuracySource {
+  since(endpoint: string, served: string, sinceMs: number): LabelledAccuracy | undefined;
+}
+
+export const CANARY_LOOP_DEFAULTS = {
+  /** How often each running canary is judged. */
+  intervalMs: 1_000,
+  /**
+   * How long after this process began hearing stats before it marks a stage: every router reports once a
+   * second, and a router first heard after the mark would count all it ever served as the stage's traffic.
+   */
+  warmupMs: 3_000,
+} as const;
+
+export interface CanaryLoopOptions {
+  nc: NatsConnection;
+  names: ClusterNames;
+  stores: Stores;
+  registry: Registry;
+  log: Logger;
+  isLeader: () => boolean;
+  intervalMs?: number;
+  warmupMs?: number;
+  accuracy?: AccuracySource;
+  now?: () => number;
+}
+
+/** The routers' counters of the champion and the challenger when this leader began counting the stage. */
+interface Mark {
+  /** Identifies the stage: the canary's start, the stage index and the stage's start. */
+  stage: string;
+  since: number;
+  champion: Counters;
+  challenger: Counters;
+}
+
+/** Thrown inside a compare-and-set when the stored canary is no longer the one decided on (the API changed it). */
+class Superseded extends Error {}
+
+const stageId = (c: StoredCanary) => `${c.state.started_at}/${c.state.stage}/${c.state.stage_started_at}`;
+
+export class CanaryLoop {
+  private readonly now: () => number;
+  private readonly intervalMs: number;
+  private readonly warmupMs: number;
+  private readonly marks = new Map<string, Mark>();
+  private feed: StatsFeed | undefined;
+  private metrics: ClusterMetrics | undefined;
+  private followingSince = 0;
+  private timer: NodeJS.Timeout | undefined;
+  private running: Promise<void> | undefined;
+
+  constructor(private readonly o: CanaryLoopOptions) {
+    this.now = o.now ?? Date.now;
+    this.intervalMs = o.intervalMs ?? CANARY_LOOP_DEFAULTS.intervalMs;
+    this.warmupMs = o.warmupMs ?? CANARY_LOOP_DEFAULTS.warmupMs;
+  }
+
+  start(): void {
+    this.feed = StatsFeed.start(this.o.nc, this.o.names, { now: this.now });
+    this.metrics = ClusterMetrics.follow(this.feed, { now: this.now });
+    this.followingSince = this.now();
+    this.timer = setInterval(() => {
+      // Steps never overlap: a slow one (KV under load) makes the next tick skip.
+      if (this.running) return;
+      this.running = this.step()
+        .catch((err: unknown) => this.o.log.error({ err }, "canary step failed"))
+        .finally(() => {
+          this.running = undefined;
+        });
+    }, this.intervalMs);
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.timer);
+    await this.running;
+    this.metrics?.close();
+    await this.feed?.stop();
+  }
+
+  private async step(): Promise<void> {
+    if (!this.o.isLeader()) {
+      // Whoever leads next marks the stages it sees from then on; so will this one if it leads again.
+      this.marks.clear();
+      return;
+    }
+    if (this.now() - this.followingSince < this.warmupMs) return;
+    const canaries = await readAll(this.o.stores.cluster, keys.canaries, StoredCanary, "canary");
+    const totals = this.metrics!.totals();
+    const seen = new Set<string>();
+    for (const { key, value } of canaries) {
+      const endpoint = key.slice(key.indexOf(".") + 1);
+      seen.add(endpoint);
+      if (!canaryActive(value.state.phase)) {
+        this.marks.delete(endpoint);
+        continue;
+      }
+      try {
+        await this.judge(endpoint, value, totals);
+      } catch (err) {
+        if (err instanceof Superseded) continue;
+        this.o.log.error({ err, endpoint }, "canary: step failed");
+      }
+    }
+    for (const endpoint of this.marks.keys()) if (!seen.has(endpoint)) this.marks.delete(endpoint);
+  }
+
+  /** One canary's step: observe the stage, decide, and do what was decided. */
+  private async judge(endpoint: string, canary: StoredCanary, totals: SeriesTotals[]): Promise<void> {
+    const found = await readRecord(this.o.stores, endpoint);
+    if (!found || found.record.deleted) return;
+    // Routes follow the stored stage (a leader that died between writing the stage and the routes, a pause).
+    if (await syncCanaryRoutes(this.o.stores, endpoint, canary)) {
+      this.o.log.info({ endpoint, stage: canary.state.stage }, "canary: routes set to the stored stage");
+    }
+    const now = this.now();
+    const { spec, state } = canary;
+    let mark = this.marks.get(endpoint);
+    if (mark?.stage !== stageId(canary)) {
+      mark = this.markOf(endpoint, canary, totals, now);
+      this.marks.set(endpoint, mark);
+    }
+    const observation: CanaryObservation = {
+      now,
+      champion: windowOf(totals, endpoint, spec.champion, mark.champion),
+      challenger: windowOf(totals, endpoint, spec.challenger, mark.challenger),
+    };
+    const accuracy = spec.guards.min_accuracy && this.accuracyOf(endpoint, canary);
+    if (accuracy) observation.accuracy = accuracy;
+    const d = decideCanary(spec, state, observation);
+    const action = d.action;
+    if (action.kind === "finished") return;
+    if (action.kind === "hold") {
+      const readings: CanaryReadings = {
+        at: now,
+        stage_started_at: state.stage_started_at,
+        observed_since: mark.since,
+        requests: { champion: observation.champion.requests, challenger: observation.challenger.requests },
+        guards: d.guards,
+        message: action.message,
+      };
+      await this.store(endpoint, canary, { ...canary, readings });
+      return;
+    }
+    if (action.kind === "promote" && action.move_alias)
+      await this.moveAliases(endpoint, found.record, action);
+    const next: StoredCanary = { spec, state: d.state, readings: null };
+    await this.store(endpoint, canary, next);
+    if (action.kind === "advance") this.marks.set(endpoint, this.markOf(endpoint, next, totals, now));
+    else this.marks.delete(endpoint);
+    await syncCanaryRoutes(this.o.stores, endpoint, next);
+    const event = d.state.history[d.state.history.length - 1]!;
+    const failed =
+      action.kind === "rollback" ? { guard: action.guard, value: action.value, limit: action.limit } : {};
+    this.o.log.info(
+      { endpoint, event: event.event, stage: event.stage, percent: event.percent, ...failed },
+      event.message,
+    );
+  }
+
+  /** Writes the canary if it is still the one judged (the API may have paused or aborted it meanwhile). */
+  private async store(endpoint: string, judged: StoredCanary, next: StoredCanary): Promise<void> {
+    await updateCanary(this.o.stores, endpoint, (current) => {
+      if (!current || stageId(current) !== stageId(judged) || current.state.phase !== judged.state.phase) {
+        throw new Superseded();
+      }
+      return next;
+    });
+  }
+
+  private markOf(endpoint: string, canary: StoredCanary, totals: SeriesTotals[], now: number): Mark {
+    return {
+      stage: stageId(canary),
+      since: now,
+      champion: countersOf(totals, endpoint, canary.spec.champion),
+      challenger: countersOf(totals, endpoint, canary.spec.challenger),
+    };
+  }
+
+  private accuracyOf(endpoint: string, canary: StoredCanary): CanaryObservation["accuracy"] {
+    const source = this.o.accuracy;
+    if (!source) return undefined;
+    // Labels are durable (they join captured requests), so the whole stage counts, even across a failover.
+    const since = canary.state.stage_started_at;
+    const champion = source.since(endpoint, canary.spec.champion, since);
+    const challenger = source.since(endpoint, canary.spec.challenger, since);
+    if (!champion && !challenger) return undefined;
+    const none = { labelled: 0, accuracy: 0 };
+    return { champion: champion ?? none, challenger: challenger ?? none };
+  }
+
+  /** Promotion with `promote_alias`: `@champion` → the challenger's version, `@challenger` removed. */
+  private async moveAliases(
+    endpoint: string,
+    record: EndpointRecord,
+    action: Extract<CanaryAction, { kind: "promote" }>,
+  ): Promise<void> {
+    const served = record.config?.served_models.find((s) => s.name === action.champion);
+    const version = record.resolved[action.champion];
+    if (!served || version === undefined) {
+      throw new Error(`served model '${action.champion}' has no resolved version to move @champion to`);
+    }
+    await this.o.registry.setAlias(served.model_name, "champion", version);
+    const model = await this.o.registry.getModel(served.model_name);
+    if (Object.hasOwn(model.aliases, "challenger"))
+      await this.o.registry.deleteAlias(served.model_name, "challenger");
+    this.o.log.info(
+      { endpoint, model: served.model_name, version },
+      `canary: @champion of ${served.model_name} moved to version ${version}; @challenger removed`,
+    );
+  }
+}
+
+/** A copy of one served model's running totals (zero when routers never reported it). */
+function countersOf(totals: SeriesTotals[], endpoint: string, served: string): Counters {
+  const t = totals.find((x) => x.endpoint === endpoint && x.served === served);
+  return t ? new Counters().add(t.counters) : new Counters();
+}
+
+/** One served model's traffic since `mark`: requests, errors by code, latency percentiles. */
+function windowOf(totals: SeriesTotals[], endpoint: string, served: string, mark: Counters): CanaryWindow {
+  const c = countersOf(totals, endpoint, served).add(mark, -1);
+  return {
+    requests: c.requests,
+    errors: Object.fromEntries([...c.errors].filter(([, n]) => n > 0)),
+    latency_ms: percentilesMs(c.total),
+  };
+}
