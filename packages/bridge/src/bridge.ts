@@ -15,6 +15,7 @@ import {
 import { CSV_TYPE, clusterNames, H, JSON_TYPE, SwitchyardError } from "@switchyard/protocol";
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
 import { type Logger, pino } from "pino";
+import { registerCanaryRoutes } from "./canary.js";
 import { DASHBOARD_PATHS, registerDashboard } from "./dashboard/serve.js";
 import {
   errorHeaders,
@@ -291,6 +292,9 @@ export async function createBridge(opts: BridgeOptions): Promise<FastifyInstance
     await streams.delete(req.params.name);
     return {};
   });
+
+  // --- Staged canaries: /api/2.0/switchyard/endpoints/{name}/rollout ---
+  registerCanaryRoutes(app, { nc, names });
 
   // --- Metrics: Prometheus text and the JSON summary ---
   registerMetricsRoutes(app, { nc, names, api, batch, streams, log });

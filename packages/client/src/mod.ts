@@ -31,6 +31,7 @@ export {
   serveInvoke,
 } from "./invoke-actor.js";
 export { API_TIMEOUT_MS, callApi, callJson } from "./management.js";
+export { RolloutApi, type RolloutOverrides } from "./rollout.js";
 export {
   INITIAL_BACKOFF_MS,
   type InvokeObserver,

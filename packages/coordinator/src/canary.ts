@@ -15,7 +15,6 @@ import {
   type ConfigProblem,
   canaryActive,
   canaryConfigProblems,
-  configError,
   type EndpointConfig,
   ERROR_CATALOG,
   isErrorCode,
