@@ -18,6 +18,7 @@ import type { FastifyInstance } from "fastify";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { copyFixture } from "./helpers/custom.js";
+import { cli } from "./helpers/up.js";
 
 const log = pino({ level: process.env.SY_TEST_LOG ?? "silent" });
 
@@ -93,10 +94,16 @@ const routesOf = async (endpoint: string) => {
 };
 
 /** An endpoint serving `a` (all traffic) and `b` (none), created and READY. */
-async function endpointOf(name: string, a: [string, string], b: [string, string]): Promise<void> {
+async function endpointOf(
+  name: string,
+  a: [string, string],
+  b: [string, string],
+  extra: Record<string, unknown> = {},
+): Promise<void> {
   const created = await call("POST", "/api/2.0/serving-endpoints", {
     name,
     config: {
+      ...extra,
       served_entities: [
         { name: "a", entity_name: a[0], entity_version: a[1] },
         { name: "b", entity_name: b[0], entity_version: b[1] },
@@ -285,7 +292,31 @@ describe("staged canary", () => {
   }, 150_000);
 
   it("answers API errors with their codes and the field at fault", async () => {
-    await endpointOf("api", ["dbl", "1"], ["dbl", "2"]);
+    // The config's rollout section, with its defaults filled in, is what GET returns and what start reads.
+    const section = { champion: "a", challenger: "b", stages: [5, 100], hold: { min_requests: 50 } };
+    await endpointOf("api", ["dbl", "1"], ["dbl", "2"], { rollout: section });
+    const got = await call("GET", "/api/2.0/serving-endpoints/api");
+    expect(got.json.config.rollout).toEqual({
+      ...section,
+      hold: { duration: 300_000, min_requests: 50 },
+      guards: {
+        max_error_rate: { retryable: 0.05, non_retryable: 0.01 },
+        max_latency_ratio: { p95: 1.2, p99: 1.2 },
+      },
+      promote_alias: false,
+    });
+    const badSection = await call("POST", "/api/2.0/serving-endpoints", {
+      name: "api-bad",
+      config: {
+        served_entities: [{ name: "a", entity_name: "dbl", entity_version: "1" }],
+        rollout: { champion: "a", challenger: "c", hold: { duration: "soon" } },
+      },
+    });
+    expect(badSection.status).toBe(400);
+    expect(badSection.json.message).toBe(
+      "invalid endpoint config (1 problem): config.rollout.hold.duration: expected a duration such as 30s, 30m, " +
+        '2h, 500ms or a number of milliseconds, got "soon"',
+    );
     const none = await call("GET", rolloutUrl("api"));
     expect(none.status).toBe(404);
     expect(none.json).toEqual({
@@ -313,6 +344,30 @@ describe("staged canary", () => {
     // Long holds: this canary stays at its first stage while the errors below are checked.
     const started = await call("POST", rolloutUrl("api"), { hold: { duration: "1h" } });
     expect(started.status).toBe(200);
+    expect(started.json).toMatchObject({
+      stages: [5, 100],
+      percent: 5,
+      hold: { duration_ms: 3_600_000, min_requests: 50 },
+    });
+    // The CLI: status as a table (guards waiting for traffic), as JSON, and a bad flag named.
+    const g = ["--nats", inject("natsUrl"), "--cluster", cluster];
+    const shown = await cli([...g, "endpoints", "rollout", "status", "api"]);
+    expect(shown.stderr).toBe("");
+    expect(shown.stdout).toContain("canary of api: running — b at 5% against a, stage 1 of 2 (5 → 100%)");
+    expect(shown.stdout).toMatch(
+      /non_retryable_error_rate\s+waiting\s+-\s+0\.01\s+\d+ of 50 challenger requests/,
+    );
+    expect(shown.stdout).toMatch(/started\s+5%\s+b starts at 5% against a/);
+    const json = await cli([...g, "--json", "endpoints", "rollout", "status", "api"]);
+    expect(JSON.parse(json.stdout)).toMatchObject({ endpoint: "api", phase: "running", stages: [5, 100] });
+    const badFlag = await cli([...g, "endpoints", "rollout", "start", "api", "--stages", "5,x"]);
+    expect(badFlag.code).not.toBe(0);
+    expect(badFlag.stderr).toContain(
+      "--stages: expected percentages separated by commas such as 5,20,50,100, got '5,x'",
+    );
+    const cliTwice = await cli([...g, "endpoints", "rollout", "start", "api", "--hold", "1h"]);
+    expect(cliTwice.code).not.toBe(0);
+    expect(cliTwice.stderr).toContain("endpoint 'api' already has a canary running");
     const twice = await call("POST", rolloutUrl("api"), {});
     expect(twice.status).toBe(409);
     expect(twice.json).toEqual({
@@ -326,7 +381,9 @@ describe("staged canary", () => {
     expect(update.json.message).toBe(
       "endpoint 'api' has a canary running (b at 5% against a); abort it first (switchyard endpoints rollout abort api)",
     );
-    expect((await call("POST", rolloutUrl("api", "/pause"))).json.phase).toBe("paused");
+    const paused = await cli([...g, "endpoints", "rollout", "pause", "api"]);
+    expect(paused.stderr).toBe("");
+    expect(paused.stdout).toContain("canary of api: paused — b at 5% against a");
     const again = await call("POST", rolloutUrl("api", "/pause"));
     expect(again.status).toBe(409);
     expect(again.json.message).toBe("the canary is paused, not running");

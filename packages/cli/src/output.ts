@@ -30,3 +30,22 @@ export function table(headers: string[], rows: (string | number)[][]): string {
 export function when(ms: number): string {
   return new Date(ms).toISOString().replace(/\.\d{3}Z$/, "Z");
 }
+
+/** Resolves on Ctrl-C (or SIGTERM), or after `ms`: `--watch` sleeps through here. */
+export function sleepUnlessStopped(ms: number, stopped: { value: boolean }): Promise<void> {
+  return new Promise((resolve) => {
+    const stop = () => {
+      stopped.value = true;
+      done();
+    };
+    const done = () => {
+      clearTimeout(timer);
+      process.off("SIGINT", stop);
+      process.off("SIGTERM", stop);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    process.once("SIGINT", stop);
+    process.once("SIGTERM", stop);
+  });
+}

@@ -16,8 +16,9 @@ import {
   updateConfig,
   updateName,
 } from "../endpoint-config.js";
-import { table, when } from "../output.js";
+import { sleepUnlessStopped, table, when } from "../output.js";
 import { type GlobalOptions, withClient } from "./context.js";
+import { rolloutCommand } from "./rollout.js";
 
 type State = { ready?: string; config_update?: string; message?: string };
 const stateOf = (e: EndpointView) => (e.state ?? {}) as State;
@@ -123,25 +124,6 @@ export function metricsTable(m: EndpointMetrics): string {
   ].join("\n");
 }
 
-/** Resolves on Ctrl-C (or SIGTERM), or after `ms`: `--watch` sleeps through here. */
-function sleepUnlessStopped(ms: number, stopped: { value: boolean }): Promise<void> {
-  return new Promise((resolve) => {
-    const stop = () => {
-      stopped.value = true;
-      done();
-    };
-    const done = () => {
-      clearTimeout(timer);
-      process.off("SIGINT", stop);
-      process.off("SIGTERM", stop);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    process.once("SIGINT", stop);
-    process.once("SIGTERM", stop);
-  });
-}
-
 export function endpointsCommand(program: Command, globals: () => GlobalOptions): void {
   const endpoints = program
     .command("endpoints")
@@ -227,6 +209,8 @@ export function endpointsCommand(program: Command, globals: () => GlobalOptions)
         }
       });
     });
+
+  rolloutCommand(endpoints, globals);
 
   endpoints.command("list").action(async () => {
     await withClient(globals(), async (client, out) => {
