@@ -417,21 +417,22 @@ describe("staged canary", () => {
     await endpointOf("failover", ["dbl", "1"], ["dbl", "2"]);
     const traffic = load("failover");
     try {
-      // Stage 2 holds long enough to stop the leader inside it.
+      // Stage 2 holds long enough to stop the leader inside it; stage 1 at 20% fills quickly on a busy machine.
       const started = await call("POST", rolloutUrl("failover"), {
-        ...SHORT,
         ...NOISY,
+        stages: [20, 50, 100],
         hold: { duration: "6s", min_requests: 30 },
       });
       expect(started.status, JSON.stringify(started.json)).toBe(200);
       const atStage2 = await eventually(
         async () => {
           const s = await status("failover");
-          return s.stage === 1 ? s : undefined;
+          return s.stage === 1 || s.phase !== "running" ? s : undefined;
         },
         "stage 2",
-        60_000,
+        90_000,
       );
+      expect([atStage2.phase, atStage2.stage], atStage2.message).toEqual(["running", 1]);
       await leader.stop();
       await eventually(() => standby.isLeader || undefined, "coord-b leads", 30_000);
       const done = await ended("failover", 90_000);

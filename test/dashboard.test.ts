@@ -177,6 +177,36 @@ describe.runIf(runs)("the dashboard in headless Chromium", () => {
         const points = await page.locator(`${row} .charts`).getAttribute("data-points");
         return Number(points) >= 3 ? true : undefined;
       }, "three points in the endpoint's charts");
+
+      // A staged canary shows in the endpoint's view: its stages, each guard against its limit, the history.
+      const rollout = `/api/2.0/switchyard/endpoints/${ENDPOINT}/rollout`;
+      expect((await cluster.call("POST", rollout, { hold: { duration: "1h" } })).status).toBe(200);
+      const canary = `${row} .canary`;
+      await eventually(
+        async () => ((await text(page, `${canary} [data-field="phase"]`)) === "running" ? true : undefined),
+        "the page shows the running canary",
+      );
+      expect(await page.locator(`${canary} ol.stages li`).allTextContents()).toEqual([
+        "5%",
+        "20%",
+        "50%",
+        "100%",
+      ]);
+      expect(await page.locator(`${canary} ol.stages li.current`).allTextContents()).toEqual(["5%"]);
+      expect(await page.locator(`${canary} tr[data-guard]`).count()).toBe(4);
+      expect(
+        await text(page, `${canary} tr[data-guard="non_retryable_error_rate"] [data-field="limit"]`),
+      ).toBe("≤ 1.00%");
+      expect((await cluster.call("POST", `${rollout}/abort`)).status).toBe(200);
+      await eventually(
+        async () => ((await text(page, `${canary} [data-field="phase"]`)) === "aborted" ? true : undefined),
+        "the page shows the aborted canary",
+      );
+      expect(
+        await page
+          .locator(`${canary} ul.history li`)
+          .evaluateAll((els) => els.map((e) => e.getAttribute("data-event"))),
+      ).toEqual(["aborted", "started"]);
     } finally {
       // The CI artefact, whatever the outcome: on a failure it shows what the page showed.
       mkdirSync(path.dirname(SCREENSHOT), { recursive: true });

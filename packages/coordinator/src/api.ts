@@ -38,7 +38,7 @@ import {
 import type { Registry } from "@switchyard/registry";
 import type { Logger } from "pino";
 import type { BatchJobs } from "./batch.js";
-import { activeCanaryConflict, CanaryApi } from "./canary-api.js";
+import { activeCanaryConflict, CanaryApi, canaryOf } from "./canary-api.js";
 import { ModelLookup, resolveVersions, validateConfig } from "./resolve.js";
 import { deploymentOf } from "./rollout.js";
 import { newSchedule, type ScheduleView, scheduleView } from "./schedules.js";
@@ -349,12 +349,13 @@ export class ManagementApi {
 
   /** The GET body: the record plus what is observed of its replicas (versions served, deployment states). */
   private async view(record: EndpointRecord, lookup: ModelLookup): Promise<EndpointView> {
-    const [assignments, statusList, nodes, routesEntry, scales] = await Promise.all([
+    const [assignments, statusList, nodes, routesEntry, scales, canary] = await Promise.all([
       readAssignments(this.o.stores),
       readAll(this.o.stores.cluster, "replica.*", ReplicaStatus, "replica status"),
       readAll(this.o.stores.liveness, keys.nodes, NodeHeartbeat, "node heartbeat"),
       this.o.stores.cluster.get(keys.routes(record.name)),
       readScales(this.o.stores, record.name),
+      canaryOf(this.o.stores, record.name),
     ]);
     const observed = {
       assignments,
@@ -394,7 +395,7 @@ export class ManagementApi {
         }
       }
     }
-    return endpointView(record, obs);
+    return { ...endpointView(record, obs), ...(canary ? { canary } : {}) };
   }
 }
 

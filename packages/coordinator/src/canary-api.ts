@@ -10,7 +10,15 @@ import {
   SwitchyardError,
 } from "@switchyard/protocol";
 import type { Logger } from "pino";
-import { abortCanary, canarySpec, canaryView, pauseCanary, resumeCanary, startCanary } from "./canary.js";
+import {
+  abortCanary,
+  canarySpec,
+  canaryView,
+  pauseCanary,
+  resumeCanary,
+  routesOfCanary,
+  startCanary,
+} from "./canary.js";
 import { readCanary, syncCanaryRoutes, updateCanary } from "./canary-store.js";
 import { readRecord, type Stores } from "./state.js";
 
@@ -32,6 +40,28 @@ export async function activeCanaryConflict(
     `endpoint '${endpoint}' has a canary ${state.phase} (${spec.challenger} at ${spec.stages[state.stage]}% ` +
       `against ${spec.champion}); abort it first (switchyard endpoints rollout abort ${endpoint})`,
   );
+}
+
+/**
+ * What the endpoint's GET body says of its canary (`canary`: the phase, who against whom, the challenger's
+ * share), so readers know there is one to ask `rollout status` about; undefined when it has none or it cannot
+ * be read (the rest of the body never fails for it).
+ */
+export async function canaryOf(
+  stores: Stores,
+  endpoint: string,
+): Promise<Pick<CanaryView, "phase" | "champion" | "challenger" | "stage" | "percent"> | undefined> {
+  const found = await readCanary(stores, endpoint).catch(() => null);
+  if (!found) return undefined;
+  const { spec, state } = found.value;
+  const percent = routesOfCanary(spec, state).find((r) => r.served_model_name === spec.challenger)!;
+  return {
+    phase: state.phase,
+    champion: spec.champion,
+    challenger: spec.challenger,
+    stage: state.stage,
+    percent: percent.traffic_percentage,
+  };
 }
 
 export class CanaryApi {

@@ -27,6 +27,7 @@ const FILES: Record<string, string> = {
   "/": `${PUBLIC_DIR}index.html`,
   "/dashboard/app.js": `${PUBLIC_DIR}app.js`,
   "/dashboard/api.js": `${PUBLIC_DIR}api.js`,
+  "/dashboard/canary.js": `${PUBLIC_DIR}canary.js`,
   "/dashboard/charts.js": `${PUBLIC_DIR}charts.js`,
   "/dashboard/format.js": `${PUBLIC_DIR}format.js`,
   "/dashboard/style.css": `${PUBLIC_DIR}style.css`,

@@ -1,6 +1,7 @@
 // The dashboard: polls the bridge's JSON API and renders endpoints (state, served models, traffic split, replicas,
 // live throughput and latency), models, batch jobs, streams and nodes. It only reads; it never changes the cluster.
 import { AuthError, getJson, token } from "./api.js";
+import { canarySection, forgetCanary, refreshCanary } from "./canary.js";
 import { EndpointCharts } from "./charts.js";
 import * as fmt from "./format.js";
 
@@ -299,6 +300,7 @@ function renderEndpoints() {
         { class: "endpoint", "data-endpoint": ep.name },
         h("header"),
         h("table"),
+        h("div", { class: "canary" }),
         h("div", { class: "charts" }),
       );
       list.append(el);
@@ -308,9 +310,14 @@ function renderEndpoints() {
     const metrics = metricsBy.get(ep.name);
     el.querySelector(":scope > header").replaceWith(endpointHeader(ep));
     el.querySelector(":scope > table, :scope > p").replaceWith(endpointTable(ep, metrics));
+    el.querySelector(":scope > .canary").replaceWith(canarySection(ep.name, h));
+    // Only endpoints that say they have a canary are asked for it (no 404 per endpoint and tick).
+    if (ep.canary) refreshCanary(ep.name, renderEndpoints);
+    else forgetCanary(ep.name);
     return el;
   });
   for (const [name, el] of existing) {
+    forgetCanary(name);
     charts.get(name)?.destroy();
     charts.delete(name);
     el.remove();
