@@ -294,7 +294,7 @@ export async function createBridge(opts: BridgeOptions): Promise<FastifyInstance
   });
 
   // --- Staged canaries: /api/2.0/switchyard/endpoints/{name}/rollout ---
-  registerCanaryRoutes(app, { nc, names });
+  registerCanaryRoutes(app, { nc, names, jsonBody });
 
   // --- Metrics: Prometheus text and the JSON summary ---
   registerMetricsRoutes(app, { nc, names, api, batch, streams, log });

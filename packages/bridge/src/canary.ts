@@ -7,39 +7,32 @@ import { type ClusterNames, SwitchyardError } from "@switchyard/protocol";
 import type { FastifyInstance, FastifyRequest } from "fastify";
 
 type NameParams = { name: string };
+/** The bridge's reading of a management body (a JSON object, whatever the Content-Type). */
+type JsonBody = (req: FastifyRequest) => Record<string, unknown>;
 
-/** A start body: empty (the config's section as it is) or a JSON object of overrides. */
-function overridesOf(req: FastifyRequest): Record<string, unknown> {
+/** A start body: empty (the config's section as it is) or a JSON object of overrides, read with `json`. */
+function overridesOf(req: FastifyRequest, json: JsonBody): Record<string, unknown> {
   const body = req.body as Buffer | undefined;
   if (!body || body.length === 0) return {};
-  let value: unknown;
-  try {
-    value = JSON.parse(body.toString("utf8"));
-  } catch (err) {
-    throw new SwitchyardError("BAD_REQUEST", `the request body is not valid JSON: ${(err as Error).message}`);
-  }
-  if (value === null || typeof value !== "object" || Array.isArray(value)) {
-    throw new SwitchyardError(
-      "BAD_REQUEST",
-      "the request body must be a JSON object (the rollout's overrides)",
-    );
-  }
+  const value = json(req);
   if ("name" in value) {
     throw new SwitchyardError(
       "INVALID_PARAMETER_VALUE",
       "name: the endpoint is named by the path, not the body",
     );
   }
-  return value as Record<string, unknown>;
+  return value;
 }
 
 export function registerCanaryRoutes(
   app: FastifyInstance,
-  o: { nc: NatsConnection; names: ClusterNames },
+  o: { nc: NatsConnection; names: ClusterNames; jsonBody: JsonBody },
 ): void {
   const api = new RolloutApi(o.nc, o.names);
   const base = "/api/2.0/switchyard/endpoints/:name/rollout";
-  app.post<{ Params: NameParams }>(base, async (req) => api.start(req.params.name, overridesOf(req)));
+  app.post<{ Params: NameParams }>(base, async (req) =>
+    api.start(req.params.name, overridesOf(req, o.jsonBody)),
+  );
   app.get<{ Params: NameParams }>(base, async (req) => api.status(req.params.name));
   app.post<{ Params: NameParams }>(`${base}/pause`, async (req) => api.pause(req.params.name));
   app.post<{ Params: NameParams }>(`${base}/resume`, async (req) => api.resume(req.params.name));
