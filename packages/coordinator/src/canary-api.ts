@@ -14,9 +14,9 @@ import {
   abortCanary,
   canarySpec,
   canaryView,
+  challengerPercent,
   pauseCanary,
   resumeCanary,
-  routesOfCanary,
   startCanary,
 } from "./canary.js";
 import { readCanary, syncCanaryRoutes, updateCanary } from "./canary-store.js";
@@ -54,13 +54,12 @@ export async function canaryOf(
   const found = await readCanary(stores, endpoint).catch(() => null);
   if (!found) return undefined;
   const { spec, state } = found.value;
-  const percent = routesOfCanary(spec, state).find((r) => r.served_model_name === spec.challenger)!;
   return {
     phase: state.phase,
     champion: spec.champion,
     challenger: spec.challenger,
     stage: state.stage,
-    percent: percent.traffic_percentage,
+    percent: challengerPercent(spec, state),
   };
 }
 

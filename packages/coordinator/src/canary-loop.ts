@@ -63,6 +63,9 @@ export interface CanaryLoopOptions {
   now?: () => number;
 }
 
+/** How stale the stored readings (what `rollout status` shows) may get while nothing in them changes. */
+export const READINGS_EVERY_MS = 2_000;
+
 /** The routers' counters of the champion and the challenger when this leader began counting the stage. */
 interface Mark {
   /** Identifies the stage: the canary's start, the stage index and the stage's start. */
@@ -177,7 +180,8 @@ export class CanaryLoop {
         guards: d.guards,
         message: action.message,
       };
-      await this.store(endpoint, canary, { ...canary, readings });
+      if (this.worthWriting(canary.readings, readings))
+        await this.store(endpoint, canary, { ...canary, readings });
       return;
     }
     if (action.kind === "promote" && action.move_alias)
@@ -194,6 +198,18 @@ export class CanaryLoop {
       { endpoint, event: event.event, stage: event.stage, percent: event.percent, ...failed },
       event.message,
     );
+  }
+
+  /**
+   * Readings are written when what they say changes (a guard's state, why the stage holds) and otherwise every
+   * READINGS_EVERY_MS: each write wakes every coordinator's reconcile, so not once a second per canary.
+   */
+  private worthWriting(before: CanaryReadings | null, next: CanaryReadings): boolean {
+    if (!before || before.stage_started_at !== next.stage_started_at) return true;
+    if (next.at - before.at >= READINGS_EVERY_MS) return true;
+    const states = (r: CanaryReadings) => r.guards.map((g) => g.state).join();
+    const reason = (r: CanaryReadings) => r.message.slice(0, r.message.indexOf(":"));
+    return states(before) !== states(next) || reason(before) !== reason(next);
   }
 
   /** Writes the canary if it is still the one judged (the API may have paused or aborted it meanwhile). */

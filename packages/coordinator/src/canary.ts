@@ -412,6 +412,10 @@ export function routesOfCanary(spec: CanaryRollout, state: CanaryState): Traffic
   }
 }
 
+/** The challenger's share of traffic while (and after) its canary is in `state`. */
+export const challengerPercent = (spec: CanaryRollout, state: CanaryState): number =>
+  routesOfCanary(spec, state).find((r) => r.served_model_name === spec.challenger)!.traffic_percentage;
+
 const isPlainObject = (v: unknown): v is Record<string, unknown> =>
   typeof v === "object" && v !== null && !Array.isArray(v);
 
@@ -493,8 +497,7 @@ export function canaryView(endpoint: string, stored: StoredCanary, now: number):
     phase: state.phase,
     stage: state.stage,
     stages: spec.stages,
-    percent: routesOfCanary(spec, state).find((r) => r.served_model_name === spec.challenger)!
-      .traffic_percentage,
+    percent: challengerPercent(spec, state),
     started_at: state.started_at,
     stage_started_at: state.stage_started_at,
     hold: {
