@@ -38,6 +38,8 @@ export interface RouterStatsOptions {
   intervalMs?: number;
   /** This router's capture counts per endpoint, published with its own (the capture observer's `counts()`). */
   capture?: () => Record<string, { captured: number; dropped: number }>;
+  /** This router's shadow traffic counts (the router's own ShadowMirror), published with its own. */
+  shadow?: () => NonNullable<RouterStatsSnapshot["shadow"]>;
 }
 
 export class RouterStats implements InvokeObserver {
@@ -119,6 +121,7 @@ export class RouterStats implements InvokeObserver {
       uptime_ms: Math.round(performance.now() - this.startedAt),
       endpoints,
       ...(this.opts.capture ? { capture: this.opts.capture() } : {}),
+      ...(this.opts.shadow ? { shadow: this.opts.shadow() } : {}),
     };
   }
 

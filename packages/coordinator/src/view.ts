@@ -97,6 +97,7 @@ function configView(
     ...(cfg.auto_capture_config
       ? { auto_capture_config: autoCaptureView(rec.name, cfg.auto_capture_config) }
       : {}),
+    ...(cfg.shadow_config ? { shadow_config: cfg.shadow_config } : {}),
     config_version: version,
   };
 }

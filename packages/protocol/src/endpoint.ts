@@ -5,6 +5,7 @@ import { z } from "zod";
 import { AutoCaptureConfig } from "./capture.js";
 import { SwitchyardError } from "./errors.js";
 import { aliasOf, defaultServedName, isModelName, isResourceName } from "./names.js";
+import { ShadowConfig, shadowProblems } from "./shadow.js";
 
 export const WORKLOAD_SIZES = ["Small", "Medium", "Large"] as const;
 export const WorkloadSize = z.enum(WORKLOAD_SIZES);
@@ -83,6 +84,7 @@ export const EndpointConfigInput = z
       .strict()
       .optional(),
     auto_capture_config: AutoCaptureConfig.optional(),
+    shadow_config: ShadowConfig.optional(),
   })
   .strict();
 export type EndpointConfigInput = z.input<typeof EndpointConfigInput>;
@@ -137,6 +139,8 @@ export const EndpointConfig = z
     routes: z.array(TrafficRoute),
     /** Inference table settings, defaults filled in. */
     auto_capture_config: AutoCaptureConfig.optional(),
+    /** Served models that get mirrored requests, default filled in (see shadow.ts). */
+    shadow_config: ShadowConfig.optional(),
   })
   .strict();
 export type EndpointConfig = z.infer<typeof EndpointConfig>;
@@ -322,12 +326,17 @@ export function normalizeEndpointConfig(
     }
   }
 
+  if (cfg.shadow_config) {
+    problems.push(...shadowProblems(cfg.shadow_config, [...seen], routes, prefix));
+  }
+
   if (problems.length) return { config: undefined, problems };
   return {
     config: {
       served_models: served,
       routes,
       ...(cfg.auto_capture_config ? { auto_capture_config: cfg.auto_capture_config } : {}),
+      ...(cfg.shadow_config ? { shadow_config: cfg.shadow_config } : {}),
     },
     problems: [],
   };
