@@ -2,8 +2,10 @@
 // predictions computed here from their definitions), a shadow that always fails and a slow one behind a bound of
 // one mirror. Primary responses never change; the agreement, errors and drops in the JSON summary and in
 // Prometheus text equal what the test sent; a 0 % mirror sends nothing; bad shadow configs name their field.
+import { existsSync } from "node:fs";
 import path from "node:path";
 import { tempDir } from "@switchyard/testkit";
+import { chromium } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { copyFixture } from "./helpers/custom.js";
 import { cli, clusterClient, eventually, startUp, type Up } from "./helpers/up.js";
@@ -21,6 +23,10 @@ const classB = (r: Row) => (r.x + 2 * r.y > 0.3 ? 1 : 0);
 /** Request `i` of the test: four rows on a grid that crosses both classifiers' lines. */
 const rowsOf = (i: number): Row[] =>
   [0, 1, 2, 3].map((j) => ({ x: ((i * 7 + j * 3) % 11) / 5 - 1, y: ((i * 5 + j * 2) % 9) / 4 - 1 }));
+
+/** Debian's chromium, as test/dashboard.test.ts finds it; the page check is skipped without one. */
+const CHROMIUM =
+  process.env.SWITCHYARD_CHROMIUM || ["/usr/bin/chromium", "/usr/bin/chromium-browser"].find(existsSync);
 
 const served = (name: string, model: string) => ({ name, entity_name: model, entity_version: "1" });
 
@@ -181,6 +187,14 @@ describe("shadow traffic through switchyard up", () => {
     expect(b.agreement).toEqual({ compared: rows.length, agreed, rate: expect.any(Number) });
     expect(b.agreement.rate).toBeCloseTo(agreed / rows.length, 6);
     expect(b.latency_ms.p50).toBeGreaterThan(0);
+
+    const printed = await cli(["endpoints", "metrics", "shadow-ab"], env());
+    expect(printed.stderr).toBe("");
+    expect(printed.stdout).toContain("shadow traffic");
+    const shadowBlock = printed.stdout.slice(printed.stdout.indexOf("shadow traffic"));
+    const line = shadowBlock.split("\n").find((l) => /^5m\s+b\s/.test(l));
+    expect(line?.split(/\s+/).slice(0, 5)).toEqual(["5m", "b", String(REQUESTS), "0", "0"]);
+    expect(line).toContain(`(${agreed}/${rows.length} rows)`);
   });
 
   it("counts a failing shadow's errors and never lets them reach the primary", async () => {
@@ -226,6 +240,40 @@ describe("shadow traffic through switchyard up", () => {
       `switchyard_shadow_duration_seconds_count{endpoint="shadow-ab",served_model="b"} ${REQUESTS}`,
     );
   });
+
+  it.runIf(CHROMIUM !== undefined)(
+    "shows each shadow's mirrors, errors and agreement on the dashboard",
+    async () => {
+      const browser = await chromium.launch({ executablePath: CHROMIUM! });
+      try {
+        const page = await browser.newPage();
+        const { http, token } = clusterClient(up);
+        await page.goto(http);
+        await page.fill('input[name="token"]', token);
+        await page.click('#signin-form button[type="submit"]');
+        await page.selectOption("#window", "5m");
+        const cell = (shadow: string, metric: string) =>
+          page
+            .locator(
+              `article[data-endpoint="shadow-ab"] .shadow tr[data-shadow="${shadow}"] [data-metric="${metric}"]`,
+            )
+            .allTextContents()
+            .then((t) => t[0]);
+        const b = await shadowOf("shadow-ab", "b");
+        const rate = `${(b.agreement.rate * 100).toFixed(2)}%`;
+        await eventually(
+          async () => ((await cell("b", "agreement")) === rate ? true : undefined),
+          `the page shows shadow b agreeing ${rate}`,
+        );
+        expect(await cell("b", "mirrored")).toBe(String(REQUESTS));
+        expect(await cell("b", "dropped")).toBe("0");
+        expect(await cell("fails", "errors")).toBe(`${REQUESTS} (100.00%)`);
+        expect(await cell("fails", "agreement")).toBe("–");
+      } finally {
+        await browser.close();
+      }
+    },
+  );
 
   it("drops mirrors beyond max_in_flight and still answers every primary", async () => {
     const SENT = 12;

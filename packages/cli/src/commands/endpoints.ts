@@ -18,6 +18,7 @@ import {
 } from "../endpoint-config.js";
 import { table, when } from "../output.js";
 import { type GlobalOptions, withClient } from "./context.js";
+import { shadowLines } from "./shadow-metrics.js";
 
 type State = { ready?: string; config_update?: string; message?: string };
 const stateOf = (e: EndpointView) => (e.state ?? {}) as State;
@@ -120,6 +121,7 @@ export function metricsTable(m: EndpointMetrics): string {
       ["WINDOW", "SERVED MODEL", "REQUESTS", "RPS", "ERRORS", "P50 MS", "P95 MS", "P99 MS", "REPLICAS"],
       rows,
     ),
+    ...shadowLines(m, ms),
   ].join("\n");
 }
 

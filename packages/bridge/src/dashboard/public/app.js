@@ -3,6 +3,7 @@
 import { AuthError, getJson, token } from "./api.js";
 import { EndpointCharts } from "./charts.js";
 import * as fmt from "./format.js";
+import { shadowBlock } from "./shadow.js";
 
 const TICK_MS = 2000;
 /** The metrics window the charts follow: the live one. The tables follow the window picked on the page. */
@@ -299,6 +300,7 @@ function renderEndpoints() {
         { class: "endpoint", "data-endpoint": ep.name },
         h("header"),
         h("table"),
+        h("div", { class: "shadow" }),
         h("div", { class: "charts" }),
       );
       list.append(el);
@@ -308,6 +310,7 @@ function renderEndpoints() {
     const metrics = metricsBy.get(ep.name);
     el.querySelector(":scope > header").replaceWith(endpointHeader(ep));
     el.querySelector(":scope > table, :scope > p").replaceWith(endpointTable(ep, metrics));
+    el.querySelector(":scope > div.shadow").replaceWith(shadowBlock(metrics, tableWindow(), h));
     return el;
   });
   for (const [name, el] of existing) {
