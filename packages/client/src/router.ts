@@ -160,7 +160,12 @@ export class Router {
     const watch = await clusterKv.watch({ key: keys.allRoutes });
     // Shadow traffic follows the routes this router is about to hold (the arrow reads them when it runs).
     let router: Router | undefined;
-    const shadow = new ShadowMirror(nc, (e) => router?.routesOf(e), opts.logger);
+    const shadow = new ShadowMirror(
+      nc,
+      (e) => router?.routesOf(e),
+      (e, r) => router?.wakeUp(e, r),
+      opts.logger,
+    );
     const stats = opts.stats
       ? new RouterStats(nc, names, { ...opts.stats, shadow: () => shadow.snapshot() })
       : undefined;

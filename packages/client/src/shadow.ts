@@ -48,6 +48,8 @@ export class ShadowMirror {
   constructor(
     private readonly nc: NatsConnection,
     private readonly routesOf: (endpoint: string) => EndpointRoutes | undefined,
+    /** Asks the autoscaler for a replica of a route nothing answers (a shadow scaled to zero). */
+    private readonly wake: (endpoint: string, route: LiveRoute) => void,
     private readonly logger?: ShadowLogger,
   ) {}
 
@@ -74,7 +76,7 @@ export class ShadowMirror {
       c.mirrored++;
       const h = copyHeaders(headers);
       setImmediate(() => {
-        void this.send(route, body, h, primary, c)
+        void this.send(endpoint, route, body, h, primary, c)
           .catch((err: unknown) => this.logger?.warn({ err, endpoint }, "a shadow mirror failed"))
           .finally(() => this.inFlight.set(endpoint, (this.inFlight.get(endpoint) ?? 1) - 1));
       });
@@ -82,6 +84,7 @@ export class ShadowMirror {
   }
 
   private async send(
+    endpoint: string,
     route: LiveRoute,
     body: Uint8Array,
     h: MsgHdrs,
@@ -100,10 +103,13 @@ export class ShadowMirror {
       reply = msg.data;
     } catch (err) {
       // A mirror is never held for a replica nor retried: what a caller would have waited for is an error here.
+      // With no replica answering, the autoscaler is asked for one, so later mirrors find it.
+      const none = err instanceof RequestError && err.isNoResponders();
+      if (none) this.wake(endpoint, route);
       code =
         err instanceof TimeoutError
           ? "DEADLINE_EXCEEDED"
-          : err instanceof RequestError && err.isNoResponders()
+          : none
             ? "TEMPORARILY_UNAVAILABLE"
             : "INTERNAL_ERROR";
     }

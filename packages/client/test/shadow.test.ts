@@ -111,6 +111,11 @@ describe("shadow traffic in the router", () => {
     const a = route(cluster, "ep", "a", 100);
     const fails = route(cluster, "ep", "fails", 0);
     const gone = route(cluster, "ep", "gone", 0);
+    const wakes: string[] = [];
+    const wakeSub = files.nc().subscribe(clusterNames(cluster).subjects.scaleWake("ep"), {
+      callback: (_err, msg) => wakes.push(msg.json<{ served_model: string }>().served_model),
+    });
+    cleanups.push(() => wakeSub.unsubscribe());
     track(replicaDouble(files.nc(), a, () => ({ body: { predictions: [7] } })));
     track(
       replicaDouble(files.nc(), fails, () => ({ error: { code: "BAD_REQUEST", message: "cannot score" } })),
@@ -140,6 +145,9 @@ describe("shadow traffic in the router", () => {
       "the replica-less shadow's errors",
     );
     expect(g).toMatchObject({ mirrored: 5, errors: { TEMPORARILY_UNAVAILABLE: 5 }, compared: 0 });
+    // The autoscaler is asked for a replica of the shadow (a shadow scaled to zero comes back this way).
+    await eventually(() => (wakes.includes("gone") ? true : undefined), "a scale wake for the shadow");
+    expect(wakes.every((w) => w === "gone")).toBe(true);
   });
 
   it("does not compare a mirror whose primary failed", async () => {
