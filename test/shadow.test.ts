@@ -30,6 +30,22 @@ const CHROMIUM =
 
 const served = (name: string, model: string) => ({ name, entity_name: model, entity_version: "1" });
 
+/** shadow-ab: classify-a takes every request; classify-b and the failing model get `mirror` % of them. */
+const abConfig = (mirror: number) => ({
+  served_entities: [
+    served("a", "shadow.classify_a"),
+    served("b", "shadow.classify_b"),
+    served("fails", "shadow.fails"),
+  ],
+  traffic_config: { routes: [{ served_model_name: "a", traffic_percentage: 100 }] },
+  shadow_config: {
+    routes: [
+      { served_model_name: "b", mirror_percentage: mirror },
+      { served_model_name: "fails", mirror_percentage: mirror },
+    ],
+  },
+});
+
 describe("shadow traffic through switchyard up", () => {
   let up: Up;
   let call: Cluster["call"];
@@ -77,20 +93,7 @@ describe("shadow traffic through switchyard up", () => {
     for (const body of [
       {
         name: "shadow-ab",
-        config: {
-          served_entities: [
-            served("a", "shadow.classify_a"),
-            served("b", "shadow.classify_b"),
-            served("fails", "shadow.fails"),
-          ],
-          traffic_config: { routes: [{ served_model_name: "a", traffic_percentage: 100 }] },
-          shadow_config: {
-            routes: [
-              { served_model_name: "b", mirror_percentage: 100 },
-              { served_model_name: "fails", mirror_percentage: 100 },
-            ],
-          },
-        },
+        config: abConfig(100),
       },
       {
         name: "shadow-slow",
@@ -295,20 +298,7 @@ describe("shadow traffic through switchyard up", () => {
 
   it("mirrors nothing at 0 %, once an update says so", async () => {
     const before = await shadowOf("shadow-ab", "b");
-    const put = await call("PUT", "/api/2.0/serving-endpoints/shadow-ab/config", {
-      served_entities: [
-        served("a", "shadow.classify_a"),
-        served("b", "shadow.classify_b"),
-        served("fails", "shadow.fails"),
-      ],
-      traffic_config: { routes: [{ served_model_name: "a", traffic_percentage: 100 }] },
-      shadow_config: {
-        routes: [
-          { served_model_name: "b", mirror_percentage: 0 },
-          { served_model_name: "fails", mirror_percentage: 0 },
-        ],
-      },
-    });
+    const put = await call("PUT", "/api/2.0/serving-endpoints/shadow-ab/config", abConfig(0));
     expect(put.status, put.text).toBe(200);
     const ready = await waitReady("shadow-ab");
     expect(ready.config.shadow_config.routes).toEqual([

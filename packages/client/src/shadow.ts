@@ -19,6 +19,7 @@ import {
   type ShadowServedStats,
   TimeHistogram,
 } from "@switchyard/protocol";
+import { countsOf } from "./router-stats.js";
 import { agreement } from "./shadow-agreement.js";
 
 /** What a mirror compares against: the primary's reply, or nothing when it failed. */
@@ -129,17 +130,7 @@ export class ShadowMirror {
   }
 
   private served(endpoint: string, served: string): ShadowCounts {
-    let byServed = this.counts.get(endpoint);
-    if (!byServed) {
-      byServed = new Map();
-      this.counts.set(endpoint, byServed);
-    }
-    let c = byServed.get(served);
-    if (!c) {
-      c = new ShadowCounts();
-      byServed.set(served, c);
-    }
-    return c;
+    return countsOf(this.counts, endpoint, served, () => new ShadowCounts());
   }
 
   /** Cumulative counts per endpoint and shadow served model, as RouterStatsSnapshot.shadow carries them. */
