@@ -289,7 +289,7 @@ export class Router {
     const h = headers ?? natsHeaders();
     const result = this.observed(endpoint, body, h, opts);
     // Shadow traffic mirrors what the split routes to the primary, not requests aimed at one served model.
-    if (opts.servedModel === undefined && opts.modelVersion === undefined) {
+    if (!this.closed && opts.servedModel === undefined && opts.modelVersion === undefined) {
       this.shadow.mirror(endpoint, body, h, result);
     }
     return result;
