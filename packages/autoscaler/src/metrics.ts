@@ -12,6 +12,8 @@ import {
   type ReplicaStatsSnapshot,
   type RouterStatsSnapshot,
   type ServedModelMetrics,
+  type ShadowModelMetrics,
+  type ShadowWindow,
   type TimeSummary,
 } from "@switchyard/protocol";
 import type { StatsFeed } from "./feed.js";
@@ -54,6 +56,10 @@ export class Counters {
   batches = 0;
   rows = 0;
   heldTotal = 0;
+  /** Shadow series only (their mirrors are `requests`, latency `total`): dropped mirrors, rows compared, agreed. */
+  dropped = 0;
+  compared = 0;
+  agreed = 0;
 
   /** this += sign × other */
   add(o: Counters, sign = 1): this {
@@ -66,6 +72,9 @@ export class Counters {
     this.batches += sign * o.batches;
     this.rows += sign * o.rows;
     this.heldTotal += sign * o.heldTotal;
+    this.dropped += sign * o.dropped;
+    this.compared += sign * o.compared;
+    this.agreed += sign * o.agreed;
     return this;
   }
 
@@ -141,6 +150,8 @@ interface Sample {
   /** Since the source started counting, when it says. */
   uptimeMs: number | undefined;
   series: Map<string, Series>;
+  /** A router's mirrors per endpoint and shadow served model (shadow traffic). */
+  shadow: Map<string, Series>;
   gauges: Map<string, Gauges>;
   /** The model a replica serves (routers do not say). */
   model?: { name: string; version: number };
@@ -173,7 +184,41 @@ function routerSample(s: RouterStatsSnapshot, at: number): Sample {
       gauges.set(key, { replicasReady: 0, inFlight: 0, queued: 0, held: r.held ?? 0 });
     }
   }
-  return { at, uptimeMs: s.uptime_ms, series: out, gauges };
+  return { at, uptimeMs: s.uptime_ms, series: out, shadow: shadowSeries(s), gauges };
+}
+
+function shadowSeries(s: RouterStatsSnapshot): Map<string, Series> {
+  const out = new Map<string, Series>();
+  for (const [endpoint, byServed] of Object.entries(s.shadow ?? {})) {
+    for (const [served, r] of Object.entries(byServed)) {
+      const c = new Counters();
+      c.requests = r.mirrored;
+      c.dropped = r.dropped;
+      for (const [code, n] of Object.entries(r.errors ?? {})) c.errors.set(code, n ?? 0);
+      c.total = histogramOf(r.latency_us);
+      c.compared = r.compared;
+      c.agreed = r.agreed;
+      const [key, value] = series(endpoint, served, c);
+      out.set(key, value);
+    }
+  }
+  return out;
+}
+
+/** One window of a shadow served model's counters, as the JSON summary shows it. */
+function shadowWindow(c: Counters): ShadowWindow {
+  return {
+    mirrored: c.requests,
+    dropped: c.dropped,
+    errors: Object.fromEntries([...c.errors].filter(([, n]) => n > 0).sort()),
+    error_rate: c.requests === 0 ? 0 : round3(c.errorCount() / c.requests),
+    latency_ms: percentilesMs(c.total),
+    agreement: {
+      compared: c.compared,
+      agreed: c.agreed,
+      rate: c.compared === 0 ? 0 : Math.round((c.agreed / c.compared) * 1e6) / 1e6,
+    },
+  };
 }
 
 function replicaSample(s: ReplicaStatsSnapshot, at: number): Sample {
@@ -188,6 +233,7 @@ function replicaSample(s: ReplicaStatsSnapshot, at: number): Sample {
     at,
     uptimeMs: s.uptime_ms,
     series: new Map([[key, value]]),
+    shadow: new Map(),
     gauges: new Map([
       [
         key,
@@ -223,6 +269,7 @@ export class ClusterMetrics {
   private readonly sources = new Map<string, Source>();
   /** Totals of sources that left the history: what keeps counters from going backwards. */
   private readonly retired = new Map<string, Series>();
+  private readonly retiredShadow = new Map<string, Series>();
   /** The model last seen served under each key (outlives the replicas that reported it). */
   private readonly models = new Map<string, { name: string; version: number }>();
   private readonly sampleMs: number;
@@ -296,10 +343,15 @@ export class ClusterMetrics {
     const horizon = this.now() - LONGEST_WINDOW_MS;
     for (const [id, s] of this.sources) {
       if (s.latest.at < horizon - this.staleMs) {
-        for (const [key, v] of s.latest.series) {
-          const r = this.retired.get(key);
-          if (r) r.counters.add(v.counters);
-          else this.retired.set(key, { ...v, counters: new Counters().add(v.counters) });
+        for (const [retired, part] of [
+          [this.retired, s.latest.series],
+          [this.retiredShadow, s.latest.shadow],
+        ] as const) {
+          for (const [key, v] of part) {
+            const r = retired.get(key);
+            if (r) r.counters.add(v.counters);
+            else retired.set(key, { ...v, counters: new Counters().add(v.counters) });
+          }
         }
         this.sources.delete(id);
         continue;
@@ -325,17 +377,21 @@ export class ClusterMetrics {
     return began !== undefined && began >= start ? undefined : first;
   }
 
-  /** The counters of every series `match` accepts, over the last `windowMs`. */
-  private windowCounters(windowMs: number, match: (s: Series) => boolean): Counters {
+  /** The counters of every series `match` accepts (of a sample's `part`: served or shadow), over the last `windowMs`. */
+  private windowCounters(
+    windowMs: number,
+    match: (s: Series) => boolean,
+    part: (s: Sample) => Map<string, Series> = (s) => s.series,
+  ): Counters {
     const start = this.now() - windowMs;
     const sum = new Counters();
     for (const source of this.sources.values()) {
       const base = this.baseline(source, start);
       if (base === source.latest) continue;
-      for (const [key, v] of source.latest.series) {
+      for (const [key, v] of part(source.latest)) {
         if (!match(v)) continue;
         sum.add(v.counters);
-        const before = base?.series.get(key);
+        const before = base && part(base).get(key);
         if (before) sum.add(before.counters, -1);
       }
     }
@@ -406,7 +462,48 @@ export class ClusterMetrics {
         windows: this.windows(match),
       };
     });
-    return { name, served_models, windows: this.windows((v) => v.endpoint === name) };
+    return {
+      name,
+      served_models,
+      windows: this.windows((v) => v.endpoint === name),
+      shadow: this.shadowOf(name),
+    };
+  }
+
+  /** The shadow served models of an endpoint seen in routers' stats, with their windows. */
+  shadowOf(endpoint: string): ShadowModelMetrics[] {
+    const names = new Set<string>();
+    for (const v of this.allShadowSeries()) if (v.endpoint === endpoint) names.add(v.served);
+    return [...names].sort().map((served) => {
+      const match = (v: Series) => v.endpoint === endpoint && v.served === served;
+      const window = (ms: number) => shadowWindow(this.windowCounters(ms, match, (s) => s.shadow));
+      return {
+        served_model_name: served,
+        windows: { "1m": window(METRICS_WINDOWS["1m"]), "5m": window(METRICS_WINDOWS["5m"]) },
+      };
+    });
+  }
+
+  private *allShadowSeries(): Iterable<Series> {
+    yield* this.retiredShadow.values();
+    for (const s of this.sources.values()) yield* s.latest.shadow.values();
+  }
+
+  /** Cumulative shadow counters per endpoint and shadow served model: never decrease. */
+  shadowTotals(): { endpoint: string; served: string; counters: Counters }[] {
+    const out = new Map<string, { endpoint: string; served: string; counters: Counters }>();
+    for (const v of this.allShadowSeries()) {
+      const key = seriesKey(v.endpoint, v.served);
+      let t = out.get(key);
+      if (!t) {
+        t = { endpoint: v.endpoint, served: v.served, counters: new Counters() };
+        out.set(key, t);
+      }
+      t.counters.add(v.counters);
+    }
+    return [...out.values()].sort((a, b) =>
+      a.endpoint === b.endpoint ? a.served.localeCompare(b.served) : a.endpoint.localeCompare(b.endpoint),
+    );
   }
 
   /** Endpoints seen in stats, sorted (requests to unknown endpoints included: routers count those too). */

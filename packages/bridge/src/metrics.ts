@@ -225,6 +225,49 @@ function captureSeries(registry: Registry, routers: RouterStatsSnapshot[], endpo
   }
 }
 
+/** Shadow traffic per endpoint and shadow served model: mirrors, drops, errors, latency and agreement. */
+function shadowSeries(registry: Registry, totals: ReturnType<ClusterMetrics["shadowTotals"]>): void {
+  const make = metricsOf(registry);
+  const labelNames = ["endpoint", "served_model"];
+  const counter = (name: string, help: string) => make.counter(name, help, labelNames);
+  const mirrored = counter(
+    "switchyard_shadow_requests_total",
+    "Requests mirrored to the shadow served model",
+  );
+  const dropped = counter(
+    "switchyard_shadow_dropped_total",
+    "Mirrors not sent because the router had max_in_flight outstanding",
+  );
+  const errors = make.counter(
+    "switchyard_shadow_errors_total",
+    "Mirrors answered with an error (or not at all), by catalog code",
+    [...labelNames, "code"],
+  );
+  const compared = counter(
+    "switchyard_shadow_rows_compared_total",
+    "Prediction rows of the shadow compared with the primary's (mirrors whose primary succeeded)",
+  );
+  const agreed = counter(
+    "switchyard_shadow_rows_agreed_total",
+    "Compared rows where the shadow's prediction equals the primary's",
+  );
+  const latency = new CountedHistogram(
+    "switchyard_shadow_duration_seconds",
+    "From a router sending a mirror to its reply",
+    registry,
+  );
+  for (const t of totals) {
+    const labels = { endpoint: t.endpoint, served_model: t.served };
+    const c = t.counters;
+    mirrored.inc(labels, c.requests);
+    dropped.inc(labels, c.dropped);
+    for (const [code, n] of [...c.errors].sort()) if (n > 0) errors.inc({ ...labels, code }, n);
+    compared.inc(labels, c.compared);
+    agreed.inc(labels, c.agreed);
+    latency.add(labels, c.total);
+  }
+}
+
 function batchSeries(registry: Registry, jobs: BatchJobView[]): void {
   const make = metricsOf(registry);
   const labelNames = ["job", "model", "version"];
@@ -331,6 +374,10 @@ export function registerMetricsRoutes(app: FastifyInstance, o: MetricsRoutesOpti
       registry,
       feed.routers().map((r) => r.snapshot),
       endpoint,
+    );
+    shadowSeries(
+      registry,
+      metrics.shadowTotals().filter((t) => endpoint === undefined || t.endpoint === endpoint),
     );
     if (endpoint === undefined) {
       batchSeries(registry, await orEmpty("batch jobs", jobs()));

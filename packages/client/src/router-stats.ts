@@ -23,6 +23,26 @@ export const MAX_UNROUTED_ENDPOINTS = 100;
 /** Where requests to further unknown endpoint names are counted. */
 export const OTHER_ENDPOINTS = "*";
 
+/** The counts of an endpoint and served model in a two-level map, made on first use. */
+export function countsOf<T>(
+  counts: Map<string, Map<string, T>>,
+  endpoint: string,
+  served: string,
+  make: () => T,
+): T {
+  let byServed = counts.get(endpoint);
+  if (!byServed) {
+    byServed = new Map();
+    counts.set(endpoint, byServed);
+  }
+  let c = byServed.get(served);
+  if (c === undefined) {
+    c = make();
+    byServed.set(served, c);
+  }
+  return c;
+}
+
 class ServedCounts {
   requests = 0;
   readonly errors = new Map<string, number>();
@@ -38,6 +58,8 @@ export interface RouterStatsOptions {
   intervalMs?: number;
   /** This router's capture counts per endpoint, published with its own (the capture observer's `counts()`). */
   capture?: () => Record<string, { captured: number; dropped: number }>;
+  /** This router's shadow traffic counts (the router's own ShadowMirror), published with its own. */
+  shadow?: () => NonNullable<RouterStatsSnapshot["shadow"]>;
 }
 
 export class RouterStats implements InvokeObserver {
@@ -59,17 +81,7 @@ export class RouterStats implements InvokeObserver {
   }
 
   private served(endpoint: string, served: string): ServedCounts {
-    let byServed = this.counts.get(endpoint);
-    if (!byServed) {
-      byServed = new Map();
-      this.counts.set(endpoint, byServed);
-    }
-    let c = byServed.get(served);
-    if (!c) {
-      c = new ServedCounts();
-      byServed.set(served, c);
-    }
-    return c;
+    return countsOf(this.counts, endpoint, served, () => new ServedCounts());
   }
 
   observe(o: InvokeOutcome): void {
@@ -119,6 +131,7 @@ export class RouterStats implements InvokeObserver {
       uptime_ms: Math.round(performance.now() - this.startedAt),
       endpoints,
       ...(this.opts.capture ? { capture: this.opts.capture() } : {}),
+      ...(this.opts.shadow ? { shadow: this.opts.shadow() } : {}),
     };
   }
 

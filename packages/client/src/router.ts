@@ -28,6 +28,7 @@ import {
   subjectToken,
 } from "@switchyard/protocol";
 import { RouterStats, type RouterStatsOptions } from "./router-stats.js";
+import { ShadowMirror } from "./shadow.js";
 import { buildSplit, pickRoute, routeKeyPoint, type TrafficSplit } from "./split.js";
 
 export interface InvokeOptions {
@@ -143,6 +144,7 @@ export class Router {
     private readonly logger: RouterLogger | undefined,
     private readonly observers: InvokeObserver[],
     private readonly stats: RouterStats | undefined,
+    private readonly shadow: ShadowMirror,
   ) {
     void this.follow();
   }
@@ -156,9 +158,20 @@ export class Router {
       openBucket(nc, names, "endpoints"),
     ]);
     const watch = await clusterKv.watch({ key: keys.allRoutes });
-    const stats = opts.stats ? new RouterStats(nc, names, opts.stats) : undefined;
+    // Shadow traffic follows the routes this router is about to hold (the arrow reads them when it runs).
+    let router: Router | undefined;
+    const shadow = new ShadowMirror(
+      nc,
+      (e) => router?.routesOf(e),
+      (e, r) => router?.wakeUp(e, r),
+      opts.logger,
+    );
+    const stats = opts.stats
+      ? new RouterStats(nc, names, { ...opts.stats, shadow: () => shadow.snapshot() })
+      : undefined;
     const observers = [...(opts.observers ?? []), ...(stats ? [stats] : [])];
-    return new Router(nc, names, clusterKv, endpointsKv, watch, opts.logger, observers, stats);
+    router = new Router(nc, names, clusterKv, endpointsKv, watch, opts.logger, observers, stats, shadow);
+    return router;
   }
 
   private async follow(): Promise<void> {
@@ -267,17 +280,30 @@ export class Router {
    * `x-switchyard-deadline` and an `x-request-id` when absent. Throws SwitchyardError for what the router
    * itself decides: RESOURCE_DOES_NOT_EXIST (unknown endpoint or served model), DEADLINE_EXCEEDED.
    */
-  async invoke(
+  invoke(
     endpoint: string,
     body: Uint8Array,
     headers?: MsgHdrs,
     opts: InvokeOptions = {},
   ): Promise<InvokeResult> {
-    if (this.observers.length === 0)
-      return this.send(endpoint, body, headers ?? natsHeaders(), opts, undefined);
+    const h = headers ?? natsHeaders();
+    const result = this.observed(endpoint, body, h, opts);
+    // Shadow traffic mirrors what the split routes to the primary, not requests aimed at one served model.
+    if (!this.closed && opts.servedModel === undefined && opts.modelVersion === undefined) {
+      this.shadow.mirror(endpoint, body, h, result);
+    }
+    return result;
+  }
+
+  private async observed(
+    endpoint: string,
+    body: Uint8Array,
+    h: MsgHdrs,
+    opts: InvokeOptions,
+  ): Promise<InvokeResult> {
+    if (this.observers.length === 0) return this.send(endpoint, body, h, opts, undefined);
     const startedAt = Date.now();
     const t0 = performance.now();
-    const h = headers ?? natsHeaders();
     const track: Tracking = { route: undefined, held: undefined, everHeld: false };
     let outcome: InvokeOutcome;
     try {

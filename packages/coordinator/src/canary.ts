@@ -464,9 +464,34 @@ export function canarySpec(config: EndpointConfig, overrides: Record<string, unk
   if (problems.length) throw configProblems(problems);
   const parsed = CanaryRollout.safeParse(input);
   if (!parsed.success) throw configProblems(zodProblems(parsed.error, ""));
-  const more = canaryConfigProblems(parsed.data, config.auto_capture_config, new Set(served), "");
+  const spec = parsed.data;
+  const more = canaryConfigProblems(spec, config.auto_capture_config, new Set(served), "");
+  // A shadow takes no traffic (it gets mirrors): it cannot be given a canary's share until it stops being one.
+  for (const role of ["champion", "challenger"] as const) {
+    if (config.shadow_config?.routes.some((r) => r.served_model_name === spec[role])) {
+      more.push({
+        field: role,
+        message: `'${spec[role]}' is a shadow of this endpoint (config.shadow_config): remove it from shadow_config first`,
+      });
+    }
+  }
   if (more.length) throw configProblems(more);
-  return parsed.data;
+  // The stages split all of the endpoint's traffic between the two: a third served model's share would vanish.
+  const others = config.routes.filter(
+    (r) =>
+      r.traffic_percentage > 0 &&
+      r.served_model_name !== spec.champion &&
+      r.served_model_name !== spec.challenger,
+  );
+  if (others.length) {
+    const list = others.map((r) => `'${r.served_model_name}' (${r.traffic_percentage}%)`).join(", ");
+    throw new SwitchyardError(
+      "RESOURCE_CONFLICT",
+      `${list} take${others.length === 1 ? "s" : ""} traffic: a canary splits all of it between ${spec.champion} ` +
+        `and ${spec.challenger}; route the others to 0% first`,
+    );
+  }
+  return spec;
 }
 
 function configProblems(problems: ConfigProblem[]): SwitchyardError {

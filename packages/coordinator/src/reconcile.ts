@@ -13,6 +13,7 @@ import {
   keys,
   type ReplicaSpec,
   routesCaptureOf,
+  routesShadowOf,
   type StreamJob,
   type StreamScorerSpec,
 } from "@switchyard/protocol";
@@ -207,6 +208,7 @@ export class Reconciler {
     }
     const want = scaled(wantedTargets(this.o.names, rec, snap.routes.get(rec.name), resolution), snap.scales);
     want.capture = routesCaptureOf(this.o.names, rec.name, config?.auto_capture_config);
+    want.shadow = routesShadowOf(config?.shadow_config);
     if ("error" in resolution && !want.pending) {
       // An alias or model that vanished from the registry.
       this.o.log.warn(

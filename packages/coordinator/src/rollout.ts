@@ -8,7 +8,9 @@ import type {
   EndpointRoutes,
   ReplicaStatus,
   RoutesCapture,
+  RoutesShadow,
 } from "@switchyard/protocol";
+import { sameShadow } from "@switchyard/protocol";
 import { groupKey } from "./placement.js";
 import type { Assignment } from "./state.js";
 import { liveTargets, routesOf, type ServedTarget, sameCapture, sameRoutes, targetsOf } from "./targets.js";
@@ -36,6 +38,8 @@ export interface Wanted {
   failure?: string;
   /** The inference table capture the wanted config asks routers for (undefined: off). */
   capture?: RoutesCapture;
+  /** The shadow traffic the wanted config asks routers for (undefined: none). */
+  shadow?: RoutesShadow;
 }
 
 /**
@@ -148,7 +152,8 @@ export function decideRollout(i: RolloutInput): RolloutDecision {
   if (
     !want.pending &&
     sameRoutes(observed.routes, want.target) &&
-    sameCapture(observed.routes, want.capture)
+    sameCapture(observed.routes, want.capture) &&
+    sameShadow(observed.routes?.shadow, want.shadow)
   ) {
     // An alias that moved back mid-rollout must not leave a start time for a later move to reuse.
     const record = rec.alias_rollout ? withoutAliasRollout(rec) : undefined;
@@ -223,7 +228,10 @@ export function decideRollout(i: RolloutInput): RolloutDecision {
       }
     : settled;
   return {
-    step: { kind: "flip", routes: routesOf(rec.name, configVersion, want.target, now, want.capture) },
+    step: {
+      kind: "flip",
+      routes: routesOf(rec.name, configVersion, want.target, now, want.capture, want.shadow),
+    },
     record,
     // The old generation goes on the next pass, after routers have seen the flip.
     targets: want.target,

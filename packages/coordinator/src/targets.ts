@@ -11,6 +11,7 @@ import {
   type LiveRoute,
   REPLICA_DEFAULTS,
   type RoutesCapture,
+  type RoutesShadow,
   type ServedModel,
 } from "@switchyard/protocol";
 import { groupKey } from "./placement.js";
@@ -138,18 +139,20 @@ export function liveTargets(rec: EndpointRecord, routes: EndpointRoutes | undefi
   });
 }
 
-/** The live routes a set of targets gives (what routers split over), with the endpoint's capture if on. */
+/** The live routes a set of targets gives (what routers split over), with the endpoint's capture and shadow if on. */
 export function routesOf(
   endpoint: string,
   configVersion: number,
   targets: ServedTarget[],
   now: number,
   capture?: RoutesCapture,
+  shadow?: RoutesShadow,
 ): EndpointRoutes {
   return {
     endpoint,
     config_version: configVersion,
     ...(capture ? { capture } : {}),
+    ...(shadow ? { shadow } : {}),
     routes: targets.map(
       (t): LiveRoute => ({
         served_model_name: t.served_model,

@@ -98,6 +98,7 @@ function configView(
       ? { auto_capture_config: autoCaptureView(rec.name, cfg.auto_capture_config) }
       : {}),
     ...(cfg.rollout ? { rollout: cfg.rollout } : {}),
+    ...(cfg.shadow_config ? { shadow_config: cfg.shadow_config } : {}),
     config_version: version,
   };
 }

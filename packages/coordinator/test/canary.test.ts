@@ -529,6 +529,42 @@ describe("the rollout a start runs", () => {
     expect(problem(() => canarySpec(two(90), { hold: { min_request: 5 } }))).toContain(
       "hold: Unrecognized key",
     );
+    const busy = config({
+      served_entities: ["a", "b", "c"].map((name, i) => ({
+        name,
+        entity_name: "m",
+        entity_version: String(i + 1),
+      })),
+      traffic_config: {
+        routes: [
+          { served_model_name: "a", traffic_percentage: 90 },
+          { served_model_name: "c", traffic_percentage: 10 },
+        ],
+      },
+    });
+    let conflict: SwitchyardError | undefined;
+    try {
+      canarySpec(busy, { champion: "a", challenger: "b" });
+    } catch (e) {
+      conflict = e as SwitchyardError;
+    }
+    expect([conflict?.code, conflict?.message]).toEqual([
+      "RESOURCE_CONFLICT",
+      "'c' (10%) takes traffic: a canary splits all of it between a and b; route the others to 0% first",
+    ]);
+    const shadowed = config({
+      served_entities: ["a", "b"].map((name, i) => ({
+        name,
+        entity_name: "m",
+        entity_version: String(i + 1),
+      })),
+      traffic_config: { routes: [{ served_model_name: "a", traffic_percentage: 100 }] },
+      shadow_config: { routes: [{ served_model_name: "b", mirror_percentage: 100 }] },
+    });
+    expect(problem(() => canarySpec(shadowed, {}))).toBe(
+      "invalid rollout (1 problem): challenger: 'b' is a shadow of this endpoint (config.shadow_config): " +
+        "remove it from shadow_config first",
+    );
     const three = config({
       served_entities: ["a", "b", "c"].map((name, i) => ({
         name,

@@ -380,3 +380,30 @@ describe("rollout across a node loss", () => {
     });
   });
 });
+
+describe("shadow traffic", () => {
+  it("flips the routes when only the shadow settings change, then holds steady", () => {
+    const rec = serving("1", 1);
+    const observed = observe([v1], [old]);
+    const want = wantedTargets(names, rec, observed.routes, { versions: { champ: 1 } });
+    const pass = (w: typeof want, o: Observed) =>
+      decideRollout({
+        record: rec,
+        want: w,
+        observed: o,
+        counts: new Map([[v1.group, v1.replicas]]),
+        now: T0,
+        timeoutMs: TIMEOUT,
+      });
+    expect(pass(want, observed).step).toEqual({ kind: "steady" });
+    const shadow = { routes: [{ served_model_name: "champ", mirror_percentage: 12.5 }], max_in_flight: 8 };
+    const flip = pass({ ...want, shadow }, observed);
+    expect(flip.step).toEqual({ kind: "flip", routes: { ...routesOf("ep", 1, [v1], T0), shadow } });
+    if (flip.step.kind !== "flip") return;
+    expect(pass({ ...want, shadow }, { ...observed, routes: flip.step.routes }).step).toEqual({
+      kind: "steady",
+    });
+    // Turned off again (`routesShadowOf` gives undefined for none, or every route at 0 %): routes flip back.
+    expect(pass(want, { ...observed, routes: flip.step.routes }).step.kind).toBe("flip");
+  });
+});

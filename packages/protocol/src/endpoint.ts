@@ -7,6 +7,7 @@ import { AutoCaptureConfig } from "./capture.js";
 import { SwitchyardError } from "./errors.js";
 import { aliasOf, defaultServedName, isModelName, isResourceName } from "./names.js";
 import { type ConfigProblem, zodProblems } from "./problems.js";
+import { ShadowConfig, shadowProblems } from "./shadow.js";
 
 export const WORKLOAD_SIZES = ["Small", "Medium", "Large"] as const;
 export const WorkloadSize = z.enum(WORKLOAD_SIZES);
@@ -86,6 +87,7 @@ export const EndpointConfigInput = z
       .optional(),
     auto_capture_config: AutoCaptureConfig.optional(),
     rollout: CanaryRollout.optional(),
+    shadow_config: ShadowConfig.optional(),
   })
   .strict();
 export type EndpointConfigInput = z.input<typeof EndpointConfigInput>;
@@ -142,6 +144,8 @@ export const EndpointConfig = z
     auto_capture_config: AutoCaptureConfig.optional(),
     /** The staged canary's section, defaults filled in (`rollout start` reads it). */
     rollout: CanaryRollout.optional(),
+    /** Served models that get mirrored requests, default filled in (see shadow.ts). */
+    shadow_config: ShadowConfig.optional(),
   })
   .strict();
 export type EndpointConfig = z.infer<typeof EndpointConfig>;
@@ -317,6 +321,10 @@ export function normalizeEndpointConfig(
 
   if (cfg.rollout)
     problems.push(...canaryConfigProblems(cfg.rollout, cfg.auto_capture_config, seen, `${prefix}.rollout`));
+  if (cfg.shadow_config) {
+    problems.push(...shadowProblems(cfg.shadow_config, [...seen], routes, prefix));
+  }
+
   if (problems.length) return { config: undefined, problems };
   return {
     config: {
@@ -324,6 +332,7 @@ export function normalizeEndpointConfig(
       routes,
       ...(cfg.auto_capture_config ? { auto_capture_config: cfg.auto_capture_config } : {}),
       ...(cfg.rollout ? { rollout: cfg.rollout } : {}),
+      ...(cfg.shadow_config ? { shadow_config: cfg.shadow_config } : {}),
     },
     problems: [],
   };

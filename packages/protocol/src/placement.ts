@@ -4,6 +4,7 @@
 import { z } from "zod";
 import { RoutesCapture } from "./capture.js";
 import { subjectToken } from "./names.js";
+import { RoutesShadow } from "./shadow.js";
 
 /** Liveness bucket age limit: a heartbeat or lease not renewed within this is gone. */
 export const LIVENESS_TTL_MS = 6_000;
@@ -182,6 +183,8 @@ export const EndpointRoutes = z
     routes: z.array(LiveRoute),
     /** Inference table: where routers publish captures of this endpoint's requests; absent when off. */
     capture: RoutesCapture.optional(),
+    /** Shadow traffic: which served models routers mirror requests to; absent when none. */
+    shadow: RoutesShadow.optional(),
     updated_at: z.number().int(),
   })
   .strict();

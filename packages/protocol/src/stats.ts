@@ -3,6 +3,7 @@
 // cumulative since the process started, so a reader gets any window by subtracting two snapshots of the same
 // source, and merges sources by adding bucket counts (percentiles are never averaged across processes).
 import type { ErrorCode } from "./errors.js";
+import type { ShadowModelMetrics, ShadowServedStats } from "./shadow.js";
 
 /**
  * Upper bounds (µs) of every latency histogram's buckets, the last bucket being everything above: 50 µs to
@@ -90,6 +91,8 @@ export interface RouterStatsSnapshot {
   endpoints: Record<string, Record<string, RouterServedStats>>;
   /** Inference-table captures of this router per endpoint: acknowledged by the capture stream, and dropped. */
   capture?: Record<string, { captured: number; dropped: number }>;
+  /** Shadow traffic of this router: endpoint → shadow served model → mirrors. */
+  shadow?: Record<string, Record<string, ShadowServedStats>>;
 }
 
 /**
@@ -179,6 +182,8 @@ export interface EndpointMetrics {
   served_models: ServedModelMetrics[];
   /** The whole endpoint: served models merged, and requests no served model took (unknown served model…). */
   windows: Record<MetricsWindowName, MetricsWindow>;
+  /** Served models getting mirrored requests (shadow traffic), one entry each. */
+  shadow: ShadowModelMetrics[];
 }
 
 /** `GET /api/2.0/switchyard/metrics`. */

@@ -30,6 +30,7 @@ const FILES: Record<string, string> = {
   "/dashboard/canary.js": `${PUBLIC_DIR}canary.js`,
   "/dashboard/charts.js": `${PUBLIC_DIR}charts.js`,
   "/dashboard/format.js": `${PUBLIC_DIR}format.js`,
+  "/dashboard/shadow.js": `${PUBLIC_DIR}shadow.js`,
   "/dashboard/style.css": `${PUBLIC_DIR}style.css`,
   "/dashboard/uPlot.esm.js": require.resolve("uplot/dist/uPlot.esm.js"),
   "/dashboard/uPlot.min.css": require.resolve("uplot/dist/uPlot.min.css"),

@@ -19,6 +19,7 @@ import {
 import { sleepUnlessStopped, table, when } from "../output.js";
 import { type GlobalOptions, withClient } from "./context.js";
 import { rolloutCommand } from "./rollout.js";
+import { shadowLines } from "./shadow-metrics.js";
 
 type State = { ready?: string; config_update?: string; message?: string };
 const stateOf = (e: EndpointView) => (e.state ?? {}) as State;
@@ -121,6 +122,7 @@ export function metricsTable(m: EndpointMetrics): string {
       ["WINDOW", "SERVED MODEL", "REQUESTS", "RPS", "ERRORS", "P50 MS", "P95 MS", "P99 MS", "REPLICAS"],
       rows,
     ),
+    ...shadowLines(m, ms),
   ].join("\n");
 }
 

@@ -4,6 +4,7 @@ import { AuthError, getJson, token } from "./api.js";
 import { canarySection, forgetCanary, refreshCanary } from "./canary.js";
 import { EndpointCharts } from "./charts.js";
 import * as fmt from "./format.js";
+import { shadowBlock } from "./shadow.js";
 
 const TICK_MS = 2000;
 /** The metrics window the charts follow: the live one. The tables follow the window picked on the page. */
@@ -301,6 +302,7 @@ function renderEndpoints() {
         h("header"),
         h("table"),
         h("div", { class: "canary" }),
+        h("div", { class: "shadow" }),
         h("div", { class: "charts" }),
       );
       list.append(el);
@@ -314,6 +316,7 @@ function renderEndpoints() {
     // Only endpoints that say they have a canary are asked for it (no 404 per endpoint and tick).
     if (ep.canary) refreshCanary(ep.name, renderEndpoints);
     else forgetCanary(ep.name);
+    el.querySelector(":scope > div.shadow").replaceWith(shadowBlock(metrics, tableWindow(), h));
     return el;
   });
   for (const [name, el] of existing) {
