@@ -183,7 +183,8 @@ const ended = (endpoint: string, ms = 60_000) =>
 
 describe("staged canary", () => {
   it("walks a healthy challenger through every stage, promotes it and moves the aliases", async () => {
-    await endpointOf("healthy", ["dbl", "1"], ["dbl", "2"]);
+    // The headline case: served models that follow @champion and @challenger.
+    await endpointOf("healthy", ["dbl", "@champion"], ["dbl", "@challenger"]);
     const traffic = load("healthy");
     try {
       const started = await call("POST", rolloutUrl("healthy"), { ...SHORT, ...NOISY, promote_alias: true });
@@ -222,14 +223,31 @@ describe("staged canary", () => {
       { served_model_name: "b", traffic_percentage: 100 },
     ]);
     expect((await registry.getModel("dbl")).aliases).toEqual({ champion: 2 });
-    // The routers follow: every request now goes to the promoted challenger.
+    // `b` followed @challenger, which is gone: the config drops it and `a`, following @champion, now serves
+    // version 2 and takes all traffic once its replicas are ready (b serves until then).
+    const rewritten = await eventually(async () => {
+      const r = await call("GET", "/api/2.0/serving-endpoints/healthy");
+      return r.json.state?.config_update === "NOT_UPDATING" && r.json.config?.config_version === 2
+        ? r.json
+        : undefined;
+    }, "the config rewritten after promotion");
+    expect(
+      rewritten.config.served_entities.map((s: Record<string, unknown>) => [
+        s.name,
+        String(s.entity_version),
+        s.entity_alias,
+      ]),
+    ).toEqual([["a", "2", "champion"]]);
+    expect(rewritten.config.traffic_config.routes).toEqual([
+      { served_model_name: "a", traffic_percentage: 100 },
+    ]);
     const after = load("healthy");
     await eventually(
-      () => ((after.counts.get("b") ?? 0) >= 20 ? true : undefined),
+      () => ((after.counts.get("a") ?? 0) >= 20 ? true : undefined),
       "requests after promotion",
     );
     await after.stop();
-    expect([...after.counts.keys()]).toEqual(["b"]);
+    expect([...after.counts.keys()]).toEqual(["a"]);
     expect(after.wrong).toEqual([]);
     expect((await call("DELETE", "/api/2.0/serving-endpoints/healthy")).status).toBe(200);
   }, 150_000);

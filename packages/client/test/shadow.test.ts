@@ -113,7 +113,9 @@ describe("shadow traffic in the router", () => {
     const gone = route(cluster, "ep", "gone", 0);
     const wakes: string[] = [];
     const wakeSub = files.nc().subscribe(clusterNames(cluster).subjects.scaleWake("ep"), {
-      callback: (_err, msg) => wakes.push(msg.json<{ served_model: string }>().served_model),
+      callback: (_err, msg) => {
+        wakes.push(msg.json<{ served_model: string }>().served_model);
+      },
     });
     cleanups.push(() => wakeSub.unsubscribe());
     track(replicaDouble(files.nc(), a, () => ({ body: { predictions: [7] } })));

@@ -12,11 +12,13 @@ import {
   type SeriesTotals,
   StatsFeed,
 } from "@switchyard/autoscaler";
+import { casUpdate } from "@switchyard/nats";
 import {
   type CanaryReadings,
   type ClusterNames,
   canaryActive,
   type EndpointRecord,
+  EndpointRecord as EndpointRecordSchema,
   keys,
   StoredCanary,
 } from "@switchyard/protocol";
@@ -26,6 +28,7 @@ import {
   type CanaryAction,
   type CanaryObservation,
   type CanaryWindow,
+  configAfterAliasPromotion,
   decideCanary,
   type LabelledAccuracy,
 } from "./canary.js";
@@ -185,7 +188,7 @@ export class CanaryLoop {
       return;
     }
     if (action.kind === "promote" && action.move_alias)
-      await this.moveAliases(endpoint, found.record, action);
+      await this.moveAliases(endpoint, found.record, canary, action);
     const next: StoredCanary = { spec, state: d.state, readings: null };
     await this.store(endpoint, canary, next);
     if (action.kind === "advance") this.marks.set(endpoint, this.markOf(endpoint, next, totals, now));
@@ -247,6 +250,7 @@ export class CanaryLoop {
   private async moveAliases(
     endpoint: string,
     record: EndpointRecord,
+    canary: StoredCanary,
     action: Extract<CanaryAction, { kind: "promote" }>,
   ): Promise<void> {
     const served = record.config?.served_models.find((s) => s.name === action.champion);
@@ -255,6 +259,34 @@ export class CanaryLoop {
       throw new Error(`served model '${action.champion}' has no resolved version to move @champion to`);
     }
     await this.o.registry.setAlias(served.model_name, "champion", version);
+    // Before `@challenger` goes: served models following it would no longer resolve (and a config that cannot
+    // resolve stops following aliases). The rewrite is an update like any other: the reconciler starts the
+    // champion's replicas on the promoted version and flips once they are ready; the challenger serves meanwhile.
+    await casUpdate(
+      this.o.stores.endpoints,
+      keys.endpoint(endpoint),
+      EndpointRecordSchema,
+      (rec): EndpointRecord => {
+        if (!rec?.config || rec.deleted || rec.state.config_update === "IN_PROGRESS") throw new Superseded();
+        const config = configAfterAliasPromotion(rec.config, canary.spec, served.model_name, version);
+        if (!config) throw new Superseded();
+        const now = this.now();
+        return {
+          ...rec,
+          last_updated_timestamp: now,
+          pending_config: config,
+          pending_config_version: rec.config_version + 1,
+          pending_start_time: now,
+          state: { ...rec.state, config_update: "IN_PROGRESS", message: "" },
+        };
+      },
+      { what: `endpoint '${endpoint}'` },
+    ).then(
+      () => this.o.log.info({ endpoint }, "canary: config rewritten to follow the moved @champion"),
+      (err: unknown) => {
+        if (!(err instanceof Superseded)) throw err;
+      },
+    );
     const model = await this.o.registry.getModel(served.model_name);
     if (Object.hasOwn(model.aliases, "challenger"))
       await this.o.registry.deleteAlias(served.model_name, "challenger");

@@ -544,3 +544,48 @@ export function canaryView(endpoint: string, stored: StoredCanary, now: number):
 }
 
 const EMPTY_WINDOW: CanaryWindow = { requests: 0, errors: {}, latency_ms: { p50: 0, p95: 0, p99: 0 } };
+
+/**
+ * The endpoint's config once a promotion moved `@champion` of `model` to the challenger's version and removes
+ * `@challenger`: served models following `@challenger` cannot resolve any more. When the champion follows
+ * `@champion` of the same model it now serves the promoted version, so it takes all traffic and the served models
+ * that followed `@challenger` leave the config (with the rollout section and shadow routes naming them);
+ * otherwise they stay, pinned to the version they serve. Undefined when no served model follows `@challenger`.
+ */
+export function configAfterAliasPromotion(
+  config: EndpointConfig,
+  spec: Pick<CanaryRollout, "champion">,
+  model: string,
+  version: number,
+): EndpointConfig | undefined {
+  const follows = (alias: string) => (s: EndpointConfig["served_models"][number]) =>
+    s.model_name === model && s.model_version === `@${alias}`;
+  const orphans = new Set(config.served_models.filter(follows("challenger")).map((s) => s.name));
+  if (orphans.size === 0) return undefined;
+  const champion = config.served_models.find((s) => s.name === spec.champion);
+  if (!champion || !follows("champion")(champion)) {
+    return {
+      ...config,
+      served_models: config.served_models.map((s) =>
+        orphans.has(s.name) ? { ...s, model_version: String(version) } : s,
+      ),
+    };
+  }
+  const { rollout, shadow_config, ...rest } = config;
+  const keptShadow = shadow_config?.routes.filter((r) => !orphans.has(r.served_model_name)) ?? [];
+  const keepRollout = rollout && !orphans.has(rollout.champion) && !orphans.has(rollout.challenger);
+  return {
+    ...rest,
+    served_models: config.served_models.filter((s) => !orphans.has(s.name)),
+    routes: config.routes
+      .filter((r) => !orphans.has(r.served_model_name))
+      .map((r) => ({
+        served_model_name: r.served_model_name,
+        traffic_percentage: r.served_model_name === champion.name ? 100 : 0,
+      })),
+    ...(keepRollout ? { rollout } : {}),
+    ...(shadow_config && keptShadow.length
+      ? { shadow_config: { ...shadow_config, routes: keptShadow } }
+      : {}),
+  };
+}

@@ -20,6 +20,7 @@ import {
   type CanaryObservation,
   canarySpec,
   canaryView,
+  configAfterAliasPromotion,
   decideCanary,
   pauseCanary,
   readGuards,
@@ -591,5 +592,44 @@ describe("the rollout a start runs", () => {
           "needs the inference table: enable auto_capture_config (labels are joined to the predictions it captures)",
       },
     ]);
+  });
+});
+
+describe("the config after a promotion that moved the aliases", () => {
+  const served = (name: string, version: string) => ({
+    name,
+    model_name: "fraud",
+    model_version: version,
+    workload_size: "Small" as const,
+    scale_to_zero_enabled: false,
+    extra: {},
+    form: "served_entities" as const,
+  });
+  const config = (champion: string, challenger: string) => ({
+    served_models: [served("a", champion), served("b", challenger)],
+    routes: [
+      { served_model_name: "a", traffic_percentage: 0 },
+      { served_model_name: "b", traffic_percentage: 100 },
+    ],
+    shadow_config: { routes: [{ served_model_name: "b", mirror_percentage: 10 }], max_in_flight: 64 },
+  });
+
+  it("drops served models that followed @challenger when the champion follows @champion", () => {
+    expect(
+      configAfterAliasPromotion(config("@champion", "@challenger"), { champion: "a" }, "fraud", 2),
+    ).toEqual({
+      served_models: [served("a", "@champion")],
+      routes: [{ served_model_name: "a", traffic_percentage: 100 }],
+    });
+  });
+
+  it("pins them to the promoted version when the champion is pinned", () => {
+    const next = configAfterAliasPromotion(config("1", "@challenger"), { champion: "a" }, "fraud", 2);
+    expect(next?.served_models.map((s) => s.model_version)).toEqual(["1", "2"]);
+    expect(next?.routes).toEqual(config("1", "@challenger").routes);
+  });
+
+  it("changes nothing when no served model follows @challenger", () => {
+    expect(configAfterAliasPromotion(config("1", "2"), { champion: "a" }, "fraud", 2)).toBeUndefined();
   });
 });
