@@ -91,9 +91,12 @@ export function autoCaptureView(endpoint: string, c: AutoCaptureConfig): Record<
   };
 }
 
-/** What routers learn with an endpoint's live routes: where its captures go and which share of requests. */
+/**
+ * What routers learn with an endpoint's live routes: where its captures go (`<subject_prefix>.<ridToken>`, one
+ * subject per request) and which share of requests.
+ */
 export const RoutesCapture = z
-  .object({ subject: z.string(), sampling_rate: z.number().min(0).max(1) })
+  .object({ subject_prefix: z.string(), sampling_rate: z.number().min(0).max(1) })
   .strict();
 export type RoutesCapture = z.infer<typeof RoutesCapture>;
 
@@ -104,7 +107,7 @@ export function routesCaptureOf(
   c: AutoCaptureConfig | undefined,
 ): RoutesCapture | undefined {
   if (!c?.enabled) return undefined;
-  return { subject: names.subjects.capture(endpoint), sampling_rate: c.sampling_rate };
+  return { subject_prefix: names.subjects.capturePrefix(endpoint), sampling_rate: c.sampling_rate };
 }
 
 /**
@@ -120,7 +123,7 @@ export const CAPTURE_STREAM_LIMITS = {
 } as const;
 
 /**
- * One captured request, as published (JSON) on `<c>.capture.<endpoint>` and exported, one row each. Column names
+ * One captured request, as published (JSON) on `<c>.capture.<endpoint>.<ridToken>` and exported, one row each. Column names
  * follow Databricks' payload table where they fit (`request_id` is its `databricks_request_id`; the
  * `request_metadata` map is flattened into `endpoint_name`, `served_model_name`, `model_name`, `model_version`).
  * Every value is a scalar or a string, so an export is a batch input as it is.
