@@ -23,6 +23,7 @@ import {
   toClientError,
   unsupportedMediaType,
 } from "./errors.js";
+import { registerFeedbackRoutes } from "./feedback.js";
 import { registerMetricsRoutes } from "./metrics.js";
 import { OipMetadata, parseOipVersion } from "./oip.js";
 import { registerReadApi } from "./read-api.js";
@@ -291,6 +292,9 @@ export async function createBridge(opts: BridgeOptions): Promise<FastifyInstance
     await streams.delete(req.params.name);
     return {};
   });
+
+  // --- Feedback labels, joined by the coordinators to captured predictions (live accuracy) ---
+  registerFeedbackRoutes(app, { nc, names, api });
 
   // --- Metrics: Prometheus text and the JSON summary ---
   registerMetricsRoutes(app, { nc, names, api, batch, streams, log });

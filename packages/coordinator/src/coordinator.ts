@@ -14,6 +14,7 @@ import { ManagementApi } from "./api.js";
 import { AUTOSCALE_DEFAULTS, Autoscale } from "./autoscale.js";
 import { type BatchFiles, BatchJobs } from "./batch.js";
 import { ensureCaptureStream } from "./capture.js";
+import { FeedbackJoin } from "./feedback.js";
 import { LeaderLease } from "./lease.js";
 import { Reconciler } from "./reconcile.js";
 import { ScheduleRunner, type SubmitBatch } from "./schedule-runner.js";
@@ -71,6 +72,7 @@ export class Coordinator {
   private streams: StreamJobs | undefined;
   private schedules: ScheduleRunner | undefined;
   private autoscale: Autoscale | undefined;
+  private feedback: FeedbackJoin | undefined;
   private watches: Array<QueuedIterator<KvWatchEntry>> = [];
   private tick: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
@@ -98,6 +100,8 @@ export class Coordinator {
     this.stores = await openStores(this.nc, this.names);
     const registry = await Registry.open(this.nc, { cluster: this.names.cluster });
     await ensureCaptureStream(this.nc, this.names);
+    // Every coordinator joins labels (not only the leader): they share one durable consumer.
+    this.feedback = await FeedbackJoin.start({ nc: this.nc, names: this.names, log: this.log });
     if (this.opts.batchFiles) {
       this.batch = new BatchJobs({
         nc: this.nc,
@@ -197,6 +201,7 @@ export class Coordinator {
     clearInterval(this.tick);
     for (const w of this.watches) w.stop();
     await this.autoscale?.stop();
+    await this.feedback?.stop();
     await this.running;
     await this.lease?.stop();
     await this.api?.stop();

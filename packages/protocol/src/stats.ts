@@ -3,6 +3,7 @@
 // cumulative since the process started, so a reader gets any window by subtracting two snapshots of the same
 // source, and merges sources by adding bucket counts (percentiles are never averaged across processes).
 import type { ErrorCode } from "./errors.js";
+import type { EndpointAccuracy } from "./feedback.js";
 
 /**
  * Upper bounds (µs) of every latency histogram's buckets, the last bucket being everything above: 50 µs to
@@ -179,6 +180,8 @@ export interface EndpointMetrics {
   served_models: ServedModelMetrics[];
   /** The whole endpoint: served models merged, and requests no served model took (unknown served model…). */
   windows: Record<MetricsWindowName, MetricsWindow>;
+  /** Feedback labels joined to captured predictions: accuracy, MAE, RMSE per served model (absent without). */
+  accuracy?: EndpointAccuracy;
 }
 
 /** `GET /api/2.0/switchyard/metrics`. */

@@ -17,6 +17,7 @@ import {
   updateName,
 } from "../endpoint-config.js";
 import { table, when } from "../output.js";
+import { accuracyTable } from "./accuracy.js";
 import { type GlobalOptions, withClient } from "./context.js";
 
 type State = { ready?: string; config_update?: string; message?: string };
@@ -120,6 +121,7 @@ export function metricsTable(m: EndpointMetrics): string {
       ["WINDOW", "SERVED MODEL", "REQUESTS", "RPS", "ERRORS", "P50 MS", "P95 MS", "P99 MS", "REPLICAS"],
       rows,
     ),
+    ...(m.accuracy ? [accuracyTable(m.accuracy)] : []),
   ].join("\n");
 }
 
