@@ -6,6 +6,8 @@ import {
   AckPolicy,
   type ConsumerMessages,
   DeliverPolicy,
+  JetStreamApiCodes,
+  JetStreamApiError,
   type JetStreamClient,
   type JetStreamManager,
   type JsMsg,
@@ -52,8 +54,6 @@ export async function ensureFeedbackStreams(nc: NatsConnection, names: ClusterNa
 }
 
 const NS_PER_MS = 1_000_000;
-/** JetStream's error code for a publish whose expected last subject sequence does not hold. */
-const WRONG_LAST_SEQUENCE = 10071;
 
 type Score = Pick<OutcomeRecord, "rows" | "correct" | "numeric_rows" | "abs_err_sum" | "sq_err_sum">;
 const NO_SCORE: Score = { rows: 0, correct: 0, numeric_rows: 0, abs_err_sum: 0, sq_err_sum: 0 };
@@ -197,8 +197,9 @@ export class FeedbackJoin {
         expect: { lastSubjectSequence: 0 },
       });
     } catch (err) {
-      if ((err as { api_error?: { err_code?: number } }).api_error?.err_code !== WRONG_LAST_SEQUENCE)
+      if (!(err instanceof JetStreamApiError && err.code === JetStreamApiCodes.StreamWrongLastSequence)) {
         throw err;
+      }
       const first = await this.jsm!.streams.getMessage(this.o.names.streams.outcomes, {
         last_by_subj: subject,
       });
@@ -213,16 +214,10 @@ export class FeedbackJoin {
     m.ack();
   }
 
-  /** The request's capture, or null while it is not stored. */
-  private async capture(endpoint: string, requestId: string): Promise<StoredMsg | null> {
+  /** The request's capture, or null while it is not stored (other failures throw: the label is retried). */
+  private capture(endpoint: string, requestId: string): Promise<StoredMsg | null> {
     const subject = this.o.names.subjects.capture(endpoint, requestId);
-    return this.jsm!.streams.getMessage(this.o.names.streams.capture, { last_by_subj: subject }).catch(
-      (err: unknown) => {
-        // Only "no message" means not captured (yet); other failures are retried by the caller.
-        if (/no message found/i.test(String(err))) return null;
-        throw err;
-      },
-    );
+    return this.jsm!.streams.getMessage(this.o.names.streams.capture, { last_by_subj: subject });
   }
 
   /** Records a label that was not joined (unknown, duplicate, invalid) and acknowledges it. */

@@ -1,5 +1,6 @@
 // The dashboard: polls the bridge's JSON API and renders endpoints (state, served models, traffic split, replicas,
 // live throughput and latency), models, batch jobs, streams and nodes. It only reads; it never changes the cluster.
+import { renderAccuracy } from "./accuracy.js";
 import { AuthError, getJson, token } from "./api.js";
 import { EndpointCharts } from "./charts.js";
 import * as fmt from "./format.js";
@@ -308,6 +309,7 @@ function renderEndpoints() {
     const metrics = metricsBy.get(ep.name);
     el.querySelector(":scope > header").replaceWith(endpointHeader(ep));
     el.querySelector(":scope > table, :scope > p").replaceWith(endpointTable(ep, metrics));
+    renderAccuracy(el, metrics?.accuracy);
     return el;
   });
   for (const [name, el] of existing) {
