@@ -3,26 +3,15 @@
 // `{"accepted": n}`. Unknown request ids are accepted (the join counts them): a caller never learns of them here.
 import type { NatsConnection } from "@nats-io/transport-node";
 import { type EndpointsApi, FeedbackApi } from "@switchyard/client";
-import { type ClusterNames, SwitchyardError } from "@switchyard/protocol";
-import type { FastifyInstance } from "fastify";
+import type { ClusterNames } from "@switchyard/protocol";
+import type { FastifyInstance, FastifyRequest } from "fastify";
 
 export function registerFeedbackRoutes(
   app: FastifyInstance,
-  o: { nc: NatsConnection; names: ClusterNames; api: EndpointsApi },
+  o: { nc: NatsConnection; names: ClusterNames; api: EndpointsApi; body: (req: FastifyRequest) => unknown },
 ): void {
   const feedback = new FeedbackApi(o.nc, o.names, o.api);
-  app.post<{ Params: { name: string } }>("/api/2.0/switchyard/endpoints/:name/feedback", async (req) => {
-    const body = req.body as Buffer | undefined;
-    if (!body || body.length === 0) throw new SwitchyardError("BAD_REQUEST", "the request body is empty");
-    let value: unknown;
-    try {
-      value = JSON.parse(body.toString("utf8"));
-    } catch (err) {
-      throw new SwitchyardError(
-        "BAD_REQUEST",
-        `the request body is not valid JSON: ${(err as Error).message}`,
-      );
-    }
-    return feedback.send(req.params.name, value);
-  });
+  app.post<{ Params: { name: string } }>("/api/2.0/switchyard/endpoints/:name/feedback", (req) =>
+    feedback.send(req.params.name, o.body(req)),
+  );
 }
