@@ -13,7 +13,8 @@ export class AccuracyFeed {
   readonly windows = new AccuracyWindows();
   private stopped = false;
   private messages: { stop(): void } | undefined;
-  private retry: NodeJS.Timeout | undefined;
+  /** Ends the wait between two looks for the stream (on stop). */
+  private wake: (() => void) | undefined;
   private loop: Promise<void> | undefined;
 
   private constructor(
@@ -29,7 +30,7 @@ export class AccuracyFeed {
 
   async stop(): Promise<void> {
     this.stopped = true;
-    clearTimeout(this.retry);
+    this.wake?.();
     this.messages?.stop();
     await this.loop;
   }
@@ -54,7 +55,11 @@ export class AccuracyFeed {
         // The stream is not there yet (or the connection is closing): look again shortly.
         if (this.stopped || this.nc.isClosed()) return;
         await new Promise<void>((resolve) => {
-          this.retry = setTimeout(resolve, RETRY_MS);
+          const timer = setTimeout(resolve, RETRY_MS);
+          this.wake = () => {
+            clearTimeout(timer);
+            resolve();
+          };
         });
       }
     }

@@ -95,9 +95,15 @@ export function autoCaptureView(endpoint: string, c: AutoCaptureConfig): Record<
  * What routers learn with an endpoint's live routes: where its captures go (`<subject_prefix>.<ridToken>`, one
  * subject per request) and which share of requests.
  */
-export const RoutesCapture = z
-  .object({ subject_prefix: z.string(), sampling_rate: z.number().min(0).max(1) })
-  .strict();
+export const RoutesCapture = z.preprocess(
+  // Routes stored before one subject per request name the endpoint's one subject: the same string as the prefix.
+  (v) => {
+    if (v === null || typeof v !== "object" || !("subject" in v) || "subject_prefix" in v) return v;
+    const { subject, ...rest } = v as { subject: unknown };
+    return { ...rest, subject_prefix: subject };
+  },
+  z.object({ subject_prefix: z.string(), sampling_rate: z.number().min(0).max(1) }).strict(),
+);
 export type RoutesCapture = z.infer<typeof RoutesCapture>;
 
 /** The capture a config asks routers for; undefined when it captures nothing (absent or disabled). */

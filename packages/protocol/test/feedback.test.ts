@@ -4,6 +4,7 @@ import {
   clusterNames,
   parseFeedbackLabels,
   predictionsOf,
+  RoutesCapture,
   ridToken,
   SwitchyardError,
   scoreLabel,
@@ -111,5 +112,18 @@ describe("capture subjects", () => {
     expect(n.subjects.captureOf("ep")).toBe("sy.capture.ep.>");
     expect(n.subjects.captureShadow("ep", "r1", "b")).toBe("sy.capture.ep.r1.b");
     expect(n.subjects.outcome("ep", "a", "a.b")).toMatch(/^sy\.outcome\.ep\.a\.h_[0-9a-f]{32}$/);
+  });
+});
+
+describe("routes' capture settings", () => {
+  it("reads routes stored with the endpoint's one capture subject as its prefix", () => {
+    expect(RoutesCapture.parse({ subject: "sy.capture.ep", sampling_rate: 1 })).toEqual({
+      subject_prefix: "sy.capture.ep",
+      sampling_rate: 1,
+    });
+    expect(RoutesCapture.parse({ subject_prefix: "sy.capture.ep", sampling_rate: 0.5 })).toEqual({
+      subject_prefix: "sy.capture.ep",
+      sampling_rate: 0.5,
+    });
   });
 });
