@@ -132,6 +132,12 @@ describe("feedback and live accuracy", () => {
     ]);
     expect(missing.status).toBe(404);
     expect(missing.json.error_code).toBe("RESOURCE_DOES_NOT_EXIST");
+    // Without a token: 401, as every route.
+    const res = await fetch(`${up.info().httpUrl}/api/2.0/switchyard/endpoints/fb/feedback`, {
+      method: "POST",
+      body: JSON.stringify([{ request_id: "r1", label: 1 }]),
+    });
+    expect(res.status).toBe(401);
   });
 
   it("joins labels from HTTP, raw NATS and the CLI; counts unknown ids, a duplicate and a late label", async () => {
