@@ -140,7 +140,7 @@ describe("feedback and live accuracy", () => {
     expect(res.status).toBe(401);
   });
 
-  it("joins labels from HTTP, raw NATS and the CLI; counts unknown ids, a duplicate and a late label", async () => {
+  it("joins labels from HTTP, raw NATS and the CLI; counts unknown ids, a duplicate, a mismatched and a late label", async () => {
     const feed = AccuracyFeed.start(nc, names);
     try {
       // Requests 0..19 by HTTP (except 5, labelled late), with three unknown ids: still 200.
@@ -173,13 +173,16 @@ describe("feedback and live accuracy", () => {
       expect(r.code).toBe(0);
       expect(JSON.parse(r.stdout)).toEqual({ endpoint: "fb", accepted: 10 });
 
-      // A second label for request 0 (different value): a duplicate, the first one stays.
+      // A second label for request 0 (different value): a duplicate, the first one stays. Two labels for the
+      // three rows of request 3: not comparable (invalid), whatever else it was labelled.
+      expect(sent[3]!.rows).toHaveLength(3);
       const dup = await call("POST", "/api/2.0/switchyard/endpoints/fb/feedback", {
         records: [
           body(
             sent[0]!,
             sent[0]!.rows.map(() => -100),
           ),
+          { request_id: sent[3]!.id, label: [1, 2] },
         ],
       });
       expect(dup.status).toBe(200);
@@ -191,7 +194,7 @@ describe("feedback and live accuracy", () => {
       expect(late.status).toBe(200);
 
       // Unknown ids are only given up on after the join's wait for a capture (30 s).
-      const expected = { received: 44, joined: 40, unknown: 3, duplicate: 1, invalid: 0 };
+      const expected = { received: 45, joined: 40, unknown: 3, duplicate: 1, invalid: 1 };
       const accuracy = await eventually(
         async () => {
           const m = await call("GET", "/api/2.0/switchyard/metrics/endpoints/fb");
@@ -242,11 +245,12 @@ describe("feedback and live accuracy", () => {
       expect(prom.text).toContain(`switchyard_mae{endpoint="fb",served_model="a",window="1h"} ${a.mae}`);
       expect(prom.text).toContain('switchyard_feedback_labels_total{endpoint="fb",result="unknown"} 3');
       expect(prom.text).toContain('switchyard_feedback_labels_total{endpoint="fb",result="duplicate"} 1');
+      expect(prom.text).toContain('switchyard_feedback_labels_total{endpoint="fb",result="invalid"} 1');
 
       // The CLI's metrics show the accuracy block.
       const shown = await cli(["endpoints", "metrics", "fb"], env());
       expect(shown.code).toBe(0);
-      expect(shown.stdout).toContain("labels received 44: joined 40, unknown 3, duplicate 1, invalid 0");
+      expect(shown.stdout).toContain("labels received 45: joined 40, unknown 3, duplicate 1, invalid 1");
       expect(shown.stdout).toContain(`${(a.accuracy * 100).toFixed(2)}%`);
     } finally {
       await feed.stop();
