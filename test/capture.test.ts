@@ -478,7 +478,7 @@ describe("inference tables", () => {
       const jsm = await jetstreamManager(nc);
       await jsm.streams.delete(names.streams.capture);
       // Something that takes the capture subject and never answers: every publish waits for its ack.
-      const silent = nc.subscribe(names.subjects.capture("cap"));
+      const silent = nc.subscribe(names.subjects.captureOf("cap"));
       const { router, capture } = await startCapturingRouter(nc, {
         cluster: names.cluster,
         capture: { maxPending: 2, ackTimeoutMs: 60_000 },

@@ -24,6 +24,7 @@ import {
   toClientError,
   unsupportedMediaType,
 } from "./errors.js";
+import { registerFeedbackRoutes } from "./feedback.js";
 import { registerMetricsRoutes } from "./metrics.js";
 import { OipMetadata, parseOipVersion } from "./oip.js";
 import { registerReadApi } from "./read-api.js";
@@ -82,19 +83,23 @@ function header(req: FastifyRequest, name: string): string | undefined {
   return typeof v === "string" && v !== "" ? v : undefined;
 }
 
+/** A request's body parsed as JSON (any value), whatever its Content-Type. */
+function jsonValue(req: FastifyRequest): unknown {
+  const body = req.body as Buffer | undefined;
+  if (!body || body.length === 0) throw new SwitchyardError("BAD_REQUEST", "the request body is empty");
+  try {
+    return JSON.parse(body.toString("utf8"));
+  } catch (err) {
+    throw new SwitchyardError("BAD_REQUEST", `the request body is not valid JSON: ${(err as Error).message}`);
+  }
+}
+
 /**
  * A management request's JSON body, whatever its Content-Type: Databricks' REST API reads JSON either way,
  * and users' `curl -d '{…}'` snippets send application/x-www-form-urlencoded.
  */
 function jsonBody(req: FastifyRequest): Record<string, unknown> {
-  const body = req.body as Buffer | undefined;
-  if (!body || body.length === 0) throw new SwitchyardError("BAD_REQUEST", "the request body is empty");
-  let value: unknown;
-  try {
-    value = JSON.parse(body.toString("utf8"));
-  } catch (err) {
-    throw new SwitchyardError("BAD_REQUEST", `the request body is not valid JSON: ${(err as Error).message}`);
-  }
+  const value = jsonValue(req);
   if (value === null || typeof value !== "object" || Array.isArray(value)) {
     throw new SwitchyardError("BAD_REQUEST", "the request body must be a JSON object");
   }
@@ -295,6 +300,8 @@ export async function createBridge(opts: BridgeOptions): Promise<FastifyInstance
 
   // --- Staged canaries: /api/2.0/switchyard/endpoints/{name}/rollout ---
   registerCanaryRoutes(app, { nc, names, jsonBody });
+  // --- Feedback labels, joined by the coordinators to captured predictions (live accuracy) ---
+  registerFeedbackRoutes(app, { nc, names, api, body: jsonValue });
 
   // --- Metrics: Prometheus text and the JSON summary ---
   registerMetricsRoutes(app, { nc, names, api, batch, streams, log });

@@ -4,6 +4,7 @@
 // NATS for the CLI). Batch jobs and streams are read through the management API, at most once a second.
 import type { NatsConnection } from "@nats-io/transport-node";
 import {
+  AccuracyFeed,
   ClusterMetrics,
   type Histogram,
   type SeriesTotals,
@@ -31,6 +32,7 @@ import {
 import type { FastifyInstance } from "fastify";
 import type { Logger } from "pino";
 import { Counter, Gauge, type Metric, Registry } from "prom-client";
+import { accuracySeries, withAccuracy } from "./accuracy.js";
 
 export interface MetricsRoutesOptions {
   nc: NatsConnection;
@@ -345,6 +347,7 @@ function streamSeries(registry: Registry, streams: StreamJobView[]): void {
 export function registerMetricsRoutes(app: FastifyInstance, o: MetricsRoutesOptions): void {
   const feed = StatsFeed.start(o.nc, o.names);
   const metrics = ClusterMetrics.follow(feed);
+  const accuracy = AccuracyFeed.start(o.nc, o.names);
   const endpoints = cached(METRICS_CACHE_MS, () => o.api.list());
   const jobs = cached(METRICS_CACHE_MS, () => o.batch.list());
   const streams = cached(METRICS_CACHE_MS, () => o.streams.list());
@@ -379,6 +382,7 @@ export function registerMetricsRoutes(app: FastifyInstance, o: MetricsRoutesOpti
       registry,
       metrics.shadowTotals().filter((t) => endpoint === undefined || t.endpoint === endpoint),
     );
+    accuracySeries(registry, accuracy.windows, endpoint);
     if (endpoint === undefined) {
       batchSeries(registry, await orEmpty("batch jobs", jobs()));
       streamSeries(registry, await orEmpty("streams", streams()));
@@ -393,7 +397,7 @@ export function registerMetricsRoutes(app: FastifyInstance, o: MetricsRoutesOpti
   };
 
   const endpointMetrics = async (name: string): Promise<EndpointMetrics> =>
-    metrics.endpoint(name, servedModelsOf(await viewOf(name)));
+    withAccuracy(metrics.endpoint(name, servedModelsOf(await viewOf(name))), accuracy.windows);
 
   const summary = async (): Promise<MetricsSummary> => {
     const views = await endpoints();
@@ -401,7 +405,7 @@ export function registerMetricsRoutes(app: FastifyInstance, o: MetricsRoutesOpti
     return {
       at,
       endpoints: views
-        .map((v) => metrics.endpoint(String(v.name), servedModelsOf(v)))
+        .map((v) => withAccuracy(metrics.endpoint(String(v.name), servedModelsOf(v)), accuracy.windows))
         .sort((a, b) => a.name.localeCompare(b.name)),
     };
   };
@@ -450,6 +454,7 @@ export function registerMetricsRoutes(app: FastifyInstance, o: MetricsRoutesOpti
 
   app.addHook("onClose", async () => {
     metrics.close();
+    await accuracy.stop();
     await sub.drain().catch(() => undefined);
     await feed.stop();
   });

@@ -6,6 +6,7 @@ import { batchCommand } from "./commands/batch.js";
 import { captureCommand } from "./commands/capture.js";
 import type { GlobalOptions } from "./commands/context.js";
 import { endpointsCommand } from "./commands/endpoints.js";
+import { feedbackCommand } from "./commands/feedback.js";
 import { modelsCommand } from "./commands/models.js";
 import { roleCommands } from "./commands/roles.js";
 import { streamCommand } from "./commands/stream.js";
@@ -31,6 +32,7 @@ export function buildProgram(): Command {
   endpointsCommand(program, globals);
   batchCommand(program, globals);
   captureCommand(program, globals);
+  feedbackCommand(program, globals);
   streamCommand(program, globals);
   tokensCommand(program, globals);
   roleCommands(program, globals);

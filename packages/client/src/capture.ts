@@ -1,6 +1,6 @@
 // Inference tables: an invocation observer that publishes one capture record per sampled request of an endpoint
 // whose routes carry `capture` (request and reply bodies, status, error code, latency, served model, ids) to its
-// capture subject on the capture stream. It must never slow or fail a request: `observe` only samples and queues;
+// own subject `<prefix>.<ridToken>` on the capture stream (a feedback label finds it there by request id). It must never slow or fail a request: `observe` only samples and queues;
 // records are built and published on a later turn of the event loop, acks are never awaited by a request, and
 // past `maxPending` unfinished captures, or when a publish fails (stream missing or refusing), it drops and counts.
 import { type JetStreamClient, jetstream } from "@nats-io/jetstream";
@@ -15,6 +15,7 @@ import {
   isErrorCode,
   MSGPACK,
   type RoutesCapture,
+  ridToken,
 } from "@switchyard/protocol";
 import {
   type InvokeObserver,
@@ -127,7 +128,8 @@ export class CaptureObserver implements InvokeObserver {
         this.opts.logger?.warn({ err, endpoint: outcome.endpoint }, "capture: the record could not be built");
         continue;
       }
-      this.js.publish(capture.subject, data).then(
+      const subject = `${capture.subject_prefix}.${ridToken(outcome.requestId)}`;
+      this.js.publish(subject, data).then(
         () => {
           this.pending--;
           counts.captured++;
@@ -139,7 +141,7 @@ export class CaptureObserver implements InvokeObserver {
           if (!this.failing) {
             this.failing = true;
             this.opts.logger?.warn(
-              { err, endpoint: outcome.endpoint, subject: capture.subject },
+              { err, endpoint: outcome.endpoint, subject },
               "capture: publishing to the capture stream failed; captures are dropped until it works again",
             );
           }

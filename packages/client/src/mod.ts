@@ -22,6 +22,7 @@ export {
   SwitchyardClient,
 } from "./client.js";
 export { replyError } from "./errors.js";
+export { FeedbackApi } from "./feedback.js";
 export {
   errorReply,
   INVOKE_MAX_IN_FLIGHT,

@@ -8,19 +8,30 @@ const NS_PER_MS = 1_000_000;
 
 /** Creates `<C>_CAPTURE` (subjects `<c>.capture.>`) unless it exists; a concurrent creation is not an error. */
 export async function ensureCaptureStream(nc: NatsConnection, names: ClusterNames): Promise<void> {
+  await ensureLimitsStream(nc, names.streams.capture, names.subjects.allCapture, CAPTURE_STREAM_LIMITS);
+}
+
+/**
+ * Creates a file stream of `subjects` limited by age and bytes unless it exists (then it is left as it is); a
+ * concurrent creation is not an error. A full stream drops its oldest messages rather than refusing new ones.
+ */
+export async function ensureLimitsStream(
+  nc: NatsConnection,
+  name: string,
+  subjects: string,
+  limits: { maxAgeMs: number; maxBytes: number },
+): Promise<void> {
   const jsm = await jetstreamManager(nc);
-  const name = names.streams.capture;
   if (await jsm.streams.info(name).catch(() => undefined)) return;
   await jsm.streams
     .add({
       name,
-      subjects: [names.subjects.allCapture],
+      subjects: [subjects],
       storage: StorageType.File,
       retention: RetentionPolicy.Limits,
-      // A full stream drops its oldest captures rather than refusing new ones.
       discard: DiscardPolicy.Old,
-      max_age: CAPTURE_STREAM_LIMITS.maxAgeMs * NS_PER_MS,
-      max_bytes: CAPTURE_STREAM_LIMITS.maxBytes,
+      max_age: limits.maxAgeMs * NS_PER_MS,
+      max_bytes: limits.maxBytes,
     })
     .catch(async (err: unknown) => {
       // Another coordinator created it at the same moment.

@@ -5,7 +5,7 @@
 import { randomBytes } from "node:crypto";
 import type { KvWatchEntry } from "@nats-io/kv";
 import type { NatsConnection, QueuedIterator } from "@nats-io/transport-node";
-import { SCALE_DEFAULTS, type ScaleSettings } from "@switchyard/autoscaler";
+import { AccuracyFeed, SCALE_DEFAULTS, type ScaleSettings } from "@switchyard/autoscaler";
 import { connectNats, type NatsOptions } from "@switchyard/nats";
 import { type ClusterNames, clusterNames, keys } from "@switchyard/protocol";
 import { Registry } from "@switchyard/registry";
@@ -15,6 +15,7 @@ import { AUTOSCALE_DEFAULTS, Autoscale } from "./autoscale.js";
 import { type BatchFiles, BatchJobs } from "./batch.js";
 import { type AccuracySource, CanaryLoop } from "./canary-loop.js";
 import { ensureCaptureStream } from "./capture.js";
+import { FeedbackJoin } from "./feedback.js";
 import { LeaderLease } from "./lease.js";
 import { Reconciler } from "./reconcile.js";
 import { ScheduleRunner, type SubmitBatch } from "./schedule-runner.js";
@@ -47,7 +48,7 @@ export interface CoordinatorOptions {
   streamAckWaitMs?: number;
   /** The autoscaler's settings (defaults: SCALE_DEFAULTS and AUTOSCALE_DEFAULTS). */
   autoscaler?: AutoscalerOptions;
-  /** Labelled accuracy per served model, for canaries with an accuracy guard (without it they hold for labels). */
+  /** Labelled accuracy per served model for canaries with an accuracy guard (default: the outcome stream's). */
   accuracy?: AccuracySource;
   /** How often running canaries are judged (default 1 s). */
   canaryIntervalMs?: number;
@@ -77,6 +78,8 @@ export class Coordinator {
   private schedules: ScheduleRunner | undefined;
   private autoscale: Autoscale | undefined;
   private canary: CanaryLoop | undefined;
+  private feedback: FeedbackJoin | undefined;
+  private accuracy: AccuracyFeed | undefined;
   private watches: Array<QueuedIterator<KvWatchEntry>> = [];
   private tick: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
@@ -104,6 +107,8 @@ export class Coordinator {
     this.stores = await openStores(this.nc, this.names);
     const registry = await Registry.open(this.nc, { cluster: this.names.cluster });
     await ensureCaptureStream(this.nc, this.names);
+    // Every coordinator joins labels (not only the leader): they share one durable consumer.
+    this.feedback = await FeedbackJoin.start({ nc: this.nc, names: this.names, log: this.log });
     if (this.opts.batchFiles) {
       this.batch = new BatchJobs({
         nc: this.nc,
@@ -193,6 +198,9 @@ export class Coordinator {
     });
     this.lease.start();
     this.autoscale.start();
+    // The canary's accuracy guard reads the joined labels (the outcome stream) as the bridges' metrics do.
+    if (!this.opts.accuracy) this.accuracy = AccuracyFeed.start(this.nc, this.names);
+    const accuracy = this.opts.accuracy ?? this.accuracy!.windows;
     this.canary = new CanaryLoop({
       nc: this.nc,
       names: this.names,
@@ -201,7 +209,7 @@ export class Coordinator {
       log: this.log,
       isLeader: () => this.isLeader,
       ...(this.opts.canaryIntervalMs ? { intervalMs: this.opts.canaryIntervalMs } : {}),
-      ...(this.opts.accuracy ? { accuracy: this.opts.accuracy } : {}),
+      accuracy,
     });
     this.canary.start();
     this.tick = setInterval(() => this.schedule(), this.opts.tickMs ?? COORDINATOR_DEFAULTS.tickMs);
@@ -215,6 +223,8 @@ export class Coordinator {
     for (const w of this.watches) w.stop();
     await this.autoscale?.stop();
     await this.canary?.stop();
+    await this.feedback?.stop();
+    await this.accuracy?.stop();
     await this.running;
     await this.lease?.stop();
     await this.api?.stop();

@@ -40,6 +40,12 @@ export {
   Coordinator,
   type CoordinatorOptions,
 } from "./coordinator.js";
+export {
+  ensureFeedbackStreams,
+  FEEDBACK_JOIN_DEFAULTS,
+  FeedbackJoin,
+  type FeedbackJoinOptions,
+} from "./feedback.js";
 export { LeaderLease } from "./lease.js";
 export {
   capReplicas,

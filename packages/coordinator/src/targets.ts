@@ -166,10 +166,10 @@ export function routesOf(
   };
 }
 
-/** Whether routers already capture as asked (same subject and sampling rate, or both off). */
+/** Whether routers already capture as asked (same subject prefix and sampling rate, or both off). */
 export function sameCapture(routes: EndpointRoutes | undefined, capture: RoutesCapture | undefined): boolean {
   const a = routes?.capture;
-  return a?.subject === capture?.subject && a?.sampling_rate === capture?.sampling_rate;
+  return a?.subject_prefix === capture?.subject_prefix && a?.sampling_rate === capture?.sampling_rate;
 }
 
 /** Whether routes already send the same traffic to the same subjects as these targets. */

@@ -91,10 +91,19 @@ export function autoCaptureView(endpoint: string, c: AutoCaptureConfig): Record<
   };
 }
 
-/** What routers learn with an endpoint's live routes: where its captures go and which share of requests. */
-export const RoutesCapture = z
-  .object({ subject: z.string(), sampling_rate: z.number().min(0).max(1) })
-  .strict();
+/**
+ * What routers learn with an endpoint's live routes: where its captures go (`<subject_prefix>.<ridToken>`, one
+ * subject per request) and which share of requests.
+ */
+export const RoutesCapture = z.preprocess(
+  // Routes stored before one subject per request name the endpoint's one subject: the same string as the prefix.
+  (v) => {
+    if (v === null || typeof v !== "object" || !("subject" in v) || "subject_prefix" in v) return v;
+    const { subject, ...rest } = v as { subject: unknown };
+    return { ...rest, subject_prefix: subject };
+  },
+  z.object({ subject_prefix: z.string(), sampling_rate: z.number().min(0).max(1) }).strict(),
+);
 export type RoutesCapture = z.infer<typeof RoutesCapture>;
 
 /** The capture a config asks routers for; undefined when it captures nothing (absent or disabled). */
@@ -104,7 +113,7 @@ export function routesCaptureOf(
   c: AutoCaptureConfig | undefined,
 ): RoutesCapture | undefined {
   if (!c?.enabled) return undefined;
-  return { subject: names.subjects.capture(endpoint), sampling_rate: c.sampling_rate };
+  return { subject_prefix: names.subjects.capturePrefix(endpoint), sampling_rate: c.sampling_rate };
 }
 
 /**
@@ -120,7 +129,7 @@ export const CAPTURE_STREAM_LIMITS = {
 } as const;
 
 /**
- * One captured request, as published (JSON) on `<c>.capture.<endpoint>` and exported, one row each. Column names
+ * One captured request, as published (JSON) on `<c>.capture.<endpoint>.<ridToken>` and exported, one row each. Column names
  * follow Databricks' payload table where they fit (`request_id` is its `databricks_request_id`; the
  * `request_metadata` map is flattened into `endpoint_name`, `served_model_name`, `model_name`, `model_version`).
  * Every value is a scalar or a string, so an export is a batch input as it is.

@@ -1,7 +1,7 @@
 // Every NATS name the cluster uses, derived from one configurable cluster name (default `sy`), so two
 // clusters can share a NATS server and no module spells a bucket or subject by hand.
 import { invalid } from "./errors.js";
-import { subjectToken } from "./names.js";
+import { ridToken, subjectToken } from "./names.js";
 
 export const DEFAULT_CLUSTER = "sy";
 
@@ -59,6 +59,9 @@ export interface ClusterNames {
   streams: {
     batch: string;
     capture: string;
+    /** Feedback labels (`<c>.feedback.>`) and the outcomes of joining them to captures (`<c>.outcome.>`). */
+    feedback: string;
+    outcomes: string;
     /** Rows of stream jobs' landing directories, one subject per job and file. */
     landing: string;
     /** The sink stream a stream job creates when no stream captures its sink subject. */
@@ -66,6 +69,8 @@ export interface ClusterNames {
   };
   /** The durable consumer a stream job's scorers share. */
   streamConsumer(job: string): string;
+  /** The durable consumer on the feedback stream every coordinator shares: each label is joined once. */
+  feedbackConsumer: string;
   subjects: {
     /** Raw-client entry point: JSON bodies in, JSON replies out. */
     invoke(endpoint: string): string;
@@ -101,8 +106,25 @@ export interface ClusterNames {
     /** Every landing subject of one stream job: its consumer's filter. */
     landingOf(job: string): string;
     allLanding: string;
-    /** One endpoint's captured requests (inference table), on the capture stream. */
-    capture(endpoint: string): string;
+    /**
+     * One request's capture record (inference table), on the capture stream: one subject per request, so a
+     * feedback label finds its capture with a `last_by_subj` get.
+     */
+    capture(endpoint: string, requestId: string): string;
+    /** Every capture of one endpoint (export; anything reading one endpoint). */
+    captureOf(endpoint: string): string;
+    /** The prefix of `capture(endpoint, …)`: what routers learn with the routes (`<prefix>.<ridToken>`). */
+    capturePrefix(endpoint: string): string;
+    /** A shadow served model's reply to a mirrored request, beside the primary's capture. */
+    captureShadow(endpoint: string, requestId: string, served: string): string;
+    /** Labels for one endpoint's requests: JSON `{"request_id","label"}` or an array of them. */
+    feedback(endpoint: string): string;
+    allFeedback: string;
+    /** The joined outcome of a request's first label (published expecting no earlier one). */
+    outcome(endpoint: string, served: string, requestId: string): string;
+    /** Labels not joined: `unknown`, `duplicate`, `invalid`. */
+    outcomeOther(endpoint: string, result: string): string;
+    allOutcomes: string;
     /** Every capture subject: what the capture stream captures. */
     allCapture: string;
     /** Everything under the cluster's control prefix. */
@@ -130,10 +152,13 @@ export function clusterNames(cluster: string = DEFAULT_CLUSTER): ClusterNames {
     streams: {
       batch: `${up}_BATCH`,
       capture: `${up}_CAPTURE`,
+      feedback: `${up}_FEEDBACK`,
+      outcomes: `${up}_OUTCOMES`,
       landing: `${up}_LANDING`,
       sink: (job) => `${up}_SINK_${job}`,
     },
     streamConsumer: (job) => `stream_${job}`,
+    feedbackConsumer: "feedback_join",
     subjects: {
       invoke: (endpoint) => `${cluster}.invoke.${subjectToken(endpoint)}`,
       served: (endpoint, served) => `${cluster}.rt.${subjectToken(endpoint)}.${subjectToken(served)}`,
@@ -151,7 +176,17 @@ export function clusterNames(cluster: string = DEFAULT_CLUSTER): ClusterNames {
       landing: (job, digest) => `${cluster}.landing.${subjectToken(job)}.${digest}`,
       landingOf: (job) => `${cluster}.landing.${subjectToken(job)}.>`,
       allLanding: `${cluster}.landing.>`,
-      capture: (endpoint) => `${cluster}.capture.${subjectToken(endpoint)}`,
+      capture: (endpoint, requestId) => `${cluster}.capture.${subjectToken(endpoint)}.${ridToken(requestId)}`,
+      captureOf: (endpoint) => `${cluster}.capture.${subjectToken(endpoint)}.>`,
+      capturePrefix: (endpoint) => `${cluster}.capture.${subjectToken(endpoint)}`,
+      captureShadow: (endpoint, requestId, served) =>
+        `${cluster}.capture.${subjectToken(endpoint)}.${ridToken(requestId)}.${subjectToken(served)}`,
+      feedback: (endpoint) => `${cluster}.feedback.${subjectToken(endpoint)}`,
+      allFeedback: `${cluster}.feedback.>`,
+      outcome: (endpoint, served, requestId) =>
+        `${cluster}.outcome.${subjectToken(endpoint)}.${subjectToken(served)}.${ridToken(requestId)}`,
+      outcomeOther: (endpoint, result) => `${cluster}.outcome.${subjectToken(endpoint)}._${result}`,
+      allOutcomes: `${cluster}.outcome.>`,
       allCapture: `${cluster}.capture.>`,
       all: `${cluster}.>`,
     },

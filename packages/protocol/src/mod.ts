@@ -11,6 +11,7 @@ export * from "./duration.js";
 export * from "./endpoint.js";
 export * from "./errors.js";
 export * from "./features.js";
+export * from "./feedback.js";
 export * from "./headers.js";
 export * from "./launch.js";
 export * from "./model.js";

@@ -56,3 +56,20 @@ export function subjectToken(name: string): string {
 export function defaultServedName(model: string, version: string | number): string {
   return `${subjectToken(model)}-${version}`;
 }
+
+const RID = /^[A-Za-z0-9_-]{1,128}$/;
+const FNV128_OFFSET = 0x6c62272e07bb014262b821756295c58dn;
+const FNV128_PRIME = 0x0000000001000000000000000000013bn;
+const MASK128 = (1n << 128n) - 1n;
+const utf8 = new TextEncoder();
+
+/**
+ * A request id as one subject token: ids of 1-128 letters, digits, '_' or '-' (generated ids, UUIDs) as they
+ * are, any other id as `h_` and its 128-bit FNV-1a hash in hex — deterministic, so a label finds its capture.
+ */
+export function ridToken(requestId: string): string {
+  if (RID.test(requestId)) return requestId;
+  let h = FNV128_OFFSET;
+  for (const byte of utf8.encode(requestId)) h = ((h ^ BigInt(byte)) * FNV128_PRIME) & MASK128;
+  return `h_${h.toString(16).padStart(32, "0")}`;
+}

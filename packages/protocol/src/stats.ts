@@ -3,6 +3,7 @@
 // cumulative since the process started, so a reader gets any window by subtracting two snapshots of the same
 // source, and merges sources by adding bucket counts (percentiles are never averaged across processes).
 import type { ErrorCode } from "./errors.js";
+import type { EndpointAccuracy } from "./feedback.js";
 import type { ShadowModelMetrics, ShadowServedStats } from "./shadow.js";
 
 /**
@@ -184,6 +185,8 @@ export interface EndpointMetrics {
   windows: Record<MetricsWindowName, MetricsWindow>;
   /** Served models getting mirrored requests (shadow traffic), one entry each. */
   shadow: ShadowModelMetrics[];
+  /** Feedback labels joined to captured predictions: accuracy, MAE, RMSE per served model (absent without). */
+  accuracy?: EndpointAccuracy;
 }
 
 /** `GET /api/2.0/switchyard/metrics`. */

@@ -26,6 +26,7 @@ const TYPES: Record<string, string> = {
 const FILES: Record<string, string> = {
   "/": `${PUBLIC_DIR}index.html`,
   "/dashboard/app.js": `${PUBLIC_DIR}app.js`,
+  "/dashboard/accuracy.js": `${PUBLIC_DIR}accuracy.js`,
   "/dashboard/api.js": `${PUBLIC_DIR}api.js`,
   "/dashboard/canary.js": `${PUBLIC_DIR}canary.js`,
   "/dashboard/charts.js": `${PUBLIC_DIR}charts.js`,

@@ -17,6 +17,7 @@ import {
   updateName,
 } from "../endpoint-config.js";
 import { sleepUnlessStopped, table, when } from "../output.js";
+import { accuracyTable } from "./accuracy.js";
 import { type GlobalOptions, withClient } from "./context.js";
 import { rolloutCommand } from "./rollout.js";
 import { shadowLines } from "./shadow-metrics.js";
@@ -123,6 +124,7 @@ export function metricsTable(m: EndpointMetrics): string {
       rows,
     ),
     ...shadowLines(m, ms),
+    ...(m.accuracy ? [accuracyTable(m.accuracy)] : []),
   ].join("\n");
 }
 

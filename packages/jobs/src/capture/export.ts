@@ -56,13 +56,17 @@ export async function exportCapture(o: CaptureExportOptions): Promise<CaptureExp
   }
   const names = clusterNames(o.cluster);
   const stream = names.streams.capture;
-  const subject = names.subjects.capture(o.endpoint);
+  // One subject per request; captures stored before that layout share the endpoint's one subject.
+  const subjects = [names.subjects.captureOf(o.endpoint), names.subjects.capturePrefix(o.endpoint)];
   const jsm = await jetstreamManager(o.nc);
   if (!(await jsm.streams.info(stream).catch(() => undefined))) {
     throw notFound(`the capture stream '${stream}' does not exist (a coordinator creates it when it starts)`);
   }
   // The export ends at the last capture present now; captures arriving meanwhile wait for the next export.
-  const last = await jsm.streams.getMessage(stream, { last_by_subj: subject }).catch(() => null);
+  const lasts = await Promise.all(
+    subjects.map((s) => jsm.streams.getMessage(stream, { last_by_subj: s }).catch(() => null)),
+  );
+  const last = lasts.reduce((a, b) => (b && (!a || b.seq > a.seq) ? b : a), null);
   const since = o.sinceMs === undefined ? undefined : new Date(o.sinceMs);
 
   await mkdir(dirname(o.output), { recursive: true });
@@ -75,7 +79,7 @@ export async function exportCapture(o: CaptureExportOptions): Promise<CaptureExp
   try {
     if (last && !(since && last.time < since)) {
       const consumer = await jetstream(o.nc).consumers.get(stream, {
-        filter_subjects: [subject],
+        filter_subjects: subjects,
         ...(since
           ? { deliver_policy: DeliverPolicy.StartTime, opt_start_time: since.toISOString() }
           : { deliver_policy: DeliverPolicy.All }),

@@ -1,5 +1,6 @@
 // The dashboard: polls the bridge's JSON API and renders endpoints (state, served models, traffic split, replicas,
 // live throughput and latency), models, batch jobs, streams and nodes. It only reads; it never changes the cluster.
+import { renderAccuracy } from "./accuracy.js";
 import { AuthError, getJson, token } from "./api.js";
 import { canarySection, forgetCanary, refreshCanary } from "./canary.js";
 import { EndpointCharts } from "./charts.js";
@@ -317,6 +318,7 @@ function renderEndpoints() {
     if (ep.canary) refreshCanary(ep.name, renderEndpoints);
     else forgetCanary(ep.name);
     el.querySelector(":scope > div.shadow").replaceWith(shadowBlock(metrics, tableWindow(), h));
+    renderAccuracy(el, metrics?.accuracy);
     return el;
   });
   for (const [name, el] of existing) {
