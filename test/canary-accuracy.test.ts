@@ -17,6 +17,7 @@ import { buildLinear, eventually, writeTempModel } from "@switchyard/testkit";
 import type { FastifyInstance } from "fastify";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { injectJson } from "./helpers/inject.js";
 
 const log = pino({ level: process.env.SY_TEST_LOG ?? "silent" });
 
@@ -53,16 +54,7 @@ afterAll(async () => {
   await nc?.close();
 });
 
-async function call(method: "GET" | "POST", url: string, body?: unknown) {
-  const r = await bridge.inject({
-    method,
-    url,
-    ...(body !== undefined
-      ? { payload: JSON.stringify(body), headers: { "content-type": "application/json" } }
-      : {}),
-  });
-  return { status: r.statusCode, json: r.body ? JSON.parse(r.body) : undefined, headers: r.headers };
-}
+const call = (method: "GET" | "POST", url: string, body?: unknown) => injectJson(bridge, method, url, body);
 
 /** An endpoint with champion `a` (all traffic) and challenger `b`, capturing every request, READY. */
 async function endpointOf(name: string, a: string, b: string): Promise<void> {

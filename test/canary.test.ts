@@ -18,6 +18,7 @@ import type { FastifyInstance } from "fastify";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { copyFixture } from "./helpers/custom.js";
+import { injectJson } from "./helpers/inject.js";
 import { cli } from "./helpers/up.js";
 
 const log = pino({ level: process.env.SY_TEST_LOG ?? "silent" });
@@ -65,22 +66,8 @@ afterAll(async () => {
   await nc?.close();
 });
 
-interface Reply {
-  status: number;
-  json: any;
-  headers: Record<string, unknown>;
-}
-
-async function call(method: "GET" | "POST" | "PUT" | "DELETE", url: string, body?: unknown): Promise<Reply> {
-  const r = await bridge.inject({
-    method,
-    url,
-    ...(body !== undefined
-      ? { payload: JSON.stringify(body), headers: { "content-type": "application/json" } }
-      : {}),
-  });
-  return { status: r.statusCode, json: r.body ? JSON.parse(r.body) : undefined, headers: r.headers };
-}
+const call = (method: "GET" | "POST" | "PUT" | "DELETE", url: string, body?: unknown) =>
+  injectJson(bridge, method, url, body);
 
 const rolloutUrl = (endpoint: string, op = "") => `/api/2.0/switchyard/endpoints/${endpoint}/rollout${op}`;
 const status = async (endpoint: string): Promise<CanaryView> => {
