@@ -26,9 +26,9 @@ import {
   FEEDBACK_STREAM_LIMITS,
   FeedbackLabel,
   type FeedbackResult,
+  keys,
   OUTCOME_STREAM_LIMITS,
   OutcomeRecord,
-  keys,
   predictionsOf,
   scoreLabel,
 } from "@switchyard/protocol";
@@ -316,7 +316,10 @@ export class FeedbackJoin {
     const byName = new Map<string, boolean>();
     for (const config of [record?.config, record?.pending_config]) {
       for (const r of config?.shadow_config?.routes ?? []) {
-        byName.set(r.served_model_name, (byName.get(r.served_model_name) ?? false) || r.mirror_percentage > 0);
+        byName.set(
+          r.served_model_name,
+          (byName.get(r.served_model_name) ?? false) || r.mirror_percentage > 0,
+        );
       }
     }
     const shadows = [...byName].map(([served, mirrored]) => ({ served, mirrored }));
