@@ -275,6 +275,8 @@ describe("inference tables", () => {
         expect(typeof row.execution_time_ms).toBe("number");
         expect(row.execution_time_ms as number).toBeGreaterThan(0);
         expect(row.date).toBe(new Date(row.timestamp_ms as number).toISOString().slice(0, 10));
+        // No shadow on this endpoint: every row is the reply its caller got.
+        expect(row.shadow).toBe(false);
         if (s.status === 200) {
           expect(row.error_code).toBeNull();
           expect(row.served_model_name).toBe(SERVED);
@@ -310,9 +312,10 @@ describe("inference tables", () => {
         "served_model_name",
         "model_name",
         "model_version",
+        "shadow",
       ]);
       for (const c of info.columns)
-        expect(["string", "int32", "int64", "float64"], `${file} ${c.name}`).toContain(c.dtype);
+        expect(["string", "int32", "int64", "float64", "bool"], `${file} ${c.name}`).toContain(c.dtype);
     }
 
     // …and a batch job reads it (columns picked with --columns, as for any input with other columns).

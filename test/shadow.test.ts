@@ -2,8 +2,11 @@
 // predictions computed here from their definitions), a shadow that always fails and a slow one behind a bound of
 // one mirror. Primary responses never change; the agreement, errors and drops in the JSON summary and in
 // Prometheus text equal what the test sent; a 0 % mirror sends nothing; bad shadow configs name their field.
-import { existsSync } from "node:fs";
+// With capture on, every mirror is captured beside its primary (`shadow: true` in the export), and labels for the
+// primaries' request ids score the shadow too: its accuracy equals one recomputed here from its predictions.
+import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
+import type { EndpointAccuracy } from "@switchyard/protocol";
 import { tempDir } from "@switchyard/testkit";
 import { chromium } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -68,8 +71,12 @@ describe("shadow traffic through switchyard up", () => {
       (s) => s.served_model_name === name,
     )?.windows["5m"];
   };
-  /** Sends requests `from`..`to`-1, `concurrency` at a time; every reply must be classify-a's, exactly. */
+  /**
+   * Sends requests `from`..`to`-1, `concurrency` at a time; every reply must be classify-a's, exactly. Returns
+   * their request ids, in order.
+   */
   const sendAll = async (endpoint: string, from: number, to: number, concurrency: number) => {
+    const ids: string[] = [];
     for (let i = from; i < to; i += concurrency) {
       const batch = Array.from({ length: Math.min(concurrency, to - i) }, (_, k) => i + k);
       const replies = await Promise.all(batch.map((n) => invoke(endpoint, { dataframe_records: rowsOf(n) })));
@@ -77,8 +84,10 @@ describe("shadow traffic through switchyard up", () => {
         expect(r.status, r.text).toBe(200);
         expect(r.json).toEqual({ predictions: rowsOf(batch[k]!).map(classA) });
         expect(r.headers.get("x-served-model")).toBe("a");
+        ids.push(r.headers.get("x-request-id")!);
       });
     }
+    return ids;
   };
 
   beforeAll(async () => {
@@ -93,7 +102,7 @@ describe("shadow traffic through switchyard up", () => {
     for (const body of [
       {
         name: "shadow-ab",
-        config: abConfig(100),
+        config: { ...abConfig(100), auto_capture_config: { catalog_name: "ml", schema_name: "shadow" } },
       },
       {
         name: "shadow-slow",
@@ -167,9 +176,11 @@ describe("shadow traffic through switchyard up", () => {
   });
 
   const REQUESTS = 40;
+  /** The request ids of requests 0..REQUESTS-1 of shadow-ab, each mirrored to b and to the failing shadow. */
+  let ids: string[] = [];
 
   it("mirrors every request at 100 %, never changes the primary's reply, and counts agreement exactly", async () => {
-    await sendAll("shadow-ab", 0, REQUESTS, 8);
+    ids = await sendAll("shadow-ab", 0, REQUESTS, 8);
     const rows = Array.from({ length: REQUESTS }, (_, i) => rowsOf(i)).flat();
     const agreed = rows.filter((r) => classA(r) === classB(r)).length;
     // The grid must cross the lines between the two classifiers, or agreement could not be wrong.
@@ -198,6 +209,79 @@ describe("shadow traffic through switchyard up", () => {
     const line = shadowBlock.split("\n").find((l) => /^5m\s+b\s/.test(l));
     expect(line?.split(/\s+/).slice(0, 5)).toEqual(["5m", "b", String(REQUESTS), "0", "0"]);
     expect(line).toContain(`(${agreed}/${rows.length} rows)`);
+  });
+
+  it("captures each mirror beside its primary, and scores the shadow on the primary's labels", async () => {
+    expect(ids).toHaveLength(REQUESTS);
+    // The export holds every primary and, marked shadow, every mirror's reply: b's predictions, the failure's error.
+    const file = path.join(tempDir("sy-shadow-capture-"), "ab.jsonl");
+    type CaptureRow = Record<string, unknown> & { request_id: string; served_model_name: string };
+    const table = await eventually(
+      async () => {
+        const r = await cli(["capture", "export", "shadow-ab", "--output", file, "--json"], env());
+        expect(r.stderr).toBe("");
+        if (JSON.parse(r.stdout).rows !== 3 * REQUESTS) return undefined;
+        return readFileSync(file, "utf8")
+          .split("\n")
+          .filter(Boolean)
+          .map((l) => JSON.parse(l) as CaptureRow);
+      },
+      "every primary and mirror captured",
+      30_000,
+    );
+    ids.forEach((id, i) => {
+      const of = (served: string) =>
+        table.filter((r) => r.request_id === id && r.served_model_name === served);
+      expect(of("a")).toMatchObject([{ shadow: false, status_code: 200, error_code: null }]);
+      const [b] = of("b");
+      expect(b).toMatchObject({ shadow: true, status_code: 200, error_code: null });
+      expect(JSON.parse(b!.response as string)).toEqual({ predictions: rowsOf(i).map(classB) });
+      expect(of("fails")).toMatchObject([{ shadow: true, error_code: "BAD_REQUEST" }]);
+    });
+
+    // The truth: y > 0. Neither classifier is always right, and they are wrong on different rows.
+    const truth = (r: Row) => (r.y > 0 ? 1 : 0);
+    const posted = await call(
+      "POST",
+      "/api/2.0/switchyard/endpoints/shadow-ab/feedback",
+      ids.map((id, i) => ({ request_id: id, label: rowsOf(i).map(truth) })),
+    );
+    expect(posted.status, posted.text).toBe(200);
+    const rows = ids.flatMap((_, i) => rowsOf(i));
+    const want = (classify: (r: Row) => number) =>
+      rows.filter((r) => classify(r) === truth(r)).length / rows.length;
+    expect(want(classA)).not.toBe(want(classB));
+
+    const accuracy = await eventually(
+      async () => {
+        const r = await call("GET", "/api/2.0/switchyard/metrics/endpoints/shadow-ab");
+        const a = r.json.accuracy as EndpointAccuracy | undefined;
+        const b = a?.served_models.find((s) => s.name === "b");
+        return a?.labels.received === REQUESTS && b?.windows["1h"].labelled_requests === REQUESTS
+          ? a
+          : undefined;
+      },
+      "every label joined to the primary and to shadow b",
+      60_000,
+    );
+    // One label per request, counted once, whatever the shadows scored; the failing shadow scored nothing.
+    expect(accuracy.labels).toEqual({
+      received: REQUESTS,
+      joined: REQUESTS,
+      unknown: 0,
+      duplicate: 0,
+      invalid: 0,
+    });
+    expect(accuracy.served_models.map((s) => s.name)).toEqual(["a", "b"]);
+    for (const [name, classify] of [
+      ["a", classA],
+      ["b", classB],
+    ] as const) {
+      const w = accuracy.served_models.find((s) => s.name === name)!.windows["1h"];
+      expect(w.labelled_requests).toBe(REQUESTS);
+      expect(w.labelled_rows).toBe(rows.length);
+      expect(Math.abs(w.accuracy! - want(classify))).toBeLessThan(1e-9);
+    }
   });
 
   it("counts a failing shadow's errors and never lets them reach the primary", async () => {

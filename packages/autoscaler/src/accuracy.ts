@@ -47,8 +47,11 @@ export class AccuracyWindows {
 
   add(o: OutcomeRecord): void {
     const e = this.stateOf(o.endpoint_name);
-    e.labels.received++;
-    e.labels[o.result]++;
+    // A label is counted once, by its primary outcome; a shadow's outcome of the same label only scores.
+    if (!o.shadow) {
+      e.labels.received++;
+      e.labels[o.result]++;
+    }
     if (o.result !== "joined" || o.served_model_name === null || o.request_ms === null) return;
     if (o.request_ms < this.now() - this.keepMs) return;
     let list = e.served.get(o.served_model_name);

@@ -1,5 +1,6 @@
 // The accuracy windows on an injected clock: outcomes count by the time of their REQUEST (a label hours late
-// lands in its request's window), sums worked out by hand, `since` as the canary reads it, and label counts.
+// lands in its request's window), sums worked out by hand, `since` as the canary reads it, and label counts
+// (once per label, whatever shadow outcomes it also scored).
 import { AccuracyWindows } from "@switchyard/autoscaler";
 import type { OutcomeRecord } from "@switchyard/protocol";
 import { describe, expect, it } from "vitest";
@@ -28,6 +29,7 @@ function joined(
     numeric_rows: errs.length,
     abs_err_sum: errs.reduce((s, e) => s + Math.abs(e), 0),
     sq_err_sum: errs.reduce((s, e) => s + e * e, 0),
+    shadow: false,
   };
 }
 
@@ -75,5 +77,17 @@ describe("AccuracyWindows", () => {
     // No numeric rows: MAE and RMSE are null, not 0.
     expect(a.served_models[0]!.windows["1h"].mae).toBeNull();
     expect(a.served_models[0]!.windows["1h"].rmse).toBeNull();
+  });
+
+  it("scores a shadow served model's outcomes without counting its label twice", () => {
+    const now = 10 * HOUR;
+    const w = new AccuracyWindows({ now: () => now });
+    // One label, joined to the primary (a) and to the shadow (c) that got the request's mirror.
+    w.add(joined("a", now - 1_000, 3, 3, []));
+    w.add({ ...joined("c", now - 990, 3, 1, []), shadow: true });
+    expect(w.since("ep", "c", now - HOUR)).toEqual({ labelled: 3, accuracy: 1 / 3 });
+    const e = w.endpoint("ep")!;
+    expect(e.served_models.map((s) => s.name)).toEqual(["a", "c"]);
+    expect(e.labels).toEqual({ received: 1, joined: 1, unknown: 0, duplicate: 0, invalid: 0 });
   });
 });

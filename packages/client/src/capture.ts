@@ -3,6 +3,8 @@
 // own subject `<prefix>.<ridToken>` on the capture stream (a feedback label finds it there by request id). It must never slow or fail a request: `observe` only samples and queues;
 // records are built and published on a later turn of the event loop, acks are never awaited by a request, and
 // past `maxPending` unfinished captures, or when a publish fails (stream missing or refusing), it drops and counts.
+// A shadow served model's reply to a mirror of a captured request is captured too, through the same queue, on the
+// primary's subject plus `.<served>` with `shadow: true`; a mirror of a request not captured is not.
 import { type JetStreamClient, jetstream } from "@nats-io/jetstream";
 import type { MsgHdrs, NatsConnection } from "@nats-io/transport-node";
 import { Frame } from "@switchyard/data";
@@ -16,6 +18,7 @@ import {
   MSGPACK,
   type RoutesCapture,
   ridToken,
+  subjectToken,
 } from "@switchyard/protocol";
 import {
   type InvokeObserver,
@@ -59,7 +62,12 @@ export class CaptureObserver implements InvokeObserver {
   private readonly ackTimeoutMs: number;
   private readonly random: () => number;
   private routes: RoutesSource | undefined;
-  private readonly queue: Array<{ outcome: InvokeOutcome; capture: RoutesCapture }> = [];
+  private readonly queue: Array<{ outcome: InvokeOutcome; capture: RoutesCapture; shadow: boolean }> = [];
+  /**
+   * The capture settings of each primary queued for capture, by its request headers (the object its mirrors'
+   * outcomes carry too): its mirrors are captured with them, and forgotten with the request.
+   */
+  private readonly capturedPrimaries = new WeakMap<MsgHdrs, RoutesCapture>();
   private flushing = false;
   private pending = 0;
   private readonly perEndpoint = new Map<string, CaptureCounts>();
@@ -88,16 +96,27 @@ export class CaptureObserver implements InvokeObserver {
   observe(outcome: InvokeOutcome): void {
     const capture = this.routes?.routesOf(outcome.endpoint)?.capture;
     if (!capture || !(this.random() < capture.sampling_rate)) return;
+    if (this.enqueue(outcome, capture, false)) this.capturedPrimaries.set(outcome.requestHeaders, capture);
+  }
+
+  observeShadow(outcome: InvokeOutcome): void {
+    const capture = this.capturedPrimaries.get(outcome.requestHeaders);
+    if (capture) this.enqueue(outcome, capture, true);
+  }
+
+  /** Queues a capture unless `maxPending` are unfinished (then counted dropped); whether it was queued. */
+  private enqueue(outcome: InvokeOutcome, capture: RoutesCapture, shadow: boolean): boolean {
     if (this.pending >= this.maxPending) {
       this.countOf(outcome.endpoint).dropped++;
-      return;
+      return false;
     }
     this.pending++;
-    this.queue.push({ outcome, capture });
+    this.queue.push({ outcome, capture, shadow });
     if (!this.flushing) {
       this.flushing = true;
       setImmediate(() => this.flush());
     }
+    return true;
   }
 
   /** Per endpoint: captures the stream acknowledged, and captures dropped (bound reached, publish failed). */
@@ -117,18 +136,21 @@ export class CaptureObserver implements InvokeObserver {
   private flush(): void {
     this.flushing = false;
     const limit = (this.nc.info?.max_payload ?? 1_048_576) - RECORD_OVERHEAD;
-    for (const { outcome, capture } of this.queue.splice(0)) {
+    for (const { outcome, capture, shadow } of this.queue.splice(0)) {
       const counts = this.countOf(outcome.endpoint);
       let data: string;
       try {
-        data = JSON.stringify(captureRecord(outcome, capture.sampling_rate, limit));
+        data = JSON.stringify(captureRecord(outcome, capture.sampling_rate, limit, shadow));
       } catch (err) {
         this.pending--;
         counts.dropped++;
         this.opts.logger?.warn({ err, endpoint: outcome.endpoint }, "capture: the record could not be built");
         continue;
       }
-      const subject = `${capture.subject_prefix}.${ridToken(outcome.requestId)}`;
+      // A mirror's subject is names.subjects.captureShadow's: the primary's, plus the shadow served model.
+      const primary = `${capture.subject_prefix}.${ridToken(outcome.requestId)}`;
+      const served = outcome.route?.served_model_name;
+      const subject = shadow && served !== undefined ? `${primary}.${subjectToken(served)}` : primary;
       this.js.publish(subject, data).then(
         () => {
           this.pending--;
@@ -151,8 +173,16 @@ export class CaptureObserver implements InvokeObserver {
   }
 }
 
-/** The record of one outcome. Bodies are left out (null) when together they exceed `limit` bytes. */
-export function captureRecord(o: InvokeOutcome, samplingFraction: number, limit: number): CaptureRecord {
+/**
+ * The record of one outcome (`shadow`: a mirror's). Bodies are left out (null) when together they exceed `limit`
+ * bytes.
+ */
+export function captureRecord(
+  o: InvokeOutcome,
+  samplingFraction: number,
+  limit: number,
+  shadow = false,
+): CaptureRecord {
   const routerError = o.reply === undefined && o.errorCode !== undefined;
   const replyBytes = o.reply?.byteLength ?? 0;
   const fits = o.request.byteLength + replyBytes <= limit;
@@ -176,6 +206,7 @@ export function captureRecord(o: InvokeOutcome, samplingFraction: number, limit:
     served_model_name: o.route?.served_model_name ?? null,
     model_name: o.route?.model_name ?? null,
     model_version: o.route?.model_version ?? null,
+    shadow,
   };
 }
 

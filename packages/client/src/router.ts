@@ -86,6 +86,12 @@ export interface InvokeOutcome {
  */
 export interface InvokeObserver {
   observe(outcome: InvokeOutcome): void;
+  /**
+   * A shadow served model's reply to a mirror of a request (`route` the shadow's), told after the primary's own
+   * `observe`. Its `requestHeaders` are the primary outcome's object, so an observer can follow what it decided
+   * for the primary (the inference table captures a mirror only when it captured the primary).
+   */
+  observeShadow?(outcome: InvokeOutcome): void;
   /** A request started waiting because no replica of `route` answers. */
   holding?(endpoint: string, route: LiveRoute): void;
   /** …and stopped waiting (answered, failed, or sent elsewhere). */
@@ -165,6 +171,7 @@ export class Router {
       (e) => router?.routesOf(e),
       (e, r) => router?.wakeUp(e, r),
       opts.logger,
+      (outcome) => router?.notifyShadow(outcome),
     );
     const stats = opts.stats
       ? new RouterStats(nc, names, { ...opts.stats, shadow: () => shadow.snapshot() })
@@ -350,6 +357,16 @@ export class Router {
     for (const o of this.observers) {
       try {
         o.observe(outcome);
+      } catch (err) {
+        this.logger?.warn({ err }, "an invocation observer failed");
+      }
+    }
+  }
+
+  private notifyShadow(outcome: InvokeOutcome): void {
+    for (const o of this.observers) {
+      try {
+        o.observeShadow?.(outcome);
       } catch (err) {
         this.logger?.warn({ err }, "an invocation observer failed");
       }

@@ -2,7 +2,8 @@
 // to each shadow served model's replicas (its subject, never through the split), once the primary is on its
 // way. A mirror never delays or fails its primary: it is sent on a later turn of the event loop, at most
 // `max_in_flight` per endpoint are outstanding (further ones are dropped and counted), and its reply is only
-// compared with the primary's and then discarded.
+// compared with the primary's, handed to the router's observers (the inference table captures it beside its
+// primary's capture), and then discarded.
 import {
   type MsgHdrs,
   type NatsConnection,
@@ -19,6 +20,7 @@ import {
   type ShadowServedStats,
   TimeHistogram,
 } from "@switchyard/protocol";
+import type { InvokeOutcome } from "./router.js";
 import { countsOf } from "./router-stats.js";
 import { agreement } from "./shadow-agreement.js";
 
@@ -52,6 +54,8 @@ export class ShadowMirror {
     /** Asks the autoscaler for a replica of a route nothing answers (a shadow scaled to zero). */
     private readonly wake: (endpoint: string, route: LiveRoute) => void,
     private readonly logger?: ShadowLogger,
+    /** Told of each mirror's outcome once the primary's is known (the router's observers). */
+    private readonly observe?: (outcome: InvokeOutcome) => void,
   ) {}
 
   /**
@@ -77,7 +81,7 @@ export class ShadowMirror {
       c.mirrored++;
       const h = copyHeaders(headers);
       setImmediate(() => {
-        void this.send(endpoint, route, body, h, primary, c)
+        void this.send(endpoint, route, body, headers, h, primary, c)
           .catch((err: unknown) => this.logger?.warn({ err, endpoint }, "a shadow mirror failed"))
           .finally(() => this.inFlight.set(endpoint, (this.inFlight.get(endpoint) ?? 1) - 1));
       });
@@ -88,20 +92,25 @@ export class ShadowMirror {
     endpoint: string,
     route: LiveRoute,
     body: Uint8Array,
+    primaryHeaders: MsgHdrs,
     h: MsgHdrs,
     primary: Promise<PrimaryReply>,
     c: ShadowCounts,
   ): Promise<void> {
     const deadline = Number(h.get(H.deadline)) || Date.now() + DEFAULT_TIMEOUT_MS;
+    const startedAt = Date.now();
     const t0 = performance.now();
     let code: string | undefined;
+    let message: string | undefined;
     let reply: Uint8Array | undefined;
+    let replyHeaders: MsgHdrs | undefined;
     try {
       // setTimeout cannot wait longer than 2^31-1 ms; a deadline already past still gets one try.
       const timeout = Math.max(1, Math.min(deadline - Date.now(), 0x7fffffff));
       const msg = await this.nc.request(route.subject, body, { timeout, headers: h });
       code = msg.headers?.get(H.errorCode) || undefined;
       reply = msg.data;
+      replyHeaders = msg.headers;
     } catch (err) {
       // A mirror is never held for a replica nor retried: what a caller would have waited for is an error here.
       // With no replica answering, the autoscaler is asked for one, so later mirrors find it.
@@ -113,17 +122,34 @@ export class ShadowMirror {
           : none
             ? "TEMPORARILY_UNAVAILABLE"
             : "INTERNAL_ERROR";
+      message = err instanceof Error ? err.message : String(err);
     }
-    c.latency.record((performance.now() - t0) * 1000);
-    if (code !== undefined || !reply) {
+    const durationUs = (performance.now() - t0) * 1000;
+    c.latency.record(durationUs);
+    const failed = code !== undefined || !reply;
+    if (failed) {
       const key = code ?? "INTERNAL_ERROR";
       c.errors.set(key, (c.errors.get(key) ?? 0) + 1);
-      return;
     }
+    // Settled only after the router told its observers of the primary, which the mirror's outcome must follow.
     const p = await primary.catch(() => undefined);
+    this.observe?.({
+      endpoint,
+      requestId: primaryHeaders.get(H.requestId),
+      route,
+      startedAt,
+      durationUs,
+      errorCode: code,
+      errorMessage: message,
+      request: body,
+      requestHeaders: primaryHeaders,
+      reply,
+      replyHeaders,
+      held: false,
+    });
     // A primary that failed has nothing to agree with.
-    if (!p || p.errorCode !== undefined) return;
-    const a = agreement(p.data, reply);
+    if (failed || !p || p.errorCode !== undefined) return;
+    const a = agreement(p.data, reply!);
     if (!a) return;
     c.compared += a.compared;
     c.agreed += a.agreed;

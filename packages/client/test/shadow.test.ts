@@ -1,9 +1,12 @@
 // The router's shadow traffic against a real nats-server, with replica doubles on the route subjects: what a
 // mirror carries and where it goes, what is counted when the shadow fails, has no replica or is too slow, and
-// that the primary's reply never changes.
+// that the primary's reply never changes; with capture on, a mirror's reply is captured beside its primary's
+// capture exactly when the primary's is.
+import { jetstreamManager } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
 import { headers as natsHeaders } from "@nats-io/transport-node";
 import {
+  CaptureRecord,
   clusterNames,
   type EndpointRoutes,
   H,
@@ -15,6 +18,7 @@ import {
 } from "@switchyard/protocol";
 import { eventually } from "@switchyard/testkit";
 import { describe, expect, it } from "vitest";
+import { startCapturingRouter } from "../src/capture.js";
 import { Router } from "../src/router.js";
 import { natsPerFile, putEndpoint, replicaDouble, route, uniqueCluster } from "./fixtures/doubles.js";
 
@@ -33,10 +37,18 @@ async function putShadowRoutes(
   endpoint: string,
   routes: LiveRoute[],
   shadow: RoutesShadow,
+  capture?: EndpointRoutes["capture"],
 ) {
   await putEndpoint(files.nc(), cluster, endpoint);
   const kv = await new Kvm(files.nc()).create(clusterNames(cluster).buckets.cluster);
-  const record: EndpointRoutes = { endpoint, config_version: 1, routes, shadow, updated_at: Date.now() };
+  const record: EndpointRoutes = {
+    endpoint,
+    config_version: 1,
+    routes,
+    shadow,
+    updated_at: Date.now(),
+    ...(capture ? { capture } : {}),
+  };
   await kv.put(keys.routes(endpoint), JSON.stringify(record));
   await eventually(() => router.routesOf(endpoint)?.shadow, "the router holds the shadow routes");
 }
@@ -104,6 +116,68 @@ describe("shadow traffic in the router", () => {
     const after = Date.now();
     await eventually(() => (shadowStats("ep", "b", after)?.mirrored === 1 ? true : undefined), "stats");
     expect(shadow.received).toHaveLength(1);
+  });
+
+  it("captures a mirror's reply beside its primary's capture, only when the primary's was sampled", async () => {
+    const cluster = uniqueCluster();
+    const names = clusterNames(cluster);
+    const jsm = await jetstreamManager(files.nc());
+    await jsm.streams.add({ name: names.streams.capture, subjects: [names.subjects.allCapture] });
+    cleanups.push(async () => {
+      await jsm.streams.delete(names.streams.capture);
+    });
+    // The sampling draws alternate: requests r0, r2, r4 are captured, r1, r3, r5 are not.
+    let draws = 0;
+    const { router, capture } = await startCapturingRouter(files.nc(), {
+      cluster,
+      capture: { random: () => (draws++ % 2 === 0 ? 0 : 0.99) },
+    });
+    cleanups.push(() => router.close());
+    const a = route(cluster, "ep", "a", 100);
+    const b = route(cluster, "ep", "b", 0);
+    track(replicaDouble(files.nc(), a, () => ({ body: { predictions: [1, 0] } })));
+    const shadow = track(replicaDouble(files.nc(), b, () => ({ body: { predictions: [1, 1] } })));
+    await putShadowRoutes(
+      router,
+      cluster,
+      "ep",
+      [a, b],
+      { routes: [{ served_model_name: "b", mirror_percentage: 100 }], max_in_flight: 64 },
+      { subject_prefix: names.subjects.capturePrefix("ep"), sampling_rate: 0.5 },
+    );
+    for (let i = 0; i < 6; i++) {
+      const h = natsHeaders();
+      h.set(H.contentType, "application/json");
+      h.set(H.requestId, `r${i}`);
+      expect((await router.invoke("ep", body, h)).errorCode).toBeUndefined();
+    }
+    // Every request was mirrored; three primaries and their three mirrors were captured.
+    await eventually(() => (shadow.received.length === 6 ? true : undefined), "six mirrors");
+    await eventually(() => (capture.counts().ep?.captured === 6 ? true : undefined), "six captures");
+    expect(capture.counts().ep).toEqual({ captured: 6, dropped: 0 });
+    const stored = async (subject: string) => {
+      const m = await jsm.streams.getMessage(names.streams.capture, { last_by_subj: subject });
+      return m ? CaptureRecord.parse(m.json()) : null;
+    };
+    for (let i = 0; i < 6; i++) {
+      const primary = await stored(names.subjects.capture("ep", `r${i}`));
+      const mirror = await stored(names.subjects.captureShadow("ep", `r${i}`, "b"));
+      if (i % 2 === 1) {
+        expect(primary).toBeNull();
+        expect(mirror).toBeNull();
+        continue;
+      }
+      expect(primary).toMatchObject({ request_id: `r${i}`, served_model_name: "a", shadow: false });
+      expect(mirror).toMatchObject({
+        request_id: `r${i}`,
+        served_model_name: "b",
+        shadow: true,
+        status_code: 200,
+        error_code: null,
+        sampling_fraction: 0.5,
+        response: '{"predictions":[1,1]}',
+      });
+    }
   });
 
   it("counts a shadow's errors, or its missing replicas, and leaves the primary's reply alone", async () => {

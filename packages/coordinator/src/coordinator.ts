@@ -108,7 +108,12 @@ export class Coordinator {
     const registry = await Registry.open(this.nc, { cluster: this.names.cluster });
     await ensureCaptureStream(this.nc, this.names);
     // Every coordinator joins labels (not only the leader): they share one durable consumer.
-    this.feedback = await FeedbackJoin.start({ nc: this.nc, names: this.names, log: this.log });
+    this.feedback = await FeedbackJoin.start({
+      nc: this.nc,
+      names: this.names,
+      endpoints: this.stores.endpoints,
+      log: this.log,
+    });
     if (this.opts.batchFiles) {
       this.batch = new BatchJobs({
         nc: this.nc,

@@ -1,7 +1,9 @@
 // The feedback join: every coordinator pulls from one durable consumer on the feedback stream, so each label is
 // joined once, finds the labelled request's capture (`last_by_subj` on its own subject), scores the prediction
 // against the label and writes one outcome to the outcome stream. It never fails a caller: a label without a
-// capture waits a bounded time (the capture may not be stored yet) and is then counted unknown.
+// capture waits a bounded time (the capture may not be stored yet) and is then counted unknown. The label also
+// scores each shadow served model of the endpoint on its captured reply to the request's mirror, one outcome each
+// (`shadow: true`), so a challenger has a live accuracy before it takes traffic; the label is still counted once.
 import {
   AckPolicy,
   type ConsumerMessages,
@@ -15,13 +17,16 @@ import {
   jetstreamManager,
   type StoredMsg,
 } from "@nats-io/jetstream";
+import type { KV } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/transport-node";
 import {
   CaptureRecord,
   type ClusterNames,
+  EndpointRecord,
   FEEDBACK_STREAM_LIMITS,
   FeedbackLabel,
   type FeedbackResult,
+  keys,
   OUTCOME_STREAM_LIMITS,
   OutcomeRecord,
   predictionsOf,
@@ -37,11 +42,15 @@ export const FEEDBACK_JOIN_DEFAULTS = {
   retryMs: 2_000,
   /** Unacknowledged labels are redelivered after this (a coordinator that stopped mid-join). */
   ackWaitMs: 30_000,
+  /** How long the shadow served models read from an endpoint's record are reused before it is read again. */
+  shadowNamesTtlMs: 5_000,
 } as const;
 
 export interface FeedbackJoinOptions {
   nc: NatsConnection;
   names: ClusterNames;
+  /** The endpoints bucket: where the join reads which served models shadow an endpoint. */
+  endpoints: KV;
   log: Logger;
   joinWaitMs?: number;
   retryMs?: number;
@@ -58,6 +67,9 @@ const NS_PER_MS = 1_000_000;
 type Score = Pick<OutcomeRecord, "rows" | "correct" | "numeric_rows" | "abs_err_sum" | "sq_err_sum">;
 const NO_SCORE: Score = { rows: 0, correct: 0, numeric_rows: 0, abs_err_sum: 0, sq_err_sum: 0 };
 
+/** An endpoint's shadow served models, and whether routers mirror to each now (a share above 0 %). */
+type Shadows = Array<{ served: string; mirrored: boolean }>;
+
 export class FeedbackJoin {
   private readonly js: JetStreamClient;
   private jsm: JetStreamManager | undefined;
@@ -65,6 +77,7 @@ export class FeedbackJoin {
   private loop: Promise<void> | undefined;
   private readonly joinWaitMs: number;
   private readonly retryMs: number;
+  private readonly shadowNames = new Map<string, { shadows: Shadows; at: number }>();
 
   private constructor(private readonly o: FeedbackJoinOptions) {
     this.js = jetstream(o.nc);
@@ -162,6 +175,16 @@ export class FeedbackJoin {
       return;
     }
     const c = record.data;
+    // The mirrors' captures: one still missing while the request is recent may only not be stored yet (a mirror
+    // ends after its primary), so the label waits as for a primary capture; later, a missing one was not mirrored.
+    const shadows = await this.shadowCaptures(endpoint, label.request_id);
+    if (shadows.missing && Date.now() - c.timestamp_ms < this.joinWaitMs) {
+      m.nak(this.retryMs);
+      return;
+    }
+    for (const [served, stored] of shadows.found) {
+      await this.joinShadow(m, endpoint, labelMs, label, served, stored);
+    }
     const request = {
       served_model_name: c.served_model_name,
       model_name: c.model_name,
@@ -188,14 +211,29 @@ export class FeedbackJoin {
       label_ms: labelMs,
       feedback_seq: m.seq,
       ...score,
+      shadow: false,
     };
-    const subject = this.o.names.subjects.outcome(endpoint, c.served_model_name, label.request_id);
+    if (await this.publishFirst(outcome, m.seq, `fb-${m.seq}`)) {
+      await this.other(m, endpoint, labelMs, "duplicate", label.request_id, request);
+      return;
+    }
+    m.ack();
+  }
+
+  /**
+   * Stores a joined outcome unless its served model already has one for the request: the first label of a
+   * request wins, per served model. Whether an earlier label's outcome is there (a duplicate); this label's own,
+   * written before a redelivery, is not one.
+   */
+  private async publishFirst(outcome: OutcomeRecord, seq: number, msgID: string): Promise<boolean> {
+    const subject = this.o.names.subjects.outcome(
+      outcome.endpoint_name,
+      outcome.served_model_name!,
+      outcome.request_id,
+    );
     try {
-      // The first label of a request wins: the publish expects no outcome on the request's subject yet.
-      await this.js.publish(subject, JSON.stringify(outcome), {
-        msgID: `fb-${m.seq}`,
-        expect: { lastSubjectSequence: 0 },
-      });
+      await this.js.publish(subject, JSON.stringify(outcome), { msgID, expect: { lastSubjectSequence: 0 } });
+      return false;
     } catch (err) {
       if (!(err instanceof JetStreamApiError && err.code === JetStreamApiCodes.StreamWrongLastSequence)) {
         throw err;
@@ -203,15 +241,90 @@ export class FeedbackJoin {
       const first = await this.jsm!.streams.getMessage(this.o.names.streams.outcomes, {
         last_by_subj: subject,
       });
-      // Our own outcome, written before a redelivery of this label: already counted.
-      if (first && OutcomeRecord.safeParse(first.json()).data?.feedback_seq === m.seq) {
-        m.ack();
-        return;
-      }
-      await this.other(m, endpoint, labelMs, "duplicate", label.request_id, request);
-      return;
+      return !(first && OutcomeRecord.safeParse(first.json()).data?.feedback_seq === seq);
     }
-    m.ack();
+  }
+
+  /**
+   * Scores one shadow served model's reply to the request's mirror. A mirror that failed, or whose reply has no
+   * prediction per row, scores nothing (the shadow's errors are in its traffic statistics); neither does a label
+   * a shadow already has an earlier one for.
+   */
+  private async joinShadow(
+    m: JsMsg,
+    endpoint: string,
+    labelMs: number,
+    label: FeedbackLabel,
+    served: string,
+    stored: StoredMsg,
+  ): Promise<void> {
+    const c = CaptureRecord.safeParse(parseJson(stored.string())).data;
+    if (!c || c.error_code !== null || c.response === null) return;
+    const predictions = predictionsOf(c.response);
+    const score = predictions ? scoreLabel(predictions, label.label) : undefined;
+    if (typeof score !== "object") return;
+    const outcome: OutcomeRecord = {
+      result: "joined",
+      request_id: label.request_id,
+      endpoint_name: endpoint,
+      served_model_name: served,
+      model_name: c.model_name,
+      model_version: c.model_version,
+      request_ms: c.timestamp_ms,
+      label_ms: labelMs,
+      feedback_seq: m.seq,
+      ...score,
+      shadow: true,
+    };
+    // Its own message id: the primary's outcome of the same label is deduplicated by `fb-<seq>`.
+    await this.publishFirst(outcome, m.seq, `fb-${m.seq}-${served}`);
+  }
+
+  /** The stored captures of the request's mirrors by shadow served model, and whether a mirrored one is missing. */
+  private async shadowCaptures(
+    endpoint: string,
+    requestId: string,
+  ): Promise<{ found: Array<[string, StoredMsg]>; missing: boolean }> {
+    const shadows = await this.shadowsOf(endpoint);
+    const stored = await Promise.all(
+      shadows.map((s) =>
+        this.jsm!.streams.getMessage(this.o.names.streams.capture, {
+          last_by_subj: this.o.names.subjects.captureShadow(endpoint, requestId, s.served),
+        }),
+      ),
+    );
+    const found: Array<[string, StoredMsg]> = [];
+    let missing = false;
+    shadows.forEach((s, i) => {
+      const msg = stored[i];
+      if (msg) found.push([s.served, msg]);
+      else if (s.mirrored) missing = true;
+    });
+    return { found, missing };
+  }
+
+  /**
+   * The endpoint's shadow served models, from its serving and its pending config (a rollout in progress may
+   * mirror either), read at most once per `shadowNamesTtlMs`. An unreadable record has none.
+   */
+  private async shadowsOf(endpoint: string): Promise<Shadows> {
+    const cached = this.shadowNames.get(endpoint);
+    if (cached && Date.now() - cached.at < FEEDBACK_JOIN_DEFAULTS.shadowNamesTtlMs) return cached.shadows;
+    const entry = await this.o.endpoints.get(keys.endpoint(endpoint));
+    const record =
+      entry?.operation === "PUT" ? EndpointRecord.safeParse(parseJson(entry.string())).data : undefined;
+    const byName = new Map<string, boolean>();
+    for (const config of [record?.config, record?.pending_config]) {
+      for (const r of config?.shadow_config?.routes ?? []) {
+        byName.set(
+          r.served_model_name,
+          (byName.get(r.served_model_name) ?? false) || r.mirror_percentage > 0,
+        );
+      }
+    }
+    const shadows = [...byName].map(([served, mirrored]) => ({ served, mirrored }));
+    this.shadowNames.set(endpoint, { shadows, at: Date.now() });
+    return shadows;
   }
 
   /** The request's capture, or null while it is not stored (other failures throw: the label is retried). */
@@ -240,6 +353,7 @@ export class FeedbackJoin {
       label_ms: labelMs,
       feedback_seq: m.seq,
       ...NO_SCORE,
+      shadow: false,
       ...extra,
     };
     await this.js.publish(this.o.names.subjects.outcomeOther(endpoint, result), JSON.stringify(outcome), {

@@ -161,6 +161,11 @@ export const CaptureRecord = z
     served_model_name: z.string().nullable(),
     model_name: z.string().nullable(),
     model_version: z.number().int().nullable(),
+    /**
+     * Whether this is a shadow served model's reply to a mirror of the request (on the primary's subject plus
+     * `.<served>`), not the reply the caller got. Records stored before shadows were captured read as false.
+     */
+    shadow: z.boolean().default(false),
   })
   .strict();
 export type CaptureRecord = z.infer<typeof CaptureRecord>;
@@ -181,4 +186,5 @@ export const CAPTURE_COLUMNS: ReadonlyArray<{ name: keyof CaptureRecord; type: s
   { name: "served_model_name", type: "VARCHAR" },
   { name: "model_name", type: "VARCHAR" },
   { name: "model_version", type: "BIGINT" },
+  { name: "shadow", type: "BOOLEAN" },
 ];

@@ -115,6 +115,11 @@ export const OutcomeRecord = z
     sq_err_sum: z.number(),
     /** Why an `invalid` label could not be compared. */
     reason: z.string().optional(),
+    /**
+     * A shadow served model's outcome for the label: scored on its reply to the mirror of the request. It adds to
+     * that served model's accuracy, never to the label counts (the label is counted once, by its primary outcome).
+     */
+    shadow: z.boolean().default(false),
   })
   .strict();
 export type OutcomeRecord = z.infer<typeof OutcomeRecord>;

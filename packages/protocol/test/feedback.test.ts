@@ -1,7 +1,10 @@
 // Feedback labels as parsed from callers (every bad entry by index and field), predictions read from the reply
-// bodies formats/reply.ts and OIP write, scoring against labels, and request ids as subject tokens.
+// bodies formats/reply.ts and OIP write, scoring against labels, request ids as subject tokens, and records
+// stored before shadows were captured or scored.
 import {
+  CaptureRecord,
   clusterNames,
+  OutcomeRecord,
   parseFeedbackLabels,
   predictionsOf,
   RoutesCapture,
@@ -125,5 +128,45 @@ describe("routes' capture settings", () => {
       subject_prefix: "sy.capture.ep",
       sampling_rate: 0.5,
     });
+  });
+});
+
+describe("records stored before shadow traffic was captured", () => {
+  it("read as the primary's: shadow false", () => {
+    const capture = {
+      request_id: "r1",
+      client_request_id: null,
+      date: "2026-12-02",
+      timestamp_ms: 1,
+      status_code: 200,
+      error_code: null,
+      sampling_fraction: 1,
+      execution_time_ms: 1.5,
+      request: "{}",
+      response: '{"predictions":[1]}',
+      endpoint_name: "ep",
+      served_model_name: "a",
+      model_name: "m",
+      model_version: 1,
+    };
+    expect(CaptureRecord.parse(capture).shadow).toBe(false);
+    expect(CaptureRecord.parse({ ...capture, shadow: true }).shadow).toBe(true);
+    const outcome = {
+      result: "joined",
+      request_id: "r1",
+      endpoint_name: "ep",
+      served_model_name: "a",
+      model_name: "m",
+      model_version: 1,
+      request_ms: 1,
+      label_ms: 2,
+      feedback_seq: 3,
+      rows: 1,
+      correct: 1,
+      numeric_rows: 1,
+      abs_err_sum: 0,
+      sq_err_sum: 0,
+    };
+    expect(OutcomeRecord.parse(outcome).shadow).toBe(false);
   });
 });
