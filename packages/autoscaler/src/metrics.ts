@@ -56,6 +56,8 @@ export class Counters {
   batches = 0;
   rows = 0;
   heldTotal = 0;
+  /** The part of `total` of requests that waited for a replica (cold start, scale-up). */
+  heldLatency = emptyHistogram();
   /** Shadow series only (their mirrors are `requests`, latency `total`): dropped mirrors, rows compared, agreed. */
   dropped = 0;
   compared = 0;
@@ -72,6 +74,7 @@ export class Counters {
     this.batches += sign * o.batches;
     this.rows += sign * o.rows;
     this.heldTotal += sign * o.heldTotal;
+    addHistogram(this.heldLatency, o.heldLatency, sign);
     this.dropped += sign * o.dropped;
     this.compared += sign * o.compared;
     this.agreed += sign * o.agreed;
@@ -179,6 +182,7 @@ function routerSample(s: RouterStatsSnapshot, at: number): Sample {
       for (const [code, n] of Object.entries(r.errors ?? {})) c.errors.set(code, n ?? 0);
       c.total = histogramOf(r.total_us);
       c.heldTotal = r.held_total ?? 0;
+      c.heldLatency = histogramOf(r.held_us);
       const [key, value] = series(endpoint, served, c);
       out.set(key, value);
       gauges.set(key, { replicasReady: 0, inFlight: 0, queued: 0, held: r.held ?? 0 });

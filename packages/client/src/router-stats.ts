@@ -49,6 +49,7 @@ class ServedCounts {
   readonly total = new TimeHistogram();
   held = 0;
   heldTotal = 0;
+  readonly heldLatency = new TimeHistogram();
 }
 
 export interface RouterStatsOptions {
@@ -96,7 +97,10 @@ export class RouterStats implements InvokeObserver {
     c.requests++;
     if (o.errorCode) c.errors.set(o.errorCode, (c.errors.get(o.errorCode) ?? 0) + 1);
     c.total.record(o.durationUs);
-    if (o.held) c.heldTotal++;
+    if (o.held) {
+      c.heldTotal++;
+      c.heldLatency.record(o.durationUs);
+    }
   }
 
   holding(endpoint: string, route: { served_model_name: string }): void {
@@ -118,6 +122,7 @@ export class RouterStats implements InvokeObserver {
           total_us: c.total.summary(),
           held: c.held,
           held_total: c.heldTotal,
+          ...(c.heldTotal > 0 ? { held_us: c.heldLatency.summary() } : {}),
         };
       }
       endpoints[endpoint] = out;

@@ -101,7 +101,7 @@ export class CanaryApi {
       return canary;
     });
     try {
-      await syncCanaryRoutes(this.o.stores, name, canary);
+      await syncCanaryRoutes(this.o.stores, name);
     } catch (err) {
       // An update that began meanwhile owns the routes: the canary never started.
       await this.o.stores.cluster.delete(keys.canary(name)).catch(() => undefined);
@@ -147,7 +147,7 @@ export class CanaryApi {
       return next(current, now);
     });
     const event = stored.state.history[stored.state.history.length - 1]!;
-    await syncCanaryRoutes(this.o.stores, name, stored).catch((err: unknown) =>
+    await syncCanaryRoutes(this.o.stores, name).catch((err: unknown) =>
       // Only an endpoint deleted meanwhile gets here (updates wait for the canary); the leader's loop sets the
       // routes of a canary still running or paused on its next step anyway.
       this.o.log.warn({ err, endpoint: name }, "canary routes left for the leader"),

@@ -25,7 +25,6 @@ import {
 import type { Registry } from "@switchyard/registry";
 import type { Logger } from "pino";
 import {
-  type CanaryAction,
   type CanaryObservation,
   type CanaryWindow,
   configAfterAliasPromotion,
@@ -137,10 +136,11 @@ export class CanaryLoop {
       seen.add(endpoint);
       if (!canaryActive(value.state.phase)) {
         this.marks.delete(endpoint);
-        continue;
+        if (!value.state.alias_move) continue;
       }
       try {
-        await this.judge(endpoint, value, totals);
+        if (value.state.alias_move) await this.finishAliasMove(endpoint, value);
+        else await this.judge(endpoint, value, totals);
       } catch (err) {
         if (err instanceof Superseded) continue;
         this.o.log.error({ err, endpoint }, "canary: step failed");
@@ -154,7 +154,7 @@ export class CanaryLoop {
     const found = await readRecord(this.o.stores, endpoint);
     if (!found || found.record.deleted) return;
     // Routes follow the stored stage (a leader that died between writing the stage and the routes, a pause).
-    if (await syncCanaryRoutes(this.o.stores, endpoint, canary)) {
+    if (await syncCanaryRoutes(this.o.stores, endpoint)) {
       this.o.log.info({ endpoint, stage: canary.state.stage }, "canary: routes set to the stored stage");
     }
     const now = this.now();
@@ -187,13 +187,15 @@ export class CanaryLoop {
         await this.store(endpoint, canary, { ...canary, readings });
       return;
     }
-    if (action.kind === "promote" && action.move_alias)
-      await this.moveAliases(endpoint, found.record, canary, action);
     const next: StoredCanary = { spec, state: d.state, readings: null };
+    if (action.kind === "promote" && action.move_alias) {
+      next.state = { ...next.state, alias_move: this.aliasMoveOf(found.record, action.champion) };
+    }
     await this.store(endpoint, canary, next);
     if (action.kind === "advance") this.marks.set(endpoint, this.markOf(endpoint, next, totals, now));
     else this.marks.delete(endpoint);
-    await syncCanaryRoutes(this.o.stores, endpoint, next);
+    await syncCanaryRoutes(this.o.stores, endpoint);
+    if (next.state.alias_move) await this.finishAliasMove(endpoint, next);
     const event = d.state.history[d.state.history.length - 1]!;
     const failed =
       action.kind === "rollback" ? { guard: action.guard, value: action.value, limit: action.limit } : {};
@@ -246,19 +248,24 @@ export class CanaryLoop {
     return { champion: champion ?? none, challenger: challenger ?? none };
   }
 
-  /** Promotion with `promote_alias`: `@champion` → the challenger's version, `@challenger` removed. */
-  private async moveAliases(
-    endpoint: string,
-    record: EndpointRecord,
-    canary: StoredCanary,
-    action: Extract<CanaryAction, { kind: "promote" }>,
-  ): Promise<void> {
-    const served = record.config?.served_models.find((s) => s.name === action.champion);
-    const version = record.resolved[action.champion];
+  /** The model and version `@champion` moves to: the promoted challenger's, as it serves now. */
+  private aliasMoveOf(record: EndpointRecord, challenger: string): { model: string; version: number } {
+    const served = record.config?.served_models.find((s) => s.name === challenger);
+    const version = record.resolved[challenger];
     if (!served || version === undefined) {
-      throw new Error(`served model '${action.champion}' has no resolved version to move @champion to`);
+      throw new Error(`served model '${challenger}' has no resolved version to move @champion to`);
     }
-    await this.o.registry.setAlias(served.model_name, "champion", version);
+    return { model: served.model_name, version };
+  }
+
+  /**
+   * Promotion with `promote_alias`: `@champion` → the challenger's version, the config rewritten so nothing
+   * follows `@challenger`, then `@challenger` removed. Every step can run again (a leader that died halfway, a
+   * write that failed): the move is taken from the stored canary and removed from it once all are done.
+   */
+  private async finishAliasMove(endpoint: string, canary: StoredCanary): Promise<void> {
+    const move = canary.state.alias_move!;
+    await this.o.registry.setAlias(move.model, "champion", move.version);
     // Before `@challenger` goes: served models following it would no longer resolve (and a config that cannot
     // resolve stops following aliases). The rewrite is an update like any other: the reconciler starts the
     // champion's replicas on the promoted version and flips once they are ready; the challenger serves meanwhile.
@@ -267,8 +274,10 @@ export class CanaryLoop {
       keys.endpoint(endpoint),
       EndpointRecordSchema,
       (rec): EndpointRecord => {
-        if (!rec?.config || rec.deleted || rec.state.config_update === "IN_PROGRESS") throw new Superseded();
-        const config = configAfterAliasPromotion(rec.config, canary.spec, served.model_name, version);
+        if (!rec?.config || rec.deleted) throw new Superseded();
+        // An update in progress (this rewrite, written before a failure) is left to finish.
+        if (rec.state.config_update === "IN_PROGRESS") throw new Superseded();
+        const config = configAfterAliasPromotion(rec.config, canary.spec, move.model, move.version);
         if (!config) throw new Superseded();
         const now = this.now();
         return {
@@ -287,12 +296,17 @@ export class CanaryLoop {
         if (!(err instanceof Superseded)) throw err;
       },
     );
-    const model = await this.o.registry.getModel(served.model_name);
+    const model = await this.o.registry.getModel(move.model);
     if (Object.hasOwn(model.aliases, "challenger"))
-      await this.o.registry.deleteAlias(served.model_name, "challenger");
+      await this.o.registry.deleteAlias(move.model, "challenger");
+    await updateCanary(this.o.stores, endpoint, (current) => {
+      if (!current?.state.alias_move) throw new Superseded();
+      const { alias_move: _done, ...state } = current.state;
+      return { ...current, state };
+    });
     this.o.log.info(
-      { endpoint, model: served.model_name, version },
-      `canary: @champion of ${served.model_name} moved to version ${version}; @challenger removed`,
+      { endpoint, model: move.model, version: move.version },
+      `canary: @champion of ${move.model} moved to version ${move.version}; @challenger removed`,
     );
   }
 }
@@ -303,12 +317,20 @@ function countersOf(totals: SeriesTotals[], endpoint: string, served: string): C
   return t ? new Counters().add(t.counters) : new Counters();
 }
 
-/** One served model's traffic since `mark`: requests, errors by code, latency percentiles. */
+/**
+ * One served model's traffic since `mark`: requests, errors by code, and the latency percentiles of the requests
+ * that found a replica at once: a request that waited for one to start (a challenger scaled to zero at 0 %)
+ * measures the cold start, not the model.
+ */
 function windowOf(totals: SeriesTotals[], endpoint: string, served: string, mark: Counters): CanaryWindow {
   const c = countersOf(totals, endpoint, served).add(mark, -1);
+  const answered = {
+    counts: c.total.counts.map((n, i) => n - (c.heldLatency.counts[i] ?? 0)),
+    sumUs: c.total.sumUs - c.heldLatency.sumUs,
+  };
   return {
     requests: c.requests,
     errors: Object.fromEntries([...c.errors].filter(([, n]) => n > 0)),
-    latency_ms: percentilesMs(c.total),
+    latency_ms: percentilesMs(answered),
   };
 }

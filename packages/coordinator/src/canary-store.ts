@@ -41,17 +41,26 @@ const sameRoutes = (a: readonly TrafficRoute[], b: readonly TrafficRoute[]) => {
 };
 
 /**
- * Sets the endpoint's serving routes to what its canary's state says, when they differ (compare-and-set on the
- * endpoint record). Only routes change: the generations stay, so the reconciler flips routers to the new split
- * at once, without new replicas. Refused while a config update is in progress (it would replace them).
- * Returns whether it wrote.
+ * Sets the endpoint's serving routes to what its stored canary's state says, when they differ (compare-and-set on
+ * the endpoint record). Only routes change: the generations stay, so the reconciler flips routers to the new
+ * split at once, without new replicas. Refused while a config update is in progress (it would replace them) and
+ * when the config no longer has the canary's served models. The canary is read here, not taken from the caller,
+ * and read again after the write: when the API (abort, pause) and the leader's loop both sync, whoever writes
+ * last has seen the canary the other one wrote. Returns whether it wrote.
  */
-export async function syncCanaryRoutes(
-  stores: Stores,
-  endpoint: string,
-  canary: StoredCanary,
-): Promise<boolean> {
-  const routes = routesOfCanary(canary.spec, canary.state);
+export async function syncCanaryRoutes(stores: Stores, endpoint: string): Promise<boolean> {
+  let wrote = false;
+  for (let attempt = 0; attempt < 5; attempt++) {
+    const canary = await readCanary(stores, endpoint);
+    if (!canary) return wrote;
+    wrote =
+      (await writeRoutes(stores, endpoint, routesOfCanary(canary.value.spec, canary.value.state))) || wrote;
+    if ((await readCanary(stores, endpoint))?.revision === canary.revision) return wrote;
+  }
+  return wrote;
+}
+
+async function writeRoutes(stores: Stores, endpoint: string, routes: TrafficRoute[]): Promise<boolean> {
   // Read first: the loop calls this every second, and a write nobody needs would wake every reconciler.
   const now = await readValue(
     stores.endpoints,
@@ -76,6 +85,14 @@ export async function syncCanaryRoutes(
           "RESOURCE_CONFLICT",
           `endpoint '${endpoint}' has an update in progress (config version ${record.pending_config_version}); ` +
             "wait until it completes or fails",
+        );
+      }
+      const served = new Set(record.config.served_models.map((m) => m.name));
+      const missing = routes.filter((r) => !served.has(r.served_model_name)).map((r) => r.served_model_name);
+      if (missing.length) {
+        throw new SwitchyardError(
+          "RESOURCE_CONFLICT",
+          `endpoint '${endpoint}' no longer serves ${missing.join(", ")}: the canary's routes cannot be set`,
         );
       }
       if (sameRoutes(record.config.routes, routes)) return record;

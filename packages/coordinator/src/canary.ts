@@ -212,9 +212,9 @@ export function readGuards(
     const champion = championAccuracy(acc.min_labels, state, o);
     let value: number | undefined;
     let note: string;
-    if (!challenger || labelled < acc.min_labels) note = `${labelled} of ${acc.min_labels} challenger labels`;
+    if (!challenger || labelled < acc.min_labels) note = `${labelled} of ${acc.min_labels} labelled challenger rows`;
     else if (!champion)
-      note = `${o.accuracy?.champion.labelled ?? 0} of ${acc.min_labels} champion labels and no baseline`;
+      note = `${o.accuracy?.champion.labelled ?? 0} of ${acc.min_labels} labelled champion rows and no baseline`;
     else {
       // A champion never right leaves nothing to be less accurate than.
       value = champion.accuracy > 0 ? challenger.accuracy / champion.accuracy : 1;

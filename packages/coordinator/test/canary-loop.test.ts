@@ -50,9 +50,29 @@ function latency(n: number): TimeSummary {
   };
 }
 
-/** One router's cumulative counts for the endpoint's two served models. */
-function publishRouter(names: ClusterNames, uptimeMs: number, a: number, b: number): void {
+/** `n` requests in the 2.5–5 s bucket: requests that waited for a replica to start. */
+function coldStart(n: number): TimeSummary {
+  const counts = new Array<number>(LATENCY_BUCKETS_US.length + 1).fill(0);
+  counts[15] = n;
+  return { ...latency(0), count: n, sum_us: n * 4_000_000, counts };
+}
+
+const plus = (x: TimeSummary, y: TimeSummary): TimeSummary => ({
+  ...x,
+  count: x.count + y.count,
+  sum_us: x.sum_us + y.sum_us,
+  counts: x.counts.map((n, i) => n + y.counts[i]!),
+});
+
+/** One router's cumulative counts for the endpoint's two served models; `bHeld` of b's waited for a replica. */
+function publishRouter(names: ClusterNames, uptimeMs: number, a: number, b: number, bHeld = 0): void {
   const served = (n: number) => ({ requests: n, errors: {}, total_us: latency(n), held: 0, held_total: 0 });
+  const challenger = {
+    ...served(b),
+    total_us: plus(latency(b - bHeld), coldStart(bHeld)),
+    held_total: bHeld,
+    held_us: coldStart(bHeld),
+  };
   const s: RouterStatsSnapshot = {
     router_id: "r1",
     role: "bridge",
@@ -60,7 +80,7 @@ function publishRouter(names: ClusterNames, uptimeMs: number, a: number, b: numb
     pid: 1,
     at: Date.now(),
     uptime_ms: uptimeMs,
-    endpoints: { ep: { a: served(a), b: served(b) } },
+    endpoints: { ep: { a: served(a), b: challenger } },
   };
   nc.publish(names.subjects.routerStats("r1"), JSON.stringify(s));
 }
@@ -151,7 +171,7 @@ describe("canary loop", () => {
         return r?.requests.challenger === 60 ? r : undefined;
       }, "readings of the published traffic");
       expect(held.requests).toEqual({ champion: 950, challenger: 60 });
-      expect(held.message).toBe("stage 1 of 3 (5%) holds for labels: 10 of 50 challenger labels");
+      expect(held.message).toBe("stage 1 of 3 (5%) holds for labels: 10 of 50 labelled challenger rows");
       expect(held.guards.find((g) => g.guard === "accuracy_ratio")).toMatchObject({
         state: "waiting",
         value: null,
@@ -176,6 +196,29 @@ describe("canary loop", () => {
         const r = await routesOf(stores);
         return r.find((x) => x.served_model_name === "b")?.traffic_percentage === 50 ? true : undefined;
       }, "routes at 50%");
+    } finally {
+      await loop.stop();
+    }
+  });
+
+  it("leaves requests that waited for a replica to start out of the latency guards", async () => {
+    const labels = new Labels({ a: { labelled: 400, accuracy: 0.9 }, b: { labelled: 60, accuracy: 0.9 } });
+    const { names, stores, loop } = await setup([50, 100], labels);
+    try {
+      await eventually(async () => ((await canaryOf(stores)).readings ? true : undefined), "first readings");
+      // 5 of the challenger's 100 requests waited ~4 s for its first replica: with them its p99 would be ~1,500×
+      // the champion's; without them both answer in 1–2.5 ms.
+      publishRouter(names, 61_000, 1_000 + 100, 100, 5);
+      const advanced = await eventually(async () => {
+        const c = await canaryOf(stores);
+        return c.state.stage === 1 || c.state.phase !== "running" ? c : undefined;
+      }, "a decision");
+      const last = advanced.state.history.at(-1)!;
+      expect(last.message).toMatch(/advances/);
+      expect(last.guards.find((g) => g.guard === "p99_latency_ratio")).toMatchObject({
+        state: "ok",
+        value: 1,
+      });
     } finally {
       await loop.stop();
     }

@@ -382,7 +382,7 @@ describe("staged canary policy", () => {
         state: "waiting",
         value: null,
         limit: 0.98,
-        note: "30 of 50 challenger labels",
+        note: "30 of 50 labelled challenger rows",
       },
     ]);
   });

@@ -57,7 +57,9 @@ export const CanaryGuards = z
       .prefault({}),
     /**
      * The challenger's accuracy over the champion's on labelled requests (0.98: at most 2 % less accurate),
-     * judged once each has `min_labels` labels; until then the stage holds.
+     * judged once each has `min_labels` labelled rows (a label per row of a request); until then the stage holds.
+     * Accuracy is the share of rows whose prediction equals the label: a guard for classifiers (a regressor's
+     * exact matches are ~0 for both, which reads as a ratio of 1 — it never fails).
      */
     min_accuracy: z
       .object({
@@ -230,6 +232,11 @@ export const CanaryState = z
     baseline: CanaryBaseline.nullable(),
     /** Oldest first, the last CANARY_HISTORY. */
     history: z.array(CanaryEvent),
+    /**
+     * A promotion with `promote_alias` whose registry and config changes are not all done yet: stored with the
+     * promotion, before any of them, so whoever leads finishes it (each step is idempotent) and removes it.
+     */
+    alias_move: z.object({ model: z.string(), version: z.number().int().positive() }).strict().optional(),
   })
   .strict();
 export type CanaryState = z.infer<typeof CanaryState>;

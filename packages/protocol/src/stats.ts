@@ -76,6 +76,12 @@ export interface RouterServedStats {
   held: number;
   /** Requests that ever had to wait for a replica. */
   held_total: number;
+  /**
+   * `total_us` of the requests among them (a part of `total_us`): what is left after subtracting it is the
+   * latency of requests that found a replica at once — what a canary compares, so that a challenger's cold start
+   * or scale-up is not read as a slow model.
+   */
+  held_us?: TimeSummary;
 }
 
 /** What a router (in a bridge, an invoke actor or an SDK client) publishes on `<c>.stats.router.<id>`. */
