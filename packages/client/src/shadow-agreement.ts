@@ -1,6 +1,10 @@
 // The agreement rule of shadow traffic: how many prediction rows of a shadow's reply equal the primary's. Pure;
 // it runs off the hot path, once a mirror's reply and its primary's reply are both in.
 
+import { predictionsOf } from "@switchyard/protocol";
+
+const utf8 = new TextDecoder();
+
 /** Numbers count as equal within this much relative to the larger of 1 and their magnitudes. */
 export const AGREEMENT_TOLERANCE = 1e-6;
 
@@ -32,7 +36,7 @@ export function sameValue(a: unknown, b: unknown): boolean {
 export function predictionRows(body: Uint8Array | string): unknown[] | undefined {
   let parsed: unknown;
   try {
-    parsed = JSON.parse(typeof body === "string" ? body : new TextDecoder().decode(body));
+    parsed = JSON.parse(typeof body === "string" ? body : utf8.decode(body));
   } catch {
     return undefined;
   }
@@ -49,15 +53,20 @@ export function predictionRows(body: Uint8Array | string): unknown[] | undefined
 }
 
 /**
- * Rows compared and rows agreed between a primary's reply and a shadow's. Every row of the primary's reply is
- * compared (a row the shadow's reply lacks disagrees); undefined when either reply has no prediction rows.
+ * Rows compared and rows agreed between a primary's reply and a shadow's. Rows are compared by their prediction
+ * as the feedback join reads it (`predictionsOf`: a classifier's `label`, a single output, OIP's `label`
+ * output), so agreement and live accuracy speak of the same thing; replies without one prediction per row are
+ * compared row by row whole. Every row of the primary's reply is compared (a row the shadow's reply lacks
+ * disagrees); undefined when either reply has no prediction rows.
  */
 export function agreement(
   primary: Uint8Array | string,
   shadow: Uint8Array | string,
 ): { compared: number; agreed: number } | undefined {
-  const a = predictionRows(primary);
-  const b = predictionRows(shadow);
+  const text = (body: Uint8Array | string) => (typeof body === "string" ? body : utf8.decode(body));
+  const [p, s] = [text(primary), text(shadow)];
+  const labels = [predictionsOf(p), predictionsOf(s)];
+  const [a, b] = labels[0] && labels[1] ? labels : [predictionRows(p), predictionRows(s)];
   if (!a || !b) return undefined;
   let agreed = 0;
   for (let i = 0; i < a.length; i++) if (i < b.length && sameValue(a[i], b[i])) agreed++;

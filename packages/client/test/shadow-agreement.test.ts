@@ -69,6 +69,33 @@ describe("agreement", () => {
     ).toEqual({ compared: 1, agreed: 1 });
   });
 
+  it("compares a classifier's predicted labels, as live accuracy reads them, and OIP replies", () => {
+    // Same labels, other probabilities: the predictions agree.
+    expect(
+      agreement(
+        body({
+          predictions: [
+            { label: 1, probabilities: [0.2, 0.8] },
+            { label: 0, probabilities: [0.9, 0.1] },
+          ],
+        }),
+        body({
+          predictions: [
+            { label: 1, probabilities: [0.4, 0.6] },
+            { label: 1, probabilities: [0.3, 0.7] },
+          ],
+        }),
+      ),
+    ).toEqual({ compared: 2, agreed: 1 });
+    const oip = (data: number[]) => body({ outputs: [{ name: "label", shape: [data.length], data }] });
+    expect(agreement(oip([1, 0, 1]), oip([1, 1, 1]))).toEqual({ compared: 3, agreed: 2 });
+    // Rows without a single prediction (vectors) are compared whole.
+    expect(agreement(body({ predictions: [[1, 2]] }), body({ predictions: [[1, 3]] }))).toEqual({
+      compared: 1,
+      agreed: 0,
+    });
+  });
+
   it("does not compare when either reply has no prediction rows", () => {
     expect(agreement(body({ predictions: [1] }), body({ error_code: "BAD_REQUEST" }))).toBeUndefined();
     expect(agreement("not json", body({ predictions: [1] }))).toBeUndefined();

@@ -44,6 +44,8 @@ export const FEEDBACK_JOIN_DEFAULTS = {
   ackWaitMs: 30_000,
   /** How long the shadow served models read from an endpoint's record are reused before it is read again. */
   shadowNamesTtlMs: 5_000,
+  /** Labels delivered and not yet joined at most (cluster-wide): ~650 waiting labels a second at joinWaitMs. */
+  maxAckPending: 20_000,
 } as const;
 
 export interface FeedbackJoinOptions {
@@ -77,7 +79,7 @@ export class FeedbackJoin {
   private loop: Promise<void> | undefined;
   private readonly joinWaitMs: number;
   private readonly retryMs: number;
-  private readonly shadowNames = new Map<string, { shadows: Shadows; at: number }>();
+  private readonly shadowNames = new Map<string, { shadows: Shadows; captures: boolean; at: number }>();
 
   private constructor(private readonly o: FeedbackJoinOptions) {
     this.js = jetstream(o.nc);
@@ -101,6 +103,9 @@ export class FeedbackJoin {
           ack_wait: FEEDBACK_JOIN_DEFAULTS.ackWaitMs * NS_PER_MS,
           // A label waiting for its capture is redelivered many times (nak with delay): never given up on.
           max_deliver: -1,
+          // Each waiting label holds one of these for up to joinWaitMs: the server's default (1,000) would
+          // let a burst of labels for uncaptured (sampled-out) requests stall the join for every endpoint.
+          max_ack_pending: FEEDBACK_JOIN_DEFAULTS.maxAckPending,
         })
         .catch(async (err: unknown) => {
           if (!(await join.jsm!.consumers.info(stream, durable).catch(() => undefined))) throw err;
@@ -160,7 +165,8 @@ export class FeedbackJoin {
     const label = parsed.data;
     const captured = await this.capture(endpoint, label.request_id);
     if (!captured) {
-      if (Date.now() - labelMs < this.joinWaitMs) {
+      // An endpoint that captures nothing (or does not exist) will never store it: no waiting.
+      if (Date.now() - labelMs < this.joinWaitMs && (await this.endpointOf(endpoint)).captures) {
         m.nak(this.retryMs);
         return;
       }
@@ -308,8 +314,13 @@ export class FeedbackJoin {
    * mirror either), read at most once per `shadowNamesTtlMs`. An unreadable record has none.
    */
   private async shadowsOf(endpoint: string): Promise<Shadows> {
+    return (await this.endpointOf(endpoint)).shadows;
+  }
+
+  /** What the join needs of an endpoint's configs, read at most once per `shadowNamesTtlMs`. */
+  private async endpointOf(endpoint: string): Promise<{ shadows: Shadows; captures: boolean }> {
     const cached = this.shadowNames.get(endpoint);
-    if (cached && Date.now() - cached.at < FEEDBACK_JOIN_DEFAULTS.shadowNamesTtlMs) return cached.shadows;
+    if (cached && Date.now() - cached.at < FEEDBACK_JOIN_DEFAULTS.shadowNamesTtlMs) return cached;
     const entry = await this.o.endpoints.get(keys.endpoint(endpoint));
     const record =
       entry?.operation === "PUT" ? EndpointRecord.safeParse(parseJson(entry.string())).data : undefined;
@@ -323,8 +334,10 @@ export class FeedbackJoin {
       }
     }
     const shadows = [...byName].map(([served, mirrored]) => ({ served, mirrored }));
-    this.shadowNames.set(endpoint, { shadows, at: Date.now() });
-    return shadows;
+    const captures = [record?.config, record?.pending_config].some((c) => c?.auto_capture_config?.enabled);
+    const info = { shadows, captures, at: Date.now() };
+    this.shadowNames.set(endpoint, info);
+    return info;
   }
 
   /** The request's capture, or null while it is not stored (other failures throw: the label is retried). */
