@@ -31,7 +31,7 @@ import { makeInvoke } from "../load/invoke.js";
 import { type Bench, type Cell, fmt } from "../types.js";
 
 const POOL_ROWS = 1000;
-const TOLERANCE = 1e-4;
+export const TOLERANCE = 1e-4;
 const VERIFY_ROWS = 3;
 /** Above this much CPU of unrelated processes during a cell (in cores), the run is flagged as disturbed. */
 const NOISY_CORES = 0.15;
@@ -39,7 +39,7 @@ const NOISY_CORES = 0.15;
 const QUIET_BUDGET_MS = 180_000;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-const LR: LinearOptions = {
+export const LR: LinearOptions = {
   inputs: 30,
   sigmoid: true,
   weights: fixedValues(30, 7, 0.4),
@@ -114,7 +114,7 @@ function prepare(m: ModelCase, dir: string, seed: number): Prepared {
 }
 
 /** Throws unless `predictions` (any nesting) equals the reference for one row within TOLERANCE. */
-function checkPredictions(what: string, predictions: unknown, expected: number[][]): void {
+export function checkPredictions(what: string, predictions: unknown, expected: number[][]): void {
   const got = [predictions].flat(Number.POSITIVE_INFINITY);
   const want = expected.flat();
   const bad =

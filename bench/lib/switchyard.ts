@@ -124,9 +124,61 @@ export function invocationUrl(sy: SwitchyardCluster, endpoint: string): string {
   return `${sy.file.httpUrl!.replace(/\/$/, "")}/serving-endpoints/${endpoint}/invocations`;
 }
 
-interface EndpointState {
+export interface EndpointState {
   state?: { ready?: string; config_update?: string };
+  config?: Record<string, unknown>;
   [k: string]: unknown;
+}
+
+const endpointsBase = (sy: SwitchyardCluster) =>
+  `${sy.file.httpUrl!.replace(/\/$/, "")}/api/2.0/serving-endpoints`;
+
+/**
+ * Sends `body` to the endpoints REST API (`POST` creates, `PUT …/{name}/config` updates) with the cluster's
+ * token; throws on an error reply, naming the call.
+ */
+export async function sendEndpoint(
+  sy: SwitchyardCluster,
+  method: "POST" | "PUT",
+  pathSuffix: string,
+  body: unknown,
+): Promise<void> {
+  const url = `${endpointsBase(sy)}${pathSuffix}`;
+  const res = await fetch(url, {
+    method,
+    headers: { "content-type": "application/json", ...authHeaders(sy) },
+    body: JSON.stringify(body),
+  });
+  if (!res.ok) throw new Error(`${method} ${url}: ${res.status} ${await res.text()}`);
+}
+
+/**
+ * Polls GET of the endpoint until `accept` holds for it; fails on UPDATE_FAILED or after `timeoutMs`, with the
+ * last reply.
+ */
+export async function waitEndpoint(
+  sy: SwitchyardCluster,
+  name: string,
+  what: string,
+  accept: (ep: EndpointState) => boolean,
+  timeoutMs = 180_000,
+): Promise<EndpointState> {
+  const headers = authHeaders(sy);
+  const deadline = Date.now() + timeoutMs;
+  let last = "";
+  while (Date.now() < deadline) {
+    const res = await fetch(`${endpointsBase(sy)}/${name}`, { headers });
+    const text = await res.text();
+    if (res.ok) {
+      const ep = JSON.parse(text) as EndpointState;
+      if (accept(ep)) return ep;
+      if (ep.state?.config_update === "UPDATE_FAILED")
+        throw new Error(`endpoint ${name} UPDATE_FAILED: ${text}`);
+    }
+    last = `${res.status} ${text}`;
+    await sleep(250);
+  }
+  throw new Error(`endpoint ${name} not ${what} within ${timeoutMs} ms; last GET: ${last.slice(0, 500)}`);
 }
 
 /**
@@ -140,29 +192,11 @@ export async function createEndpoint(
   version: string,
   timeoutMs = 180_000,
 ): Promise<void> {
-  const base = `${sy.file.httpUrl!.replace(/\/$/, "")}/api/2.0/serving-endpoints`;
-  const headers = { "content-type": "application/json", ...authHeaders(sy) };
-  const body = {
+  await sendEndpoint(sy, "POST", "", {
     name,
     config: {
       served_entities: [{ entity_name: model, entity_version: version, workload_size: "Small" }],
     },
-  };
-  const created = await fetch(base, { method: "POST", headers, body: JSON.stringify(body) });
-  if (!created.ok) throw new Error(`POST ${base} ${name}: ${created.status} ${await created.text()}`);
-  const deadline = Date.now() + timeoutMs;
-  let last = "";
-  while (Date.now() < deadline) {
-    const res = await fetch(`${base}/${name}`, { headers });
-    const text = await res.text();
-    if (res.ok) {
-      const ep = JSON.parse(text) as EndpointState;
-      if (ep.state?.ready === "READY") return;
-      if (ep.state?.config_update === "UPDATE_FAILED")
-        throw new Error(`endpoint ${name} UPDATE_FAILED: ${text}`);
-    }
-    last = `${res.status} ${text}`;
-    await sleep(250);
-  }
-  throw new Error(`endpoint ${name} not READY within ${timeoutMs} ms; last GET: ${last.slice(0, 500)}`);
+  });
+  await waitEndpoint(sy, name, "READY", (ep) => ep.state?.ready === "READY", timeoutMs);
 }
