@@ -1,6 +1,10 @@
 // Live accuracy: the outcomes of feedback labels (protocol's OutcomeRecord) gathered per endpoint and served
 // model, and read over windows by REQUEST time, so a label arriving hours after its request counts in the
 // request's window. Pure (an injected clock, no I/O): the follower in accuracy-feed.ts feeds it.
+//
+// Outcomes are summed into buckets of BUCKET_MS of request time, not kept one by one, so memory and the cost of a
+// read depend on the time kept (24 h), not on how many labels arrive. The price is granularity: a window or a
+// `since` starts at the start of the bucket holding its start, so it may count up to BUCKET_MS of earlier requests.
 import {
   ACCURACY_WINDOWS,
   type AccuracyWindow,
@@ -10,15 +14,28 @@ import {
   type OutcomeRecord,
 } from "@switchyard/protocol";
 
+/** Width of a bucket of request time: the granularity of every window and of `since`. */
+export const BUCKET_MS = 10_000;
+/**
+ * Endpoints counted under their own name, beyond those with a joined outcome (which exist: a join needs a capture
+ * of the endpoint). Any name can be published on the feedback subject; labels of further names that never joined
+ * are counted together under OVERFLOW_ENDPOINT, so arbitrary names cannot grow memory or `/metrics` without bound.
+ */
+export const MAX_UNJOINED_ENDPOINTS = 1_000;
+/** Where labels of endpoint names beyond MAX_UNJOINED_ENDPOINTS are counted (as the routers' stats do). */
+export const OVERFLOW_ENDPOINT = "*";
+
 export interface AccuracyOptions {
   /** Outcomes of requests older than this are forgotten (default: the longest window, 24 h). */
   keepMs?: number;
+  /** Endpoint names tracked without a joined outcome (default MAX_UNJOINED_ENDPOINTS). */
+  maxUnjoinedEndpoints?: number;
   now?: () => number;
 }
 
-/** One joined label: its request's time and the sums of its rows. */
-interface Labelled {
-  requestMs: number;
+/** The sums of the joined labels of one bucket of request time. */
+interface Bucket {
+  requests: number;
   rows: number;
   correct: number;
   numericRows: number;
@@ -28,58 +45,71 @@ interface Labelled {
 
 interface EndpointState {
   labels: FeedbackCounts;
-  served: Map<string, Labelled[]>;
+  /** Whether a joined outcome was seen: such an endpoint exists and is never lumped into OVERFLOW_ENDPOINT. */
+  joined: boolean;
+  /** Per served model, the buckets by index (request time / BUCKET_MS). */
+  served: Map<string, Map<number, Bucket>>;
 }
-
-/** Forgetting old outcomes scans everything; done once per this many additions (and on reads). */
-const PRUNE_EVERY = 4096;
 
 export class AccuracyWindows {
   private readonly endpoints = new Map<string, EndpointState>();
   private readonly keepMs: number;
+  private readonly maxUnjoined: number;
   private readonly now: () => number;
-  private addsSincePrune = 0;
+  private unjoined = 0;
+  /** The oldest bucket index kept at the last prune; buckets only expire when it moves. */
+  private prunedFrom = Number.NEGATIVE_INFINITY;
 
   constructor(opts: AccuracyOptions = {}) {
     this.keepMs = opts.keepMs ?? Math.max(...Object.values(ACCURACY_WINDOWS));
+    this.maxUnjoined = opts.maxUnjoinedEndpoints ?? MAX_UNJOINED_ENDPOINTS;
     this.now = opts.now ?? Date.now;
   }
 
   add(o: OutcomeRecord): void {
-    const e = this.stateOf(o.endpoint_name);
+    const served = o.result === "joined" ? o.served_model_name : null;
+    const e = this.stateOf(o.endpoint_name, served !== null && o.request_ms !== null);
     // A label is counted once, by its primary outcome; a shadow's outcome of the same label only scores.
     if (!o.shadow) {
       e.labels.received++;
       e.labels[o.result]++;
     }
-    if (o.result !== "joined" || o.served_model_name === null || o.request_ms === null) return;
-    if (o.request_ms < this.now() - this.keepMs) return;
-    let list = e.served.get(o.served_model_name);
-    if (!list) {
-      list = [];
-      e.served.set(o.served_model_name, list);
+    if (served === null || o.request_ms === null) return;
+    this.prune();
+    const index = bucketOf(o.request_ms);
+    if (index < this.prunedFrom) return;
+    let buckets = e.served.get(served);
+    if (!buckets) {
+      buckets = new Map();
+      e.served.set(served, buckets);
     }
-    list.push({
-      requestMs: o.request_ms,
-      rows: o.rows,
-      correct: o.correct,
-      numericRows: o.numeric_rows,
-      absErr: o.abs_err_sum,
-      sqErr: o.sq_err_sum,
-    });
-    if (++this.addsSincePrune >= PRUNE_EVERY) this.prune();
+    let b = buckets.get(index);
+    if (!b) {
+      b = { requests: 0, rows: 0, correct: 0, numericRows: 0, absErr: 0, sqErr: 0 };
+      buckets.set(index, b);
+    }
+    b.requests++;
+    b.rows += o.rows;
+    b.correct += o.correct;
+    b.numericRows += o.numeric_rows;
+    b.absErr += o.abs_err_sum;
+    b.sqErr += o.sq_err_sum;
   }
 
   /**
-   * Labelled rows of `served`'s requests made at or after `sinceMs`, and their exact-match accuracy (0..1);
-   * undefined when there are none. What a canary's accuracy guard reads.
+   * Labelled rows of `served`'s requests made since `sinceMs` — from the start of the BUCKET_MS bucket holding
+   * it — and their exact-match accuracy (0..1); undefined when there are none. What a canary's accuracy guard
+   * reads.
    */
   since(
     endpoint: string,
     served: string,
     sinceMs: number,
   ): { labelled: number; accuracy: number } | undefined {
-    const w = this.window(this.endpoints.get(endpoint)?.served.get(served) ?? [], sinceMs);
+    this.prune();
+    const buckets = this.endpoints.get(endpoint)?.served.get(served);
+    if (!buckets) return undefined;
+    const w = window(buckets, sinceMs);
     return w.labelled_rows > 0 ? { labelled: w.labelled_rows, accuracy: w.accuracy! } : undefined;
   }
 
@@ -92,67 +122,83 @@ export class AccuracyWindows {
     return {
       served_models: [...e.served]
         .sort(([a], [b]) => a.localeCompare(b))
-        .map(([served, list]) => ({
+        .map(([served, buckets]) => ({
           name: served,
           windows: Object.fromEntries(
-            Object.entries(ACCURACY_WINDOWS).map(([w, ms]) => [w, this.window(list, now - ms)]),
+            Object.entries(ACCURACY_WINDOWS).map(([w, ms]) => [w, window(buckets, now - ms)]),
           ) as Record<AccuracyWindowName, AccuracyWindow>,
         })),
       labels: { ...e.labels },
     };
   }
 
-  /** Endpoints that received labels, by name. */
+  /** Endpoints that received labels, by name (OVERFLOW_ENDPOINT among them once names overflowed). */
   endpointNames(): string[] {
     return [...this.endpoints.keys()].sort();
   }
 
-  private window(list: readonly Labelled[], fromMs: number): AccuracyWindow {
-    let requests = 0;
-    let rows = 0;
-    let correct = 0;
-    let numeric = 0;
-    let abs = 0;
-    let sq = 0;
-    for (const l of list) {
-      if (l.requestMs < fromMs) continue;
-      requests++;
-      rows += l.rows;
-      correct += l.correct;
-      numeric += l.numericRows;
-      abs += l.absErr;
-      sq += l.sqErr;
-    }
-    return {
-      labelled_requests: requests,
-      labelled_rows: rows,
-      accuracy: rows > 0 ? correct / rows : null,
-      mae: numeric > 0 ? abs / numeric : null,
-      rmse: numeric > 0 ? Math.sqrt(sq / numeric) : null,
-    };
-  }
-
-  private stateOf(endpoint: string): EndpointState {
+  private stateOf(name: string, isJoin: boolean): EndpointState {
+    const endpoint =
+      isJoin || this.endpoints.has(name) || this.unjoined < this.maxUnjoined ? name : OVERFLOW_ENDPOINT;
     let e = this.endpoints.get(endpoint);
     if (!e) {
       e = {
         labels: { received: 0, joined: 0, unknown: 0, duplicate: 0, invalid: 0 },
+        joined: false,
         served: new Map(),
       };
       this.endpoints.set(endpoint, e);
+      // The overflow entry is not one of the names it stands for.
+      if (endpoint !== OVERFLOW_ENDPOINT) this.unjoined++;
+    }
+    if (isJoin && !e.joined) {
+      e.joined = true;
+      this.unjoined--;
     }
     return e;
   }
 
+  /** Drops the buckets that no window can reach any more; a no-op until the oldest kept bucket moves on. */
   private prune(): void {
-    this.addsSincePrune = 0;
-    const from = this.now() - this.keepMs;
+    const from = bucketOf(this.now() - this.keepMs);
+    if (from <= this.prunedFrom) return;
+    this.prunedFrom = from;
     for (const e of this.endpoints.values()) {
-      for (const [served, list] of e.served) {
-        const kept = list.filter((l) => l.requestMs >= from);
-        if (kept.length === 0) e.served.delete(served);
-        else if (kept.length < list.length) e.served.set(served, kept);
+      for (const [served, buckets] of e.served) {
+        for (const index of buckets.keys()) if (index < from) buckets.delete(index);
+        if (buckets.size === 0) e.served.delete(served);
       }
     }
   }
+}
+
+function bucketOf(ms: number): number {
+  return Math.floor(ms / BUCKET_MS);
+}
+
+/** The sums of the buckets from the one holding `fromMs` on. */
+function window(buckets: ReadonlyMap<number, Bucket>, fromMs: number): AccuracyWindow {
+  const from = bucketOf(fromMs);
+  let requests = 0;
+  let rows = 0;
+  let correct = 0;
+  let numeric = 0;
+  let abs = 0;
+  let sq = 0;
+  for (const [index, b] of buckets) {
+    if (index < from) continue;
+    requests += b.requests;
+    rows += b.rows;
+    correct += b.correct;
+    numeric += b.numericRows;
+    abs += b.absErr;
+    sq += b.sqErr;
+  }
+  return {
+    labelled_requests: requests,
+    labelled_rows: rows,
+    accuracy: rows > 0 ? correct / rows : null,
+    mae: numeric > 0 ? abs / numeric : null,
+    rmse: numeric > 0 ? Math.sqrt(sq / numeric) : null,
+  };
 }

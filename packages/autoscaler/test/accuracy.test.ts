@@ -1,11 +1,32 @@
 // The accuracy windows on an injected clock: outcomes count by the time of their REQUEST (a label hours late
 // lands in its request's window), sums worked out by hand, `since` as the canary reads it, and label counts
-// (once per label, whatever shadow outcomes it also scored).
-import { AccuracyWindows } from "@switchyard/autoscaler";
+// (once per label, whatever shadow outcomes it also scored); outcomes summed per 10 s bucket of request time, so
+// memory follows time, not traffic; names published without a join lumped under "*" beyond a bound.
+import { AccuracyWindows, BUCKET_MS, OVERFLOW_ENDPOINT } from "@switchyard/autoscaler";
 import type { OutcomeRecord } from "@switchyard/protocol";
 import { describe, expect, it } from "vitest";
 
 const HOUR = 3_600_000;
+
+type Held = { endpoints: Map<string, { served: Map<string, Map<number, unknown>> }> };
+/** How many buckets the windows hold in memory, over every endpoint and served model. */
+const held = (w: AccuracyWindows) => {
+  let n = 0;
+  for (const e of (w as unknown as Held).endpoints.values()) {
+    for (const buckets of e.served.values()) n += buckets.size;
+  }
+  return n;
+};
+
+function other(endpoint: string, result: "unknown" | "duplicate" | "invalid"): OutcomeRecord {
+  return {
+    ...joined("a", 0, 0, 0, []),
+    endpoint_name: endpoint,
+    result,
+    served_model_name: null,
+    request_ms: null,
+  };
+}
 
 function joined(
   served: string,
@@ -62,8 +83,8 @@ describe("AccuracyWindows", () => {
   it("answers since() per served model, undefined with no labelled rows, and counts labels by result", () => {
     const now = 50 * HOUR;
     const w = new AccuracyWindows({ now: () => now });
-    w.add(joined("a", now - 10_000, 4, 3, []));
-    w.add(joined("b", now - 10_000, 4, 1, []));
+    w.add(joined("a", now - 15_000, 4, 3, []));
+    w.add(joined("b", now - 15_000, 4, 1, []));
     w.add(joined("b", now - 1_000, 2, 2, []));
     w.add({ ...joined("b", now, 0, 0, []), result: "duplicate", served_model_name: null, request_ms: null });
     w.add({ ...joined("b", now, 0, 0, []), result: "unknown", served_model_name: null, request_ms: null });
@@ -89,5 +110,85 @@ describe("AccuracyWindows", () => {
     const e = w.endpoint("ep")!;
     expect(e.served_models.map((s) => s.name)).toEqual(["a", "c"]);
     expect(e.labels).toEqual({ received: 1, joined: 1, unknown: 0, duplicate: 0, invalid: 0 });
+  });
+
+  it("sums outcomes per bucket: memory follows time, not the number of labels", () => {
+    let now = 1_000 * BUCKET_MS;
+    const w = new AccuracyWindows({ now: () => now });
+    // 10,000 labels of requests within one bucket, every other one correct, error 1 each: one bucket held.
+    const start = now - 2 * HOUR;
+    for (let i = 0; i < 10_000; i++) w.add(joined("a", start + (i % BUCKET_MS), 1, i % 2, [1]));
+    expect(held(w)).toBe(1);
+    expect(w.endpoint("ep")!.served_models[0]!.windows["24h"]).toEqual({
+      labelled_requests: 10_000,
+      labelled_rows: 10_000,
+      accuracy: 0.5,
+      mae: 1,
+      rmse: 1,
+    });
+    // One label per second for an hour: one bucket per 10 s.
+    for (let t = 0; t < HOUR; t += 1_000) w.add(joined("a", now - HOUR + t, 1, 1, []));
+    expect(held(w)).toBe(HOUR / BUCKET_MS + 1);
+    // Buckets past 24 h are dropped as the clock moves on, and a label of such an old request is not kept.
+    now += 25 * HOUR;
+    w.add(joined("a", now - 24 * HOUR - BUCKET_MS, 1, 1, []));
+    expect(held(w)).toBe(0);
+    expect(w.endpoint("ep")!.served_models).toEqual([]);
+  });
+
+  it("counts since() from the start of the bucket holding it: exact at a bucket boundary", () => {
+    const now = 500 * BUCKET_MS;
+    const w = new AccuracyWindows({ now: () => now });
+    const edge = now - 10 * BUCKET_MS;
+    w.add(joined("a", edge - 1, 1, 0, []));
+    w.add(joined("a", edge, 2, 2, []));
+    w.add(joined("a", edge + BUCKET_MS / 2, 1, 1, []));
+    // From a bucket's start: the request one millisecond before is out, the one at the edge in.
+    expect(w.since("ep", "a", edge)).toEqual({ labelled: 3, accuracy: 1 });
+    // From inside a bucket: the whole bucket counts (the granularity the README states).
+    expect(w.since("ep", "a", edge + BUCKET_MS / 2)).toEqual({ labelled: 3, accuracy: 1 });
+    expect(w.since("ep", "a", edge + BUCKET_MS)).toBeUndefined();
+    expect(w.since("ep", "a", edge - 1)).toEqual({ labelled: 4, accuracy: 0.75 });
+  });
+
+  it("lumps endpoint names without a joined outcome under '*' beyond the bound, never endpoints that joined", () => {
+    const now = 10 * HOUR;
+    const w = new AccuracyWindows({ now: () => now, maxUnjoinedEndpoints: 2 });
+    w.add(other("x1", "unknown"));
+    w.add(other("x2", "invalid"));
+    w.add(other("x3", "unknown"));
+    w.add(other("x4", "unknown"));
+    w.add(other("x1", "unknown"));
+    expect(w.endpointNames()).toEqual([OVERFLOW_ENDPOINT, "x1", "x2"]);
+    expect(w.endpoint(OVERFLOW_ENDPOINT)!.labels).toEqual({
+      received: 2,
+      joined: 0,
+      unknown: 2,
+      duplicate: 0,
+      invalid: 0,
+    });
+    expect(w.endpoint("x1")!.labels.unknown).toBe(2);
+    expect(w.endpoint("x3")).toBeUndefined();
+    // An endpoint with a joined outcome exists (its request was captured): tracked under its name, whatever the bound.
+    w.add(joined("a", now - 1_000, 1, 1, []));
+    w.add(other("ep", "duplicate"));
+    expect(w.endpoint("ep")!.labels).toEqual({
+      received: 2,
+      joined: 1,
+      unknown: 0,
+      duplicate: 1,
+      invalid: 0,
+    });
+    // x1 joins: it no longer takes one of the two places, so a new name gets it.
+    w.add({ ...joined("a", now - 1_000, 1, 1, []), endpoint_name: "x1" });
+    w.add(other("x5", "unknown"));
+    expect(w.endpointNames()).toEqual([OVERFLOW_ENDPOINT, "ep", "x1", "x2", "x5"]);
+    expect(w.endpoint("x1")!.labels).toEqual({
+      received: 3,
+      joined: 1,
+      unknown: 2,
+      duplicate: 0,
+      invalid: 0,
+    });
   });
 });
