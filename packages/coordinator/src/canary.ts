@@ -212,7 +212,8 @@ export function readGuards(
     const champion = championAccuracy(acc.min_labels, state, o);
     let value: number | undefined;
     let note: string;
-    if (!challenger || labelled < acc.min_labels) note = `${labelled} of ${acc.min_labels} labelled challenger rows`;
+    if (!challenger || labelled < acc.min_labels)
+      note = `${labelled} of ${acc.min_labels} labelled challenger rows`;
     else if (!champion)
       note = `${o.accuracy?.champion.labelled ?? 0} of ${acc.min_labels} labelled champion rows and no baseline`;
     else {
