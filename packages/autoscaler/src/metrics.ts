@@ -81,6 +81,13 @@ export class Counters {
     return this;
   }
 
+  /** Latency of the requests that found a replica at once: `total` without the held requests' part. */
+  answeredLatency(): Histogram {
+    const h: Histogram = { counts: this.total.counts.slice(), sumUs: this.total.sumUs };
+    addHistogram(h, this.heldLatency, -1);
+    return h;
+  }
+
   errorCount(): number {
     let n = 0;
     for (const v of this.errors.values()) n += v;

@@ -324,13 +324,9 @@ function countersOf(totals: SeriesTotals[], endpoint: string, served: string): C
  */
 function windowOf(totals: SeriesTotals[], endpoint: string, served: string, mark: Counters): CanaryWindow {
   const c = countersOf(totals, endpoint, served).add(mark, -1);
-  const answered = {
-    counts: c.total.counts.map((n, i) => n - (c.heldLatency.counts[i] ?? 0)),
-    sumUs: c.total.sumUs - c.heldLatency.sumUs,
-  };
   return {
     requests: c.requests,
     errors: Object.fromEntries([...c.errors].filter(([, n]) => n > 0)),
-    latency_ms: percentilesMs(answered),
+    latency_ms: percentilesMs(c.answeredLatency()),
   };
 }

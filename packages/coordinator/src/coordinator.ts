@@ -203,9 +203,16 @@ export class Coordinator {
     });
     this.lease.start();
     this.autoscale.start();
-    // The canary's accuracy guard reads the joined labels (the outcome stream) as the bridges' metrics do.
-    if (!this.opts.accuracy) this.accuracy = AccuracyFeed.start(this.nc, this.names);
-    const accuracy = this.opts.accuracy ?? this.accuracy!.windows;
+    // The canary's accuracy guard reads the joined labels (the outcome stream) as the bridges' metrics do. The
+    // feed (a 24 h replay) starts on the first canary with an accuracy guard, not in every coordinator; until it
+    // has caught up the guard sees too few labels and holds the stage.
+    const nc = this.nc;
+    const accuracy: AccuracySource = this.opts.accuracy ?? {
+      since: (endpoint, served, since) => {
+        this.accuracy ??= AccuracyFeed.start(nc, this.names);
+        return this.accuracy.windows.since(endpoint, served, since);
+      },
+    };
     this.canary = new CanaryLoop({
       nc: this.nc,
       names: this.names,
