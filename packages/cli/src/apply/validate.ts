@@ -3,21 +3,30 @@
 // aliases that neither the file nor the registry has).
 import { existsSync } from "node:fs";
 import path from "node:path";
-import { aliasOf, type ClusterConfig, normalizeEndpointConfig, SwitchyardError } from "@switchyard/protocol";
+import {
+  aliasOf,
+  ClusterConfig,
+  issuePath,
+  normalizeEndpointConfig,
+  SwitchyardError,
+} from "@switchyard/protocol";
 import type { Registry } from "@switchyard/registry";
-import { validateConfig } from "../config-file.js";
 
 export async function configProblems(
   raw: unknown,
   baseDir: string,
   registry: Registry,
 ): Promise<{ config: ClusterConfig; problems: [] } | { config: undefined; problems: string[] }> {
-  const parsed = validateConfig(raw);
-  if (!parsed.config) return parsed;
-  const config = parsed.config;
-  const problems: string[] = [];
-  for (const [name, model] of Object.entries(config.models ?? {})) {
-    model.versions.forEach((v, i) => {
+  const parsed = ClusterConfig.safeParse(raw);
+  const problems = parsed.success ? [] : parsed.error.issues.map((i) => `${issuePath(i.path)}: ${i.message}`);
+  /** Sections and items the schemas already found wrong are not checked further (one problem, said once). */
+  const flawed = new Set(parsed.success ? [] : parsed.error.issues.map((i) => i.path.slice(0, 2).join("/")));
+  const file = (raw ?? {}) as { models?: unknown; endpoints?: unknown };
+  const models = isRecord(file.models) ? file.models : {};
+  for (const [name, model] of Object.entries(models)) {
+    const versions = isRecord(model) && Array.isArray(model.versions) ? model.versions : [];
+    versions.forEach((v: unknown, i) => {
+      if (!isRecord(v) || typeof v.path !== "string" || !v.path) return;
       const abs = path.resolve(baseDir, v.path);
       if (!existsSync(abs)) {
         problems.push(
@@ -26,8 +35,9 @@ export async function configProblems(
       }
     });
   }
-  const rawEndpoints = (raw as { endpoints?: { config: unknown }[] }).endpoints ?? [];
-  for (const [i, e] of rawEndpoints.entries()) {
+  const endpoints = Array.isArray(file.endpoints) ? file.endpoints : [];
+  for (const [i, e] of endpoints.entries()) {
+    if (flawed.has(`endpoints/${i}`) || !isRecord(e)) continue;
     const prefix = `endpoints[${i}].config`;
     const normalized = normalizeEndpointConfig(e.config, prefix);
     if (!normalized.config) {
@@ -35,23 +45,27 @@ export async function configProblems(
       continue;
     }
     for (const [j, s] of normalized.config.served_models.entries()) {
-      const field = `${prefix}.${s.form}[${j}]`;
-      const problem = await missingModel(config, registry, s.model_name, aliasOf(s.model_version));
-      if (problem) problems.push(`${field}: ${problem}`);
+      const problem = await missingModel(models, registry, s.model_name, aliasOf(s.model_version));
+      if (problem) problems.push(`${prefix}.${s.form}[${j}]: ${problem}`);
     }
   }
-  return problems.length ? { config: undefined, problems } : { config, problems: [] };
+  if (problems.length || !parsed.success) return { config: undefined, problems };
+  return { config: parsed.data, problems: [] };
 }
+
+const isRecord = (v: unknown): v is Record<string, unknown> =>
+  typeof v === "object" && v !== null && !Array.isArray(v);
 
 /** Why an endpoint cannot serve `model` (at `alias`), or undefined when the file or the registry has it. */
 async function missingModel(
-  config: ClusterConfig,
+  models: Record<string, unknown>,
   registry: Registry,
   model: string,
   alias: string | undefined,
 ): Promise<string | undefined> {
-  const declared = config.models?.[model];
-  if (declared && (alias === undefined || alias in declared.aliases)) return undefined;
+  const declared = models[model];
+  const aliases = isRecord(declared) && isRecord(declared.aliases) ? declared.aliases : {};
+  if (declared !== undefined && (alias === undefined || alias in aliases)) return undefined;
   try {
     const live = await registry.getModel(model);
     if (alias === undefined || alias in live.aliases) return undefined;
