@@ -25,9 +25,11 @@ function describe(steps: Step[]): string {
 }
 
 function summary(steps: Step[], dryRun: boolean): string {
-  const count = (a: Step["action"]) => steps.filter((s) => s.action === a).length;
-  const parts = `${count("create")} to create, ${count("update")} to update, ${count("delete")} to delete, ${count("unchanged")} unchanged`;
-  return dryRun ? `Dry run: ${parts}; nothing was changed.` : `Applied: ${parts.replaceAll(" to ", " ")}.`;
+  const n = (a: Step["action"]) => steps.filter((s) => s.action === a).length;
+  const [c, u, d, same] = [n("create"), n("update"), n("delete"), n("unchanged")];
+  return dryRun
+    ? `Dry run: ${c} to create, ${u} to update, ${d} to delete, ${same} unchanged; nothing was changed.`
+    : `Applied: ${c} created, ${u} updated, ${d} deleted, ${same} unchanged.`;
 }
 
 export function applyCommand(program: Command, globals: () => GlobalOptions): void {
