@@ -11,6 +11,15 @@ import { StreamJobRequest } from "./stream.js";
 
 const ALIAS = /^[A-Za-z0-9_-]{1,63}$/;
 
+const isRecord = (v: unknown): v is Record<string, unknown> =>
+  typeof v === "object" && v !== null && !Array.isArray(v);
+
+/**
+ * Cross-field checks run even when a field inside already failed (zod skips them then by default), so a file
+ * with several problems has every one named at once. They read the value defensively for that reason.
+ */
+const always = (shape: (v: unknown) => boolean) => ({ when: (p: { value: unknown }) => shape(p.value) });
+
 /** One version to register: an `.onnx` file, an MLflow directory, or a custom model directory (relative to the file). */
 export const DeclaredVersion = z
   .object({
@@ -31,8 +40,11 @@ export const DeclaredModel = z
   })
   .strict()
   .superRefine((m, ctx) => {
-    const paths = new Set(m.versions.map((v) => v.path));
-    for (const [alias, target] of Object.entries(m.aliases)) {
+    const versions: unknown[] = Array.isArray(m.versions) ? m.versions : [];
+    const paths = new Set(
+      versions.map((v) => (isRecord(v) ? v.path : undefined)).filter((p) => typeof p === "string"),
+    );
+    for (const [alias, target] of Object.entries(isRecord(m.aliases) ? m.aliases : {})) {
       if (!ALIAS.test(alias) || /^v\d+$/i.test(alias) || alias === "latest") {
         ctx.addIssue({
           code: "custom",
@@ -48,7 +60,7 @@ export const DeclaredModel = z
         });
       }
     }
-  });
+  }, always(isRecord));
 export type DeclaredModel = z.infer<typeof DeclaredModel>;
 
 export const DeclaredModels = z.record(z.string(), DeclaredModel).superRefine((models, ctx) => {
@@ -61,7 +73,7 @@ export const DeclaredModels = z.record(z.string(), DeclaredModel).superRefine((m
       });
     }
   }
-});
+}, always(isRecord));
 
 /** A batch schedule: the body of `schedules.create` (cron and tz are checked by the coordinator too). */
 export const DeclaredSchedule = z
@@ -79,13 +91,13 @@ function named<T extends z.ZodType>(item: T) {
   return z.array(item).superRefine((list, ctx) => {
     const seen = new Set<string>();
     list.forEach((x, i) => {
-      const name = (x as { name?: unknown }).name;
+      const name = isRecord(x) ? x.name : undefined;
       if (typeof name !== "string") return;
       if (seen.has(name))
         ctx.addIssue({ code: "custom", path: [i, "name"], message: `'${name}' is declared twice` });
       seen.add(name);
     });
-  });
+  }, always(Array.isArray));
 }
 
 /**
