@@ -7,6 +7,7 @@ import { jetstreamManager } from "@nats-io/jetstream";
 import { connectNats } from "@switchyard/nats";
 import { buildLinear, eventually, type LinearOptions, linearPredict, tempDir } from "@switchyard/testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { copyFixture } from "./helpers/custom.js";
 import { cli, clusterClient, root, startUp, type Up } from "./helpers/up.js";
 
 const MODEL = "catalog.schema.fraud";
@@ -266,5 +267,19 @@ describe("switchyard apply", () => {
     const second = await apply();
     expect(second.plan).toHaveLength(6);
     expect(second.plan.every((e) => e.action === "unchanged")).toBe(true);
+  });
+
+  it("registers a custom model directory once: its digest covers the directory's files", async () => {
+    // Outside the repository (as custom models are registered), named by an absolute path.
+    const custom = copyFixture("double");
+    const body = { models: { "catalog.schema.double": { versions: [{ path: custom, flavor: "custom" }] } } };
+    writeConfig(body);
+    const entry = { kind: "model_version", name: `catalog.schema.double:${custom}` };
+    expect((await apply()).plan).toEqual([{ ...entry, action: "create" }]);
+    expect((await apply()).plan).toEqual([{ ...entry, action: "unchanged" }]);
+    writeFileSync(path.join(custom, "notes.txt"), "a changed file is a new version\n");
+    expect((await apply()).plan).toEqual([{ ...entry, action: "create" }]);
+    const r = await cli(["models", "versions", "catalog.schema.double", "--json", ...nats]);
+    expect(JSON.parse(r.stdout).map((v: { version: number }) => v.version)).toEqual([1, 2]);
   });
 });

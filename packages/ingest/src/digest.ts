@@ -1,11 +1,12 @@
 // The identity of a model on disk: sha256 of an `.onnx` file, or of a directory's files (custom models, MLflow
-// directories) taken in a stable order. Stored with the version at registration (`source_digest`) so that
+// directories) taken in a stable order, leaving out node_modules and .git as custom bundles do (a commit or
+// an install there is not a new model). Stored with the version at registration (`source_digest`) so that
 // `switchyard apply` registers a file again only when its content changed.
 import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
-import { readdir, stat } from "node:fs/promises";
-import path from "node:path";
+import { stat } from "node:fs/promises";
 import { invalid } from "@switchyard/protocol";
+import { listFiles } from "./source.js";
 
 /** `sha256:<hex>` of the file or directory at `p`. */
 export async function artifactDigest(p: string): Promise<string> {
@@ -16,10 +17,9 @@ export async function artifactDigest(p: string): Promise<string> {
     await feed(hash, p);
   } else {
     // Each file as its '/'-separated relative path, its size and its bytes, so renames and moves count.
-    for (const rel of await filesUnder(p)) {
-      const abs = path.join(p, ...rel.split("/"));
-      hash.update(`${rel}\0${(await stat(abs)).size}\0`);
-      await feed(hash, abs);
+    for (const file of await listFiles(p, { skip: ["node_modules", ".git"] })) {
+      hash.update(`${file.path}\0${(await stat(file.abs)).size}\0`);
+      await feed(hash, file.abs);
     }
   }
   return `sha256:${hash.digest("hex")}`;
@@ -32,13 +32,4 @@ function feed(hash: ReturnType<typeof createHash>, file: string): Promise<void> 
       .on("end", () => resolve())
       .on("error", reject);
   });
-}
-
-/** Every regular file under `dir`, relative and '/'-separated, sorted by code unit (locale-independent). */
-async function filesUnder(dir: string): Promise<string[]> {
-  const entries = await readdir(dir, { recursive: true, withFileTypes: true });
-  return entries
-    .filter((e) => e.isFile())
-    .map((e) => path.relative(dir, path.join(e.parentPath, e.name)).split(path.sep).join("/"))
-    .sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
 }

@@ -35,6 +35,10 @@ describe("artifactDigest", () => {
     const { "lib/util.ts": util, ...rest } = files;
     expect(await artifactDigest(modelDir({ ...rest, "lib/util2.ts": util }))).not.toBe(a);
     expect(await artifactDigest(modelDir({ ...files, "extra.txt": "" }))).not.toBe(a);
+    // What custom bundles leave out is not part of the model either.
+    expect(
+      await artifactDigest(modelDir({ ...files, "node_modules/x/index.js": "1", ".git/HEAD": "ref" })),
+    ).toBe(a);
   });
 
   it("refuses a path that does not exist, naming it", async () => {
