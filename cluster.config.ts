@@ -1,5 +1,6 @@
-// Desired state of a Switchyard cluster, applied by `switchyard up` (and, later, `switchyard apply`).
-// Flags (--nats-port, --data-dir …) and SWITCHYARD_* variables override what is set here.
+// Desired state of a Switchyard cluster: `switchyard up` reads the `cluster` and `autoscaler` sections (flags
+// such as --nats-port and SWITCHYARD_* variables override them); `switchyard apply` makes the running cluster
+// match the `models`, `endpoints`, `streams` and `schedules` sections (see the README, "Declarative operation").
 import { defineConfig } from "@switchyard/cli";
 
 export default defineConfig({

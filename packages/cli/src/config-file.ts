@@ -4,7 +4,7 @@ import { existsSync } from "node:fs";
 import { rm, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { pathToFileURL } from "node:url";
-import { ClusterConfig, SwitchyardError } from "@switchyard/protocol";
+import { ClusterConfig, DEFER_CONFIG_VALIDATION, issuePath, SwitchyardError } from "@switchyard/protocol";
 import { build } from "esbuild";
 
 const CANDIDATES = ["cluster.config.ts", "cluster.config.mjs", "cluster.config.js"];
@@ -19,6 +19,14 @@ export function findConfigFile(cwd = process.cwd()): string | undefined {
 
 export async function loadClusterConfig(file: string | undefined): Promise<ClusterConfig> {
   if (!file) return ClusterConfig.parse({});
+  const parsed = validateConfig(await importConfigFile(file));
+  if (!parsed.config)
+    throw new SwitchyardError("INVALID_PARAMETER_VALUE", `${file}: ${parsed.problems.join("; ")}`);
+  return parsed.config;
+}
+
+/** The file's default export as written, not yet validated (`defineConfig` defers to the caller here). */
+export async function importConfigFile(file: string): Promise<unknown> {
   const abs = path.resolve(file);
   if (!existsSync(abs)) {
     throw new SwitchyardError("INVALID_PARAMETER_VALUE", `--config: '${file}' does not exist`);
@@ -41,18 +49,27 @@ export async function loadClusterConfig(file: string | undefined): Promise<Clust
   }
   const tmp = path.join(path.dirname(abs), `.${path.basename(abs)}.${process.pid}.mjs`);
   await writeFile(tmp, out);
-  let mod: { default?: unknown };
+  const flags = globalThis as Record<symbol, unknown>;
+  flags[DEFER_CONFIG_VALIDATION] = true;
   try {
-    mod = await import(pathToFileURL(tmp).href);
+    const mod = (await import(pathToFileURL(tmp).href)) as { default?: unknown };
+    return mod.default ?? {};
   } catch (err) {
     throw new SwitchyardError("INVALID_PARAMETER_VALUE", `${file}: ${(err as Error).message.split("\n")[0]}`);
   } finally {
+    delete flags[DEFER_CONFIG_VALIDATION];
     await rm(tmp, { force: true });
   }
-  const parsed = ClusterConfig.safeParse(mod.default ?? {});
-  if (!parsed.success) {
-    const issues = parsed.error.issues.map((i) => `${i.path.join(".") || "(root)"}: ${i.message}`).join("; ");
-    throw new SwitchyardError("INVALID_PARAMETER_VALUE", `${file}: ${issues}`);
-  }
-  return parsed.data;
+}
+
+/** The validated config, or every problem as `path: message` (`endpoints[0].config.served_entities[0]…`). */
+export function validateConfig(
+  raw: unknown,
+): { config: ClusterConfig; problems: [] } | { config: undefined; problems: string[] } {
+  const parsed = ClusterConfig.safeParse(raw);
+  if (parsed.success) return { config: parsed.data, problems: [] };
+  return {
+    config: undefined,
+    problems: parsed.error.issues.map((i) => `${issuePath(i.path)}: ${i.message}`),
+  };
 }

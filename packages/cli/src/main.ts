@@ -2,6 +2,7 @@
 
 import { SwitchyardError } from "@switchyard/protocol";
 import { Command, CommanderError } from "commander";
+import { applyCommand } from "./commands/apply.js";
 import { batchCommand } from "./commands/batch.js";
 import { captureCommand } from "./commands/capture.js";
 import type { GlobalOptions } from "./commands/context.js";
@@ -36,6 +37,7 @@ export function buildProgram(): Command {
   streamCommand(program, globals);
   tokensCommand(program, globals);
   roleCommands(program, globals);
+  applyCommand(program, globals);
   for (const cmd of allCommands(program)) cmd.exitOverride();
   return program;
 }

@@ -4,6 +4,7 @@
 import { assertAlias, assertModelName, type Flavor, invalid, type ModelVersion } from "@switchyard/protocol";
 import type { Registry } from "@switchyard/registry";
 import { type CustomSource, readCustomSource } from "./bundle.js";
+import { artifactDigest } from "./digest.js";
 import { type ModelSource, readModelSource } from "./source.js";
 
 export interface RegisterOptions {
@@ -49,6 +50,7 @@ export async function registerModel(
   const src: ModelSource | CustomSource =
     flavor === "custom" ? await readCustomSource(path, opts.entry) : await readModelSource(path);
   try {
+    const sourceDigest = await artifactDigest(path);
     const version = await registry.addVersion(
       name,
       {
@@ -57,6 +59,7 @@ export async function registerModel(
         signature: src.signature,
         mlflow_signature: src.mlflowSignature,
         source: src.source,
+        source_digest: sourceDigest,
         description: opts.description ?? "",
         tags,
       },

@@ -4,7 +4,7 @@
 // rollout (generations replacing generations); the endpoint field stays `rollout`, as users write it.
 import { z } from "zod";
 import type { AutoCaptureConfig } from "./capture.js";
-import { Duration } from "./config.js";
+import { Duration } from "./duration.js";
 import { isResourceName } from "./names.js";
 import { type ConfigProblem, zodProblems } from "./problems.js";
 

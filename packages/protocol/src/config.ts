@@ -1,8 +1,13 @@
 // The declarative desired state users keep in `cluster.config.ts`. One strict zod schema per section, with
-// defaults next to each field; later capabilities add sections (endpoints, streams, schedules) here.
+// defaults next to each field. The sections `switchyard apply` reconciles (models, endpoints, streams,
+// schedules) live in apply.ts, which imports nothing from here (canary.ts needs `Duration` without a cycle).
 import { z } from "zod";
+import { DECLARATIVE_SECTIONS } from "./apply.js";
 import { DEFAULT_CLUSTER } from "./cluster.js";
-import { parseDuration } from "./duration.js";
+import { Duration } from "./duration.js";
+
+// Kept here too: `Duration` was first exported from this module.
+export { Duration } from "./duration.js";
 
 export const LocalClusterConfig = z
   .object({
@@ -30,19 +35,6 @@ export const LocalClusterConfig = z
   .strict();
 export type LocalClusterConfig = z.infer<typeof LocalClusterConfig>;
 
-/** A duration field: `30s`, `30m`, `2h`, `500ms` or milliseconds; parsed to ms. */
-export const Duration = z.union([z.string(), z.number()]).transform((v, ctx) => {
-  const ms = parseDuration(v);
-  if (ms === undefined) {
-    ctx.addIssue({
-      code: "custom",
-      message: `expected a duration such as 30s, 30m, 2h, 500ms or a number of milliseconds, got ${JSON.stringify(v)}`,
-    });
-    return z.NEVER;
-  }
-  return ms;
-});
-
 /** The autoscaler's defaults (ms): Databricks' 30 minutes to zero; Kubernetes HPA's stabilisation windows. */
 export const AUTOSCALER_DEFAULTS = {
   scaleToZeroAfterMs: 30 * 60_000,
@@ -66,13 +58,21 @@ export const ClusterConfig = z
   .object({
     cluster: LocalClusterConfig.default(LocalClusterConfig.parse({})),
     autoscaler: AutoscalerConfig.default(AutoscalerConfig.parse({})),
+    ...DECLARATIVE_SECTIONS,
   })
   .strict();
 export type ClusterConfig = z.infer<typeof ClusterConfig>;
 export type ClusterConfigInput = z.input<typeof ClusterConfig>;
 
+/**
+ * Set by the config loader while it imports a config file: the loader validates the whole file itself, so it
+ * can name every problem at once together with those only it can see (missing model files).
+ */
+export const DEFER_CONFIG_VALIDATION = Symbol.for("switchyard.config.deferValidation");
+
 /** Typed helper for `cluster.config.ts`; validates eagerly so a typo fails where it was written. */
 export function defineConfig(config: ClusterConfigInput): ClusterConfig {
+  if ((globalThis as Record<symbol, unknown>)[DEFER_CONFIG_VALIDATION]) return config as ClusterConfig;
   return ClusterConfig.parse(config);
 }
 

@@ -80,6 +80,14 @@ export const ModelVersion = z
     artifacts: z.array(Artifact),
     /** Where it was registered from (a local path or URI), for people reading `models get`. */
     source: z.string(),
+    /**
+     * `sha256:<hex>` of what was registered (the file, or a directory's files in a stable order), so
+     * `switchyard apply` finds the version a file already is instead of registering it again.
+     */
+    source_digest: z
+      .string()
+      .regex(/^sha256:[0-9a-f]{64}$/)
+      .optional(),
     description: z.string().default(""),
     tags: z.record(z.string(), z.string()).default({}),
     created_at: z.number().int(),
