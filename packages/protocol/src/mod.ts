@@ -2,6 +2,7 @@
 // names, the error catalog, name and URI rules, and the zod schemas of every record kept in NATS. No I/O.
 // `@switchyard/protocol/errors` is the catalog alone (no zod), for the light data-types package.
 
+export * from "./access.js";
 export * from "./batch.js";
 export * from "./canary.js";
 export * from "./capture.js";
