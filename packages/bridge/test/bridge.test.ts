@@ -33,7 +33,7 @@ async function setup(opts: { auth?: boolean; bodyLimit?: number } = {}): Promise
   const cluster = uniqueCluster();
   const tokens = await TokenStore.open(files.nc(), { cluster });
   cleanups.push(() => tokens.close());
-  const { token, id: tokenId } = await tokens.createToken();
+  const { token, id: tokenId } = await tokens.createToken({ scopes: ["admin"] });
   const bridge = await listenBridge({
     nc: files.nc(),
     cluster,
@@ -166,19 +166,23 @@ describe("invocations", () => {
 });
 
 describe("error statuses", () => {
-  it("401 UNAUTHENTICATED without a token, 403 PERMISSION_DENIED with an unknown or revoked one", async () => {
+  it("401 UNAUTHENTICATED without a token or a malformed one, 403 PERMISSION_DENIED with an unknown or revoked one", async () => {
     const s = await setup();
     await withEndpoint(s);
     const url = `${s.bridge.url}/serving-endpoints/ep/invocations`;
     await expectError(await fetch(url, json(BODY)), 401, "UNAUTHENTICATED");
     const basic = { ...json(BODY), headers: { ...json(BODY).headers, authorization: "Basic dXNlcjpwYXNz" } };
     await expectError(await fetch(url, basic), 401, "UNAUTHENTICATED");
-    const bad = { ...json(BODY), headers: { ...json(BODY).headers, authorization: "Bearer syt_nope" } };
+    // Not the shape of a token: malformed, 401. Well-formed but unknown: 403 "Invalid access token." as Databricks.
+    const malformed = { ...json(BODY), headers: { ...json(BODY).headers, authorization: "Bearer syt_nope" } };
+    await expectError(await fetch(url, malformed), 401, "UNAUTHENTICATED");
+    const unknown = `Bearer syt_${"x".repeat(43)}`;
+    const bad = { ...json(BODY), headers: { ...json(BODY).headers, authorization: unknown } };
     expect(await expectError(await fetch(url, bad), 403, "PERMISSION_DENIED")).toBe("Invalid access token.");
     await expectError(await fetch(`${s.bridge.url}/api/2.0/serving-endpoints`), 401, "UNAUTHENTICATED");
 
     // A second token works at once, and stops working once revoked (seen through the KV watch).
-    const other = await s.tokens.createToken();
+    const other = await s.tokens.createToken({ scopes: ["admin"] });
     const withOther = {
       ...json(BODY),
       headers: { ...json(BODY).headers, authorization: `Bearer ${other.token}` },
