@@ -10,6 +10,7 @@ export {
   type RunningBridge,
   registeredRoutes,
 } from "./bridge.js";
+export { DASHBOARD_PATHS } from "./dashboard/serve.js";
 export { errorHeaders, RETRY_AFTER_SECONDS, statusOf, toClientError } from "./errors.js";
 export { GrantStore } from "./grants.js";
 export { RELOAD_MS } from "./kv-mirror.js";
