@@ -71,7 +71,7 @@ export function tokensCommand(program: Command, globals: () => GlobalOptions): v
                 t.last_used_at === undefined ? "never" : when(t.last_used_at),
               ]),
             ),
-            { tokens: all.map(listed) },
+            all.map(listed),
           );
         } finally {
           store.close();
