@@ -467,6 +467,10 @@ describe("tokens, scopes and endpoint permissions", { timeout: 240_000 }, () => 
     expect((await call(admin, "GET", "/api/2.0/permissions/serving-endpoints/fraud-eu")).json).toEqual(
       patch.json,
     );
+    // Databricks' SDK addresses the endpoint by its id (`serving_endpoint_id`).
+    expect((await call(admin, "GET", `/api/2.0/permissions/serving-endpoints/${id}`)).json).toEqual(
+      patch.json,
+    );
     expect((await infer()).status).toBe(200);
 
     const levels = await call(

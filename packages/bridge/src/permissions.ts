@@ -39,12 +39,25 @@ export function registerPermissionRoutes(
   o: { api: EndpointsApi; grants: GrantStore; jsonBody: (req: FastifyRequest) => Record<string, unknown> },
 ): void {
   const base = "/api/2.0/permissions/serving-endpoints/:name";
-  /** The endpoint's id, or RESOURCE_DOES_NOT_EXIST as for any other route of a missing endpoint. */
-  const idOf = async (name: string) => String((await o.api.get(name)).id ?? name);
+  /**
+   * The endpoint by name, or by its id as Databricks' SDK sends it (`serving_endpoint_id`); RESOURCE_DOES_NOT_EXIST
+   * as for any other route of a missing endpoint. By id only for callers who manage every endpoint: authz.ts
+   * judged the path segment as a name.
+   */
+  const resolve = async (nameOrId: string): Promise<{ name: string; id: string }> => {
+    try {
+      const view = await o.api.get(nameOrId);
+      return { name: nameOrId, id: String(view.id ?? nameOrId) };
+    } catch (err) {
+      const byId = (await o.api.list().catch(() => [])).find((v) => v.id === nameOrId);
+      if (!byId) throw err;
+      return { name: String(byId.name), id: nameOrId };
+    }
+  };
 
   app.get<{ Params: NameParams }>(base, async (req) => {
-    const id = await idOf(req.params.name);
-    return answer(id, o.grants.get(req.params.name));
+    const { name, id } = await resolve(req.params.name);
+    return answer(id, o.grants.get(name));
   });
   for (const [method, mode] of [
     ["PUT", "replace"],
@@ -55,13 +68,13 @@ export function registerPermissionRoutes(
       url: base,
       handler: async (req) => {
         const grants = parseAccessControlList(o.jsonBody(req));
-        const id = await idOf(req.params.name);
-        return answer(id, await o.grants.write(req.params.name, grants, mode));
+        const { name, id } = await resolve(req.params.name);
+        return answer(id, await o.grants.write(name, grants, mode));
       },
     });
   }
   app.get<{ Params: NameParams }>(`${base}/permissionLevels`, async (req) => {
-    await idOf(req.params.name);
+    await resolve(req.params.name);
     return {
       permission_levels: PERMISSION_LEVELS.map((permission_level) => ({
         permission_level,
