@@ -1,5 +1,6 @@
+import { Kvm } from "@nats-io/kv";
 import { registerModel } from "@switchyard/ingest";
-import { H } from "@switchyard/protocol";
+import { clusterNames, H } from "@switchyard/protocol";
 import { Registry } from "@switchyard/registry";
 import { buildLinear, writeTempModel } from "@switchyard/testkit";
 import { describe, expect, it } from "vitest";
@@ -14,7 +15,7 @@ import {
   uniqueCluster,
 } from "../../client/test/fixtures/doubles.js";
 import { listenBridge, type RunningBridge } from "../src/bridge.js";
-import { TokenStore } from "../src/tokens.js";
+import { hashToken, TokenStore } from "../src/tokens.js";
 
 const files = natsPerFile();
 const cleanups = files.cleanups;
@@ -166,6 +167,18 @@ describe("invocations", () => {
 });
 
 describe("error statuses", () => {
+  it('still accepts a token stored before scopes existed ({scope: "admin"}) as admin', async () => {
+    const s = await setup();
+    const old = `syt_${"o".repeat(43)}`;
+    const kv = await new Kvm(files.nc()).open(clusterNames(s.cluster).buckets.cluster);
+    await kv.put(`tokens.${hashToken(old)}`, JSON.stringify({ id: "0ld", scope: "admin", created_at: 1 }));
+    const withOld = { headers: { authorization: `Bearer ${old}` } };
+    await expect
+      .poll(async () => (await fetch(`${s.bridge.url}/api/2.0/switchyard/nodes`, withOld)).status)
+      .toBe(200);
+    expect(s.tokens.list().find((t) => t.id === "0ld")?.scopes).toEqual(["admin"]);
+  });
+
   it("401 UNAUTHENTICATED without a token or a malformed one, 403 PERMISSION_DENIED with an unknown or revoked one", async () => {
     const s = await setup();
     await withEndpoint(s);
