@@ -274,7 +274,7 @@ describe("switchyard up --no-auth", () => {
       expect((await cli(["tokens", "revoke", id], env)).code).toBe(0);
       await eventually(
         async () =>
-          (await fetch(`${info.httpUrl}/api/2.0/serving-endpoints`, withNew)).status === 403
+          (await fetch(`${info.httpUrl}/api/2.0/serving-endpoints`, withNew)).status === 401
             ? true
             : undefined,
         "the revoked token to be refused",

@@ -400,12 +400,15 @@ describe("tokens, scopes and endpoint permissions", { timeout: 240_000 }, () => 
         );
         return res.status === 200 ? undefined : res;
       }, `revocation seen by ${base}`);
-      expectError(r, 403, "PERMISSION_DENIED");
-      expect(r.json.message).toBe("Invalid access token.");
+      expectError(r, 401, "UNAUTHENTICATED");
+      expect(r.json.message).toBe("The token has been revoked.");
     }
     const again = await cli(["tokens", "revoke", t.id], env());
     expect(again.code).not.toBe(0);
     expect(again.stderr).toContain(`token '${t.id}' does not exist`);
+    // Revoked tokens leave `tokens list`.
+    const after = JSON.parse((await cli(["tokens", "list", "--json"], env())).stdout) as { id: string }[];
+    expect(after.map((x) => x.id)).not.toContain(t.id);
   });
 
   it("Databricks permissions API: PUT grants CAN_QUERY to a token by name, PATCH merges, PUT replaces", async () => {

@@ -2,8 +2,8 @@
 // before the body is read. A route registered without a rule fails at registration (so the bridge does not start),
 // and test/tokens.test.ts asserts the table and the registered routes match exactly.
 //
-// Answers: 401 UNAUTHENTICATED for a missing, malformed, expired token or one in the query string; 403 "Invalid
-// access token." for a well-formed token the cluster does not know (as Databricks; revoked tokens are unknown);
+// Answers: 401 UNAUTHENTICATED for a missing, malformed, revoked or expired token, or one in the query string;
+// 403 "Invalid access token." for a well-formed token the cluster never issued (as Databricks);
 // 403 PERMISSION_DENIED for a valid token without the scope; and for an endpoint the token may not even view,
 // exactly the 404 of an endpoint that does not exist, so no answer reveals which endpoints exist.
 import {
@@ -172,7 +172,8 @@ export function installAuthz(
       throw unauthenticated("The bearer token is malformed: expected 'syt_' and 43 characters");
     const found = o.tokens.check(token);
     if (found.status === "expired") throw unauthenticated("The token has expired.");
-    // As Databricks: a well-formed token that is unknown (or revoked) is 403 "Invalid access token."
+    if (found.status === "revoked") throw unauthenticated("The token has been revoked.");
+    // As Databricks: a well-formed token the cluster never issued is 403 "Invalid access token."
     if (found.status === "unknown") throw new SwitchyardError("PERMISSION_DENIED", "Invalid access token.");
     const { record } = found;
     const access: Resolved = { id: record.id, scopes: record.scopes, grants: o.grants.grantsOf(record.name) };

@@ -19,6 +19,8 @@ export interface TokenRecord {
   expires_at?: number;
   /** Epoch ms of a use, written at most once per LAST_USED_EVERY_MS per token. */
   last_used_at?: number;
+  /** Set by `tokens revoke`: the record stays as a tombstone so the token is told apart from an unknown one. */
+  revoked_at?: number;
 }
 
 export interface CreatedToken extends TokenRecord {
@@ -26,10 +28,11 @@ export interface CreatedToken extends TokenRecord {
   token: string;
 }
 
-/** A presented token: known and usable, expired, or unknown (never issued, or revoked). */
+/** A presented token: known and usable, expired, revoked, or unknown (never issued here). */
 export type TokenCheck =
   | { status: "ok"; record: TokenRecord }
   | { status: "expired" }
+  | { status: "revoked" }
   | { status: "unknown" };
 
 const PREFIX = "tokens.";
@@ -65,6 +68,7 @@ function parseRecord(raw: unknown): TokenRecord | undefined {
   if (typeof r.name === "string") rec.name = r.name;
   if (typeof r.expires_at === "number") rec.expires_at = r.expires_at;
   if (typeof r.last_used_at === "number") rec.last_used_at = r.last_used_at;
+  if (typeof r.revoked_at === "number") rec.revoked_at = r.revoked_at;
   return rec;
 }
 
@@ -100,6 +104,7 @@ export class TokenStore {
     const found = this.mirror.entries.get(hash);
     if (!found) return { status: "unknown" };
     const record = found.value;
+    if (record.revoked_at !== undefined) return { status: "revoked" };
     if (record.expires_at !== undefined && now >= record.expires_at) return { status: "expired" };
     this.touch(hash, found.revision, record, now);
     return { status: "ok", record };
@@ -143,21 +148,29 @@ export class TokenStore {
     return { ...record, token };
   }
 
-  /** Revokes a token by id; RESOURCE_DOES_NOT_EXIST when no such token exists. */
+  /**
+   * Revokes a token by id, leaving a tombstone (so it is refused as revoked, 401, not as unknown);
+   * RESOURCE_DOES_NOT_EXIST when no such live token exists.
+   */
   async revoke(id: string): Promise<void> {
     for (const [hash, rec] of this.mirror.entries) {
-      if (rec.value.id === id) {
-        await this.mirror.kv.delete(PREFIX + hash);
-        this.mirror.entries.delete(hash);
+      if (rec.value.id === id && rec.value.revoked_at === undefined) {
+        const tombstone: TokenRecord = { ...rec.value, revoked_at: Date.now() };
+        // Unconditional: a concurrent last-use write must not win over the revocation.
+        const revision = await this.mirror.kv.put(PREFIX + hash, JSON.stringify(tombstone));
+        this.mirror.entries.set(hash, { value: tombstone, revision });
         return;
       }
     }
     throw notFound(`token '${id}' does not exist`);
   }
 
-  /** The stored tokens, oldest first (records only; never a token or its hash). */
+  /** The live tokens, oldest first (records only; never a token or its hash). */
   list(): TokenRecord[] {
-    return [...this.mirror.entries.values()].map((e) => e.value).sort((a, b) => a.created_at - b.created_at);
+    return [...this.mirror.entries.values()]
+      .map((e) => e.value)
+      .filter((t) => t.revoked_at === undefined)
+      .sort((a, b) => a.created_at - b.created_at);
   }
 
   close(): void {

@@ -179,7 +179,7 @@ describe("error statuses", () => {
     expect(s.tokens.list().find((t) => t.id === "0ld")?.scopes).toEqual(["admin"]);
   });
 
-  it("401 UNAUTHENTICATED without a token or a malformed one, 403 PERMISSION_DENIED with an unknown or revoked one", async () => {
+  it("401 UNAUTHENTICATED without a token or a malformed one, 403 PERMISSION_DENIED with an unknown one, 401 once revoked", async () => {
     const s = await setup();
     await withEndpoint(s);
     const url = `${s.bridge.url}/serving-endpoints/ep/invocations`;
@@ -202,7 +202,7 @@ describe("error statuses", () => {
     };
     await expect.poll(async () => (await fetch(url, withOther)).status).toBe(200);
     await s.tokens.revoke(other.id);
-    await expect.poll(async () => (await fetch(url, withOther)).status).toBe(403);
+    await expect.poll(async () => (await fetch(url, withOther)).status).toBe(401);
     expect((await s.call("/serving-endpoints/ep/invocations", json(BODY))).status).toBe(200);
   });
 
