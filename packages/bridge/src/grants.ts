@@ -2,7 +2,7 @@
 // access control list, whose principals are token names. PUT replaces the list, PATCH merges into it; a token's
 // access is its scopes plus the grants naming it (protocol/access.ts). Mirrored in memory like the tokens.
 import type { NatsConnection } from "@nats-io/transport-node";
-import { openBucket } from "@switchyard/nats";
+import { casUpdate, openBucket, type Schema } from "@switchyard/nats";
 import {
   clusterNames,
   type EndpointGrant,
@@ -10,7 +10,6 @@ import {
   keys,
   PERMISSION_LEVELS,
   type PermissionLevel,
-  SwitchyardError,
 } from "@switchyard/protocol";
 import { KvMirror } from "./kv-mirror.js";
 
@@ -37,6 +36,15 @@ function parseStored(raw: unknown): StoredGrant[] | undefined {
       PERMISSION_LEVELS.includes(g.level),
   );
 }
+
+const GrantsSchema: Schema<StoredGrant[]> = {
+  safeParse: (value) => {
+    const data = parseStored(value);
+    return data
+      ? { success: true, data }
+      : { success: false, error: { message: "expected an array of grants" } };
+  },
+};
 
 /** `{"access_control_list": [...]}` as Databricks takes it → grants; INVALID_PARAMETER_VALUE naming the field. */
 export function parseAccessControlList(body: Record<string, unknown>): StoredGrant[] {
@@ -107,27 +115,17 @@ export class GrantStore {
     return this.mirror.entries.get(endpoint)?.value ?? [];
   }
 
-  /** Replaces (PUT) or merges into (PATCH) an endpoint's list; compare-and-set, retried on a concurrent change. */
+  /** Replaces (PUT) or merges into (PATCH) an endpoint's list, compare-and-set against concurrent writers. */
   async write(endpoint: string, grants: StoredGrant[], mode: "replace" | "merge"): Promise<StoredGrant[]> {
-    const key = keys.grants(endpoint);
-    for (let attempt = 0; attempt < 5; attempt++) {
-      const cur = await this.mirror.kv.get(key);
-      const existing = cur?.operation === "PUT" ? (parseStored(cur.json()) ?? []) : [];
-      const next = mode === "replace" ? grants : merge(existing, grants);
-      try {
-        const revision = cur
-          ? await this.mirror.kv.update(key, JSON.stringify(next), cur.revision)
-          : await this.mirror.kv.create(key, JSON.stringify(next));
-        this.mirror.entries.set(endpoint, { value: next, revision });
-        return next;
-      } catch {
-        // Another bridge wrote in between: read again and redo.
-      }
-    }
-    throw new SwitchyardError(
-      "RESOURCE_CONFLICT",
-      `permissions of endpoint '${endpoint}' are changing concurrently; retry`,
+    const stored = await casUpdate(
+      this.mirror.kv,
+      keys.grants(endpoint),
+      GrantsSchema,
+      (current) => (mode === "replace" ? grants : merge(current ?? [], grants)),
+      { what: `permissions of endpoint '${endpoint}'` },
     );
+    this.mirror.entries.set(endpoint, { value: stored.value, revision: stored.revision });
+    return stored.value;
   }
 
   async delete(endpoint: string): Promise<void> {
