@@ -263,7 +263,7 @@ describe("switchyard up --no-auth", () => {
       expect(admin.status).toBe(200);
 
       const env = { SWITCHYARD_DATA_DIR: up.dataDir };
-      const created = await cli(["tokens", "create", "--json"], env);
+      const created = await cli(["tokens", "create", "--scope", "admin", "--json"], env);
       expect(created.code).toBe(0);
       const { token, id } = JSON.parse(created.stdout) as { token: string; id: string };
       const withNew = { headers: { authorization: `Bearer ${token}` } };
@@ -274,7 +274,7 @@ describe("switchyard up --no-auth", () => {
       expect((await cli(["tokens", "revoke", id], env)).code).toBe(0);
       await eventually(
         async () =>
-          (await fetch(`${info.httpUrl}/api/2.0/serving-endpoints`, withNew)).status === 403
+          (await fetch(`${info.httpUrl}/api/2.0/serving-endpoints`, withNew)).status === 401
             ? true
             : undefined,
         "the revoked token to be refused",

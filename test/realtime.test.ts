@@ -214,8 +214,14 @@ describe("realtime serving through switchyard up", () => {
         "UNAUTHENTICATED",
       ],
       [
-        "bad token",
+        "malformed token",
         () => invoke("my-endpoint", ok, { authorization: "Bearer nope" }),
+        401,
+        "UNAUTHENTICATED",
+      ],
+      [
+        "unknown token",
+        () => invoke("my-endpoint", ok, { authorization: `Bearer syt_${"n".repeat(43)}` }),
         403,
         "PERMISSION_DENIED",
       ],

@@ -15,6 +15,7 @@ import {
 import { CSV_TYPE, clusterNames, H, JSON_TYPE, SwitchyardError } from "@switchyard/protocol";
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
 import { type Logger, pino } from "pino";
+import { accessOf, installAuthz, openRules, ROUTE_RULES, requireRules } from "./authz.js";
 import { registerCanaryRoutes } from "./canary.js";
 import { DASHBOARD_PATHS, registerDashboard } from "./dashboard/serve.js";
 import {
@@ -25,8 +26,10 @@ import {
   unsupportedMediaType,
 } from "./errors.js";
 import { registerFeedbackRoutes } from "./feedback.js";
+import { GrantStore } from "./grants.js";
 import { registerMetricsRoutes } from "./metrics.js";
 import { OipMetadata, parseOipVersion } from "./oip.js";
+import { registerPermissionRoutes } from "./permissions.js";
 import { registerReadApi } from "./read-api.js";
 import { registerRequestLog, requestIdOf } from "./request-log.js";
 import { TokenStore } from "./tokens.js";
@@ -106,6 +109,13 @@ function jsonBody(req: FastifyRequest): Record<string, unknown> {
   return value as Record<string, unknown>;
 }
 
+const routesByApp = new WeakMap<FastifyInstance, string[]>();
+
+/** `METHOD path` of every route a bridge registered (HEAD aside): what authz.ts's table must cover exactly. */
+export function registeredRoutes(app: FastifyInstance): string[] {
+  return routesByApp.get(app) ?? [];
+}
+
 /** Creates the bridge (not listening yet); closing it stops what it started, never the NATS connection. */
 export async function createBridge(opts: BridgeOptions): Promise<FastifyInstance> {
   const { nc } = opts;
@@ -120,6 +130,7 @@ export async function createBridge(opts: BridgeOptions): Promise<FastifyInstance
     (await startCapturingRouter(nc, { cluster: names.cluster, logger: log, stats: { role: "bridge" } }))
       .router;
   const tokens = opts.auth ? await TokenStore.open(nc, { cluster: names.cluster }) : undefined;
+  const grants = opts.auth ? await GrantStore.open(nc, { cluster: names.cluster }) : undefined;
   const api = new EndpointsApi(nc, names);
   const batch = new BatchApi(nc, names);
   const streams = new StreamsApi(nc, names);
@@ -135,9 +146,13 @@ export async function createBridge(opts: BridgeOptions): Promise<FastifyInstance
 
   const app = Fastify({ logger: false, bodyLimit, return503OnClosing: true, genReqId: requestIdOf });
   registerRequestLog(app, log);
+  // Every route needs a rule in authz.ts: one registered without is refused here, so the bridge does not start.
+  const rules = { ...ROUTE_RULES, ...openRules(DASHBOARD_PATHS) };
+  routesByApp.set(app, requireRules(app, rules));
 
   app.addHook("onClose", async () => {
     tokens?.close();
+    grants?.close();
     if (!opts.router) await router.close();
   });
 
@@ -161,29 +176,7 @@ export async function createBridge(opts: BridgeOptions): Promise<FastifyInstance
     throw new SwitchyardError("RESOURCE_DOES_NOT_EXIST", `no such API: ${req.method} ${pathOf(req.url)}`);
   });
 
-  if (tokens) {
-    // Before the body is read, so an unauthenticated 16 MB upload is refused without buffering it.
-    app.addHook("onRequest", (req, _reply, done) => {
-      if (req.url.startsWith("/v2/health/")) return done();
-      // The dashboard's page and assets hold no data: the page signs in and sends the token on its API calls.
-      if ((req.method === "GET" || req.method === "HEAD") && DASHBOARD_PATHS.has(pathOf(req.url)))
-        return done();
-      const auth = req.headers.authorization;
-      if (!auth?.startsWith("Bearer ") || auth.length <= 7) {
-        return done(
-          new SwitchyardError(
-            "UNAUTHENTICATED",
-            "Credential was not sent or was of an unsupported type for this API: send 'Authorization: Bearer <token>'",
-          ),
-        );
-      }
-      // As Databricks: a token that was sent but is unknown or revoked is 403 "Invalid access token."
-      if (!tokens.verify(auth.slice(7).trim())) {
-        return done(new SwitchyardError("PERMISSION_DENIED", "Invalid access token."));
-      }
-      done();
-    });
-  }
+  if (tokens && grants) installAuthz(app, { tokens, grants, rules });
 
   async function invoke(
     req: FastifyRequest,
@@ -256,20 +249,26 @@ export async function createBridge(opts: BridgeOptions): Promise<FastifyInstance
   // --- Management (Databricks paths and bodies), forwarded to the coordinators' NATS API ---
   app.post("/api/2.0/serving-endpoints", async (req) => {
     const body = jsonBody(req);
-    const token = tokens?.verify(req.headers.authorization?.slice(7).trim() ?? "");
-    return api.create(body, token ? { user: `token:${token.id}` } : {});
+    const caller = accessOf(req);
+    return api.create(body, caller ? { user: `token:${caller.id}` } : {});
   });
+  // authz.ts trims the list to the endpoints the token may view.
   app.get("/api/2.0/serving-endpoints", async () => ({ endpoints: await api.list() }));
   app.get<{ Params: NameParams }>("/api/2.0/serving-endpoints/:name", async (req) =>
     api.get(req.params.name),
   );
   app.delete<{ Params: NameParams }>("/api/2.0/serving-endpoints/:name", async (req) => {
     await api.delete(req.params.name);
+    // The coordinator drops them too (any delete path); here so this bridge's answer leaves nothing behind.
+    await grants?.delete(req.params.name);
     return {};
   });
   app.put<{ Params: NameParams }>("/api/2.0/serving-endpoints/:name/config", async (req) =>
     api.update(req.params.name, jsonBody(req)),
   );
+
+  // --- Databricks permissions of serving endpoints (grants naming tokens) ---
+  if (grants) registerPermissionRoutes(app, { api, grants, jsonBody });
 
   // --- Switchyard's own resources: batch jobs (the bodies of `switchyard batch submit`) ---
   app.post("/api/2.0/switchyard/batch/jobs", async (req) => batch.submit(jsonBody(req) as never));

@@ -1,5 +1,6 @@
+import { Kvm } from "@nats-io/kv";
 import { registerModel } from "@switchyard/ingest";
-import { H } from "@switchyard/protocol";
+import { clusterNames, H } from "@switchyard/protocol";
 import { Registry } from "@switchyard/registry";
 import { buildLinear, writeTempModel } from "@switchyard/testkit";
 import { describe, expect, it } from "vitest";
@@ -14,7 +15,7 @@ import {
   uniqueCluster,
 } from "../../client/test/fixtures/doubles.js";
 import { listenBridge, type RunningBridge } from "../src/bridge.js";
-import { TokenStore } from "../src/tokens.js";
+import { hashToken, TokenStore } from "../src/tokens.js";
 
 const files = natsPerFile();
 const cleanups = files.cleanups;
@@ -33,7 +34,7 @@ async function setup(opts: { auth?: boolean; bodyLimit?: number } = {}): Promise
   const cluster = uniqueCluster();
   const tokens = await TokenStore.open(files.nc(), { cluster });
   cleanups.push(() => tokens.close());
-  const { token, id: tokenId } = await tokens.createToken();
+  const { token, id: tokenId } = await tokens.createToken({ scopes: ["admin"] });
   const bridge = await listenBridge({
     nc: files.nc(),
     cluster,
@@ -166,26 +167,42 @@ describe("invocations", () => {
 });
 
 describe("error statuses", () => {
-  it("401 UNAUTHENTICATED without a token, 403 PERMISSION_DENIED with an unknown or revoked one", async () => {
+  it('still accepts a token stored before scopes existed ({scope: "admin"}) as admin', async () => {
+    const s = await setup();
+    const old = `syt_${"o".repeat(43)}`;
+    const kv = await new Kvm(files.nc()).open(clusterNames(s.cluster).buckets.cluster);
+    await kv.put(`tokens.${hashToken(old)}`, JSON.stringify({ id: "0ld", scope: "admin", created_at: 1 }));
+    const withOld = { headers: { authorization: `Bearer ${old}` } };
+    await expect
+      .poll(async () => (await fetch(`${s.bridge.url}/api/2.0/switchyard/nodes`, withOld)).status)
+      .toBe(200);
+    expect(s.tokens.list().find((t) => t.id === "0ld")?.scopes).toEqual(["admin"]);
+  });
+
+  it("401 UNAUTHENTICATED without a token or a malformed one, 403 PERMISSION_DENIED with an unknown one, 401 once revoked", async () => {
     const s = await setup();
     await withEndpoint(s);
     const url = `${s.bridge.url}/serving-endpoints/ep/invocations`;
     await expectError(await fetch(url, json(BODY)), 401, "UNAUTHENTICATED");
     const basic = { ...json(BODY), headers: { ...json(BODY).headers, authorization: "Basic dXNlcjpwYXNz" } };
     await expectError(await fetch(url, basic), 401, "UNAUTHENTICATED");
-    const bad = { ...json(BODY), headers: { ...json(BODY).headers, authorization: "Bearer syt_nope" } };
+    // Not the shape of a token: malformed, 401. Well-formed but unknown: 403 "Invalid access token." as Databricks.
+    const malformed = { ...json(BODY), headers: { ...json(BODY).headers, authorization: "Bearer syt_nope" } };
+    await expectError(await fetch(url, malformed), 401, "UNAUTHENTICATED");
+    const unknown = `Bearer syt_${"x".repeat(43)}`;
+    const bad = { ...json(BODY), headers: { ...json(BODY).headers, authorization: unknown } };
     expect(await expectError(await fetch(url, bad), 403, "PERMISSION_DENIED")).toBe("Invalid access token.");
     await expectError(await fetch(`${s.bridge.url}/api/2.0/serving-endpoints`), 401, "UNAUTHENTICATED");
 
     // A second token works at once, and stops working once revoked (seen through the KV watch).
-    const other = await s.tokens.createToken();
+    const other = await s.tokens.createToken({ scopes: ["admin"] });
     const withOther = {
       ...json(BODY),
       headers: { ...json(BODY).headers, authorization: `Bearer ${other.token}` },
     };
     await expect.poll(async () => (await fetch(url, withOther)).status).toBe(200);
     await s.tokens.revoke(other.id);
-    await expect.poll(async () => (await fetch(url, withOther)).status).toBe(403);
+    await expect.poll(async () => (await fetch(url, withOther)).status).toBe(401);
     expect((await s.call("/serving-endpoints/ep/invocations", json(BODY))).status).toBe(200);
   });
 

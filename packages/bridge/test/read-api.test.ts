@@ -27,7 +27,7 @@ async function setup(opts: { auth?: boolean } = {}) {
   const cluster = uniqueCluster();
   const tokens = await TokenStore.open(files.nc(), { cluster });
   cleanups.push(() => tokens.close());
-  const { token } = await tokens.createToken();
+  const { token } = await tokens.createToken({ scopes: ["admin"] });
   const bridge = await listenBridge({ nc: files.nc(), cluster, auth: opts.auth ?? true });
   cleanups.push(() => bridge.close());
   const get = (path: string, headers: Record<string, string> = { authorization: `Bearer ${token}` }) =>
@@ -92,7 +92,7 @@ describe("GET /api/2.0/switchyard/models", () => {
     await expectError(await s.get("/api/2.0/switchyard/models", {}), 401, "UNAUTHENTICATED");
     await expectError(await s.get("/api/2.0/switchyard/nodes", {}), 401, "UNAUTHENTICATED");
     await expectError(
-      await s.get("/api/2.0/switchyard/nodes", { authorization: "Bearer syt_wrong" }),
+      await s.get("/api/2.0/switchyard/nodes", { authorization: `Bearer syt_${"w".repeat(43)}` }),
       403,
       "PERMISSION_DENIED",
     );

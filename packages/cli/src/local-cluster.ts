@@ -51,14 +51,14 @@ async function adminToken(
 ): Promise<string> {
   const nc = await connectNats({ ...nats, name: "switchyard-up" });
   try {
-    const tokens = await TokenStore.open(nc, { cluster });
+    const tokens = await TokenStore.open(nc, { cluster, follow: false });
     try {
       if (secrets.token && tokens.verify(secrets.token)) return secrets.token;
-      const created = await tokens.createToken("admin");
+      const created = await tokens.createToken({ scopes: ["admin"], name: "admin" });
       await saveSecrets(dataDir, { ...secrets, token: created.token });
       return created.token;
     } finally {
-      await tokens.close();
+      tokens.close();
     }
   } finally {
     await nc.close();

@@ -134,5 +134,7 @@ export async function cleanupEndpoint(stores: Stores, name: string): Promise<voi
   }
   for (const key of (await readScales(stores, name)).keys()) await stores.cluster.delete(key);
   await stores.cluster.delete(keys.canary(name));
+  // Permission grants (the bridge's permissions API) die with the endpoint: a new one of that name starts bare.
+  await stores.cluster.delete(keys.grants(name));
   await stores.endpoints.delete(keys.endpoint(name));
 }

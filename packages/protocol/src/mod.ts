@@ -3,6 +3,7 @@
 // `@switchyard/protocol/errors` is the catalog alone (no zod), for the light data-types package.
 
 export * from "./apply.js";
+export * from "./access.js";
 export * from "./batch.js";
 export * from "./canary.js";
 export * from "./capture.js";

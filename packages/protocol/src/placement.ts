@@ -36,6 +36,9 @@ export const keys = {
   /** An endpoint's staged canary: its rollout frozen at start and its state (a StoredCanary). */
   canary: (endpoint: string) => `canary.${subjectToken(endpoint)}`,
   canaries: "canary.*",
+  /** Databricks permission grants on an endpoint (the bridge's StoredGrants). */
+  grants: (endpoint: string) => `grants.${subjectToken(endpoint)}`,
+  allGrants: "grants.*",
 };
 
 export const NodeHeartbeat = z
