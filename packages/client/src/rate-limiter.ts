@@ -73,7 +73,7 @@ export class RateLimiter {
         const calls = batch[batch.length - 1]!.calls;
         try {
           const granted = await this.increment(key, batch.length, calls);
-          batch.forEach((w, i) => w.resolve(i < granted));
+          for (const [i, w] of batch.entries()) w.resolve(i < granted);
         } catch (err) {
           for (const w of batch) w.reject(err);
         }
