@@ -161,7 +161,9 @@ export class Router {
   ) {
     this.limiter = new RateLimiter(nc, names);
     void this.follow();
-    void this.followLimits();
+    void this.followLimits().catch((err: unknown) =>
+      this.logger?.warn({ err }, "stopped following endpoint rate limits"),
+    );
   }
 
   /** Opens the cluster's buckets and starts watching `routes.*`. */
