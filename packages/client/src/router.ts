@@ -232,7 +232,8 @@ export class Router {
    * any I/O: `invoke` answers for it as it would have.
    */
   async admit(endpoint: string, principal: string): Promise<void> {
-    const limits = this.rateLimits.get(subjectToken(endpoint));
+    // By exact name (record keys are endpoint names): a name that is not one is never limited, only 404'd.
+    const limits = this.rateLimits.get(endpoint);
     if (limits) await this.limiter.admit(endpoint, limits, principal);
   }
 
