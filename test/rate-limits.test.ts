@@ -93,7 +93,8 @@ function expectLimited(r: Reply): void {
 const statuses = (rs: Reply[]) => rs.map((r) => r.status).sort();
 const repeat = <T>(n: number, x: T): T[] => Array.from({ length: n }, () => x);
 
-describe("rate limits across bridges and NATS, and the overload guard", () => {
+// A scenario may wait for a fresh window (up to two minutes when one straddled a boundary).
+describe("rate limits across bridges and NATS, and the overload guard", { timeout: 180_000 }, () => {
   let up: Up;
   let c: ReturnType<typeof clusterClient>;
   let nc: NatsConnection;
