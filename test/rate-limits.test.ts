@@ -344,6 +344,15 @@ describe("rate limits across bridges and NATS, and the overload guard", { timeou
     expect((await c.call("GET", "/api/2.0/serving-endpoints/gated")).json.rate_limits).toBeUndefined();
   });
 
+  it("refuses a bound that is not a positive integer, naming it", async () => {
+    await expect(listenBridge({ nc, cluster, auth: true, maxInFlight: 0 })).rejects.toThrow(
+      "maxInFlight must be a positive integer",
+    );
+    const bad = await cli(["up", "--data-dir", tempDir("sy-rl-bad-"), "--max-in-flight", "-3"]);
+    expect(bad.code).not.toBe(0);
+    expect(bad.stderr).toContain("--max-in-flight: expected a positive integer");
+  });
+
   it("a bridge holding maxInFlight requests answers exactly the extra ones 503 at once, health exempt", async () => {
     const gates = tempDir("sy-gate-");
     const gate = path.join(gates, "open");
