@@ -267,7 +267,7 @@ export class ManagementApi {
     const name = this.nameOf(body);
     if (!Array.isArray(body.rate_limits)) {
       throw invalid(
-        `rate_limits: expected a list of {"calls","key","renewal_period"}, got ${JSON.stringify(body.rate_limits ?? null)}`,
+        `rate_limits: expected a list of {"calls","key","renewal_period"}, got ${kindOf(body.rate_limits)}`,
       );
     }
     const checked = parseRateLimits(body.rate_limits);
@@ -480,4 +480,11 @@ function streamNameOf(body: Record<string, unknown>): string {
     );
   }
   return name;
+}
+
+/** What a JSON value is, for messages that must not echo a client's (possibly huge) input. */
+function kindOf(value: unknown): string {
+  if (value === undefined) return "nothing";
+  if (value === null) return "null";
+  return Array.isArray(value) ? "an array" : `a ${typeof value}`;
 }
