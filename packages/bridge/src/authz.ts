@@ -50,6 +50,7 @@ export const ROUTE_RULES: Readonly<Record<string, RouteRule>> = {
   "GET /api/2.0/serving-endpoints/:name": view,
   "DELETE /api/2.0/serving-endpoints/:name": manage,
   "PUT /api/2.0/serving-endpoints/:name/config": manage,
+  "PUT /api/2.0/serving-endpoints/:name/rate-limits": manage,
   "GET /api/2.0/permissions/serving-endpoints/:name": manage,
   "PUT /api/2.0/permissions/serving-endpoints/:name": manage,
   "PATCH /api/2.0/permissions/serving-endpoints/:name": manage,

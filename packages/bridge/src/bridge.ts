@@ -12,7 +12,14 @@ import {
   StreamsApi,
   startCapturingRouter,
 } from "@switchyard/client";
-import { CSV_TYPE, clusterNames, H, JSON_TYPE, SwitchyardError } from "@switchyard/protocol";
+import {
+  ANONYMOUS_PRINCIPAL,
+  CSV_TYPE,
+  clusterNames,
+  H,
+  JSON_TYPE,
+  SwitchyardError,
+} from "@switchyard/protocol";
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
 import { type Logger, pino } from "pino";
 import { accessOf, installAuthz, openRules, ROUTE_RULES, requireRules } from "./authz.js";
@@ -46,9 +53,15 @@ export interface BridgeOptions {
   logger?: Logger;
   /** A router to share (e.g. with the invoke actor in the same process); by default the bridge starts its own. */
   router?: Router;
+  /**
+   * Requests this bridge holds at once (default 4096); beyond it a request gets an immediate 503
+   * TEMPORARILY_UNAVAILABLE with Retry-After, before its body is read, instead of queueing without bound.
+   */
+  maxInFlight?: number;
 }
 
 export const DEFAULT_BODY_LIMIT = 16 * 1024 * 1024;
+export const DEFAULT_MAX_IN_FLIGHT = 4096;
 
 /** Reply headers copied from the replica's reply to the HTTP response. */
 const FORWARDED_REPLY_HEADERS = [H.queueUs, H.computeUs, H.batchSize] as const;
@@ -124,6 +137,13 @@ export async function createBridge(opts: BridgeOptions): Promise<FastifyInstance
   if (!Number.isSafeInteger(bodyLimit) || bodyLimit <= 0) {
     throw new SwitchyardError("INVALID_PARAMETER_VALUE", "bodyLimit must be a positive integer of bytes");
   }
+  const maxInFlight = opts.maxInFlight ?? DEFAULT_MAX_IN_FLIGHT;
+  if (!Number.isSafeInteger(maxInFlight) || maxInFlight <= 0) {
+    throw new SwitchyardError(
+      "INVALID_PARAMETER_VALUE",
+      "maxInFlight must be a positive integer of requests",
+    );
+  }
   const log = opts.logger ?? pino({ level: "warn", name: "switchyard-bridge" });
   const router =
     opts.router ??
@@ -172,11 +192,35 @@ export async function createBridge(opts: BridgeOptions): Promise<FastifyInstance
     return reply.code(error.status).headers(errorHeaders(error)).send(JSON.stringify(error.toBody()));
   });
 
+  // The overload guard runs first of all hooks: a bridge at its bound answers in microseconds, reading nothing.
+  // Health probes are exempt, so an orchestrator does not restart a bridge for being busy.
+  let inFlight = 0;
+  app.addHook("onRequest", (req, reply, done) => {
+    if (req.url.startsWith("/v2/health/")) return done();
+    if (inFlight >= maxInFlight) {
+      return done(
+        new SwitchyardError(
+          "TEMPORARILY_UNAVAILABLE",
+          `this bridge holds ${maxInFlight} requests already; retry shortly`,
+        ),
+      );
+    }
+    inFlight++;
+    // The response's `close` comes once, whether it was sent or the client went away first.
+    reply.raw.once("close", () => inFlight--);
+    done();
+  });
+
   app.setNotFoundHandler((req) => {
     throw new SwitchyardError("RESOURCE_DOES_NOT_EXIST", `no such API: ${req.method} ${pathOf(req.url)}`);
   });
 
   if (tokens && grants) installAuthz(app, { tokens, grants, rules });
+
+  /** Who a `key: user` rate limit counts: the verified token's id, or one shared principal with auth off. */
+  function principalOf(req: FastifyRequest): string {
+    return accessOf(req)?.id ?? ANONYMOUS_PRINCIPAL;
+  }
 
   async function invoke(
     req: FastifyRequest,
@@ -204,6 +248,7 @@ export async function createBridge(opts: BridgeOptions): Promise<FastifyInstance
     h.append(H.requestId, req.id);
     if (oipFormat) h.append(H.format, "oip");
     const timeoutMs = parseTimeoutMs(header(req, H.timeoutMs));
+    await router.admit(endpoint, principalOf(req));
     const result = await router.invoke(endpoint, body, h, {
       deadlineMs: Date.now() + timeoutMs,
       routeKey: header(req, H.routeKey),
@@ -269,6 +314,9 @@ export async function createBridge(opts: BridgeOptions): Promise<FastifyInstance
 
   // --- Databricks permissions of serving endpoints (grants naming tokens) ---
   if (grants) registerPermissionRoutes(app, { api, grants, jsonBody });
+  app.put<{ Params: NameParams }>("/api/2.0/serving-endpoints/:name/rate-limits", async (req) =>
+    api.putRateLimits(req.params.name, jsonBody(req).rate_limits),
+  );
 
   // --- Switchyard's own resources: batch jobs (the bodies of `switchyard batch submit`) ---
   app.post("/api/2.0/switchyard/batch/jobs", async (req) => batch.submit(jsonBody(req) as never));

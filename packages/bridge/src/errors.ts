@@ -1,6 +1,13 @@
 // Every error the bridge answers, as MLflow's body `{"error_code","message"}` with the catalog's status: ours
 // (SwitchyardError), Fastify's own (body too large, unknown route), and unexpected ones (500, no stack).
-import { ERROR_CATALOG, type ErrorCode, H, isErrorCode, SwitchyardError } from "@switchyard/protocol";
+import {
+  ERROR_CATALOG,
+  type ErrorCode,
+  H,
+  isErrorCode,
+  retryAfterOf,
+  SwitchyardError,
+} from "@switchyard/protocol";
 
 /** Seconds a client should wait after a 503 before retrying. */
 export const RETRY_AFTER_SECONDS = "1";
@@ -70,6 +77,8 @@ export function unsupportedMediaType(contentType: string | undefined): Switchyar
 /** Headers of an error response. */
 export function errorHeaders(error: SwitchyardError): Record<string, string> {
   const h: Record<string, string> = { "content-type": "application/json", [H.errorCode]: error.code };
-  if (error.status === 503) h["retry-after"] = RETRY_AFTER_SECONDS;
+  const retryAfter = retryAfterOf(error);
+  if (retryAfter !== undefined) h[H.retryAfter] = String(retryAfter);
+  else if (error.status === 503) h[H.retryAfter] = RETRY_AFTER_SECONDS;
   return h;
 }

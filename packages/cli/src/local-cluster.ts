@@ -68,7 +68,7 @@ async function adminToken(
 export async function startLocalCluster(
   config: LocalClusterConfig,
   say: (msg: string) => void = () => {},
-  opts: { logLevel?: string; autoscaler?: AutoscalerConfig } = {},
+  opts: { logLevel?: string; autoscaler?: AutoscalerConfig; maxInFlight?: number } = {},
 ): Promise<StartedCluster> {
   const dataDir = path.resolve(config.dataDir);
   const scaling = opts.autoscaler ?? AutoscalerConfig.parse({});
@@ -172,6 +172,7 @@ export async function startLocalCluster(
       port: config.httpPort,
       auth: config.auth,
       logger,
+      ...(opts.maxInFlight !== undefined ? { maxInFlight: opts.maxInFlight } : {}),
     });
     stops.push(() => bridge.stop());
     say(`HTTP bridge listening on ${bridge.url}`);

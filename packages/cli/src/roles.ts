@@ -12,6 +12,8 @@ export interface BridgeRoleOptions {
   port: number;
   auth: boolean;
   logger: Logger;
+  /** Requests the HTTP bridge holds at once before answering 503 (default: the bridge's). */
+  maxInFlight?: number;
 }
 
 export interface RunningBridgeRole {
@@ -37,6 +39,7 @@ export async function startBridgeRole(o: BridgeRoleOptions): Promise<RunningBrid
       host: o.host,
       port: o.port,
       logger: o.logger.child({ role: "bridge" }),
+      ...(o.maxInFlight !== undefined ? { maxInFlight: o.maxInFlight } : {}),
     });
     return {
       url: bridge.url,

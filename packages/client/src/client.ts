@@ -100,6 +100,13 @@ export class EndpointsApi {
     await this.call("endpoints.delete", { name });
   }
 
+  /** Replaces the endpoint's `rate_limits` (Databricks' PUT …/rate-limits); `[]` removes them. */
+  putRateLimits(name: string, rateLimits: unknown): Promise<{ rate_limits: unknown[] }> {
+    return this.call("endpoints.rate_limits", { name, rate_limits: rateLimits }) as Promise<{
+      rate_limits: unknown[];
+    }>;
+  }
+
   private call(op: ApiOp, body: unknown, user?: string): Promise<unknown> {
     return callApi(this.nc, this.names, op, body, { timeoutMs: this.timeoutMs, ...(user ? { user } : {}) });
   }

@@ -7,7 +7,9 @@ import {
   DEFAULT_TIMEOUT_MS,
   H,
   JSON_TYPE,
+  principalOfReply,
   QUEUE_GROUPS,
+  retryAfterOf,
   SwitchyardError,
 } from "@switchyard/protocol";
 import type { Router } from "./router.js";
@@ -49,6 +51,8 @@ export function errorReply(
   h.append(H.contentType, msgpack ? "application/msgpack" : JSON_TYPE);
   h.append(H.errorCode, e.code);
   if (requestId) h.append(H.requestId, requestId);
+  const retryAfter = retryAfterOf(e);
+  if (retryAfter !== undefined) h.append(H.retryAfter, String(retryAfter));
   const body = e.toBody();
   return { data: msgpack ? encode(body) : utf8Encoder.encode(JSON.stringify(body)), headers: h };
 }
@@ -70,6 +74,8 @@ export function serveInvoke(nc: NatsConnection, router: Router, cluster?: string
         throw new SwitchyardError("TEMPORARILY_UNAVAILABLE", "too many requests in flight; retry shortly");
       }
       const timeoutMs = parseTimeoutMs(inH?.get(H.timeoutMs));
+      // Who a `key: user` limit counts: the client's own inbox prefix (see principalOfReply).
+      await router.admit(endpoint, principalOfReply(msg.reply));
       const h = natsHeaders();
       if (contentType) h.append(H.contentType, contentType);
       if (requestId) h.append(H.requestId, requestId);

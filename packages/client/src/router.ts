@@ -24,9 +24,12 @@ import {
   keys,
   type LiveRoute,
   notFound,
+  type RateLimit,
+  RateLimits,
   SwitchyardError,
   subjectToken,
 } from "@switchyard/protocol";
+import { RateLimiter } from "./rate-limiter.js";
 import { RouterStats, type RouterStatsOptions } from "./router-stats.js";
 import { ShadowMirror } from "./shadow.js";
 import { buildSplit, pickRoute, routeKeyPoint, type TrafficSplit } from "./split.js";
@@ -139,6 +142,9 @@ export class Router {
   private readonly waiters = new Set<() => void>();
   /** When this router last asked for a replica of a route (by subject). */
   private readonly wakes = new Map<string, number>();
+  /** The `rate_limits` of endpoints that have any, by name, as the endpoints watch last saw them. */
+  private readonly rateLimits = new Map<string, readonly RateLimit[]>();
+  private readonly limiter: RateLimiter;
   private closed = false;
 
   private constructor(
@@ -147,12 +153,17 @@ export class Router {
     private readonly clusterKv: KV,
     private readonly endpointsKv: KV,
     private readonly watch: QueuedIterator<KvEntry>,
+    private readonly endpointsWatch: QueuedIterator<KvEntry>,
     private readonly logger: RouterLogger | undefined,
     private readonly observers: InvokeObserver[],
     private readonly stats: RouterStats | undefined,
     private readonly shadow: ShadowMirror,
   ) {
+    this.limiter = new RateLimiter(nc, names);
     void this.follow();
+    void this.followLimits().catch((err: unknown) =>
+      this.logger?.warn({ err }, "stopped following endpoint rate limits"),
+    );
   }
 
   /** Opens the cluster's buckets and starts watching `routes.*`. */
@@ -163,7 +174,10 @@ export class Router {
       openBucket(nc, names, "cluster"),
       openBucket(nc, names, "endpoints"),
     ]);
-    const watch = await clusterKv.watch({ key: keys.allRoutes });
+    const [watch, endpointsWatch] = await Promise.all([
+      clusterKv.watch({ key: keys.allRoutes }),
+      endpointsKv.watch(),
+    ]);
     // Shadow traffic follows the routes this router is about to hold (the arrow reads them when it runs).
     let router: Router | undefined;
     const shadow = new ShadowMirror(
@@ -177,7 +191,18 @@ export class Router {
       ? new RouterStats(nc, names, { ...opts.stats, shadow: () => shadow.snapshot() })
       : undefined;
     const observers = [...(opts.observers ?? []), ...(stats ? [stats] : [])];
-    router = new Router(nc, names, clusterKv, endpointsKv, watch, opts.logger, observers, stats, shadow);
+    router = new Router(
+      nc,
+      names,
+      clusterKv,
+      endpointsKv,
+      watch,
+      endpointsWatch,
+      opts.logger,
+      observers,
+      stats,
+      shadow,
+    );
     return router;
   }
 
@@ -189,6 +214,27 @@ export class Router {
         this.logger?.warn({ err, key: entry.key }, "ignoring a routes record that does not parse");
       }
     }
+  }
+
+  /** Keeps `rateLimits` current from the endpoint records (the API writes `rate_limits` there). */
+  private async followLimits(): Promise<void> {
+    for await (const entry of this.endpointsWatch) {
+      const limits = entry.operation === "PUT" ? rateLimitsOf(entry.value) : undefined;
+      if (limits?.length) this.rateLimits.set(entry.key, limits);
+      else this.rateLimits.delete(entry.key);
+    }
+  }
+
+  /**
+   * Counts one call of `endpoint` by `principal` against the endpoint's `rate_limits`, shared by every router
+   * of the cluster: resolves when admitted, throws REQUEST_LIMIT_EXCEEDED (RateLimitExceeded, with the seconds
+   * to the next window) when not. An endpoint without limits, or one that does not exist, is admitted without
+   * any I/O: `invoke` answers for it as it would have.
+   */
+  async admit(endpoint: string, principal: string): Promise<void> {
+    // By exact name (record keys are endpoint names): a name that is not one is never limited, only 404'd.
+    const limits = this.rateLimits.get(endpoint);
+    if (limits) await this.limiter.admit(endpoint, limits, principal);
   }
 
   private apply(entry: KvEntry): EndpointState | undefined {
@@ -493,6 +539,7 @@ export class Router {
     this.closed = true;
     this.stats?.close();
     this.watch.stop();
+    this.endpointsWatch.stop();
     this.wake();
   }
 }
@@ -503,6 +550,17 @@ interface Tracking {
   /** The route this request is waiting for now, if any. */
   held: LiveRoute | undefined;
   everHeld: boolean;
+}
+
+/** The `rate_limits` of an endpoint record (stored with the create body's other fields), if valid and live. */
+function rateLimitsOf(value: Uint8Array): RateLimit[] | undefined {
+  try {
+    const record = JSON.parse(utf8.decode(value)) as { deleted?: unknown; extra?: { rate_limits?: unknown } };
+    if (record.deleted === true) return undefined;
+    return RateLimits.safeParse(record.extra?.rate_limits).data;
+  } catch {
+    return undefined;
+  }
 }
 
 function isDeletedRecord(value: Uint8Array): boolean {

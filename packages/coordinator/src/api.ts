@@ -28,6 +28,7 @@ import {
   keys,
   NodeHeartbeat,
   notFound,
+  parseRateLimits,
   QUEUE_GROUPS,
   ReplicaStatus,
   type ScaleDecision,
@@ -76,6 +77,7 @@ export class ManagementApi {
       "endpoints.get": (b) => this.get(b),
       "endpoints.list": () => this.list(),
       "endpoints.delete": (b) => this.delete(b),
+      "endpoints.rate_limits": (b) => this.putRateLimits(b),
       "schedules.create": (b) => this.createSchedule(b),
       "schedules.get": (b) => this.getSchedule(b),
       "schedules.list": () => this.listSchedules(),
@@ -177,6 +179,8 @@ export class ManagementApi {
 
     const now = Date.now();
     const { name: _n, config: _c, ...extra } = body;
+    // Stored with defaults filled in (a limit without `key` counts for the whole endpoint), as GET shows them.
+    if (parsed.data?.rate_limits) extra.rate_limits = parsed.data.rate_limits;
     const record: EndpointRecord = {
       name,
       id: randomUUID().replaceAll("-", ""),
@@ -252,6 +256,43 @@ export class ManagementApi {
       "endpoint update accepted",
     );
     return this.view(next, lookup);
+  }
+
+  /**
+   * Databricks' `PUT /serving-endpoints/{name}/rate-limits`: replaces the endpoint's `rate_limits` (an empty
+   * list removes them). Routers see the change through their watch of the endpoints bucket; it never starts
+   * a rollout, so it is allowed while one runs.
+   */
+  async putRateLimits(body: Record<string, unknown>): Promise<{ rate_limits: unknown[] }> {
+    const name = this.nameOf(body);
+    if (!Array.isArray(body.rate_limits)) {
+      throw invalid(
+        `rate_limits: expected a list of {"calls","key","renewal_period"}, got ${kindOf(body.rate_limits)}`,
+      );
+    }
+    const checked = parseRateLimits(body.rate_limits);
+    if (!checked.limits) {
+      throw invalid(checked.problems.map((p) => `${p.field}: ${p.message}`).join("; "));
+    }
+    const limits = checked.limits;
+    await this.existing(name);
+    await casUpdate(
+      this.o.stores.endpoints,
+      keys.endpoint(name),
+      EndpointRecordSchema,
+      (record): EndpointRecord => {
+        if (!record || record.deleted) throw notFound(`endpoint '${name}' does not exist`);
+        const { rate_limits: _old, ...extra } = record.extra;
+        return {
+          ...record,
+          last_updated_timestamp: Date.now(),
+          extra: limits.length ? { ...extra, rate_limits: limits } : extra,
+        };
+      },
+      { what: `endpoint '${name}'` },
+    );
+    this.o.log.info({ endpoint: name, rateLimits: limits }, "endpoint rate limits set");
+    return { rate_limits: limits };
   }
 
   async get(body: Record<string, unknown>): Promise<EndpointView> {
@@ -439,4 +480,11 @@ function streamNameOf(body: Record<string, unknown>): string {
     );
   }
   return name;
+}
+
+/** What a JSON value is, for messages that must not echo a client's (possibly huge) input. */
+function kindOf(value: unknown): string {
+  if (value === undefined) return "nothing";
+  if (value === null) return "null";
+  return Array.isArray(value) ? "an array" : `a ${typeof value}`;
 }

@@ -3,9 +3,14 @@
 import { type JetStreamManager, jetstreamManager } from "@nats-io/jetstream";
 import { type KV, type KvEntry, Kvm, type KvOptions } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/transport-node";
-import { type ClusterNames, LIVENESS_TTL_MS, SwitchyardError } from "@switchyard/protocol";
+import {
+  type ClusterNames,
+  LIVENESS_TTL_MS,
+  RATE_LIMIT_COUNTER_TTL_MS,
+  SwitchyardError,
+} from "@switchyard/protocol";
 
-export type BucketName = "models" | "endpoints" | "cluster" | "liveness" | "jobs";
+export type BucketName = "models" | "endpoints" | "cluster" | "liveness" | "jobs" | "ratelimits";
 
 /**
  * The settings of every KV bucket, in one place: whichever component starts first creates a bucket, and
@@ -19,6 +24,8 @@ export const BUCKET_OPTIONS: Record<BucketName, Partial<KvOptions>> = {
   /** Heartbeats and the leader lease expire with the bucket's age limit (no per-key TTL in 2.10). */
   liveness: { history: 1, ttl: LIVENESS_TTL_MS },
   jobs: { history: 5 },
+  /** Rate-limit counters: one key per window, gone once the window is well past. */
+  ratelimits: { history: 1, ttl: RATE_LIMIT_COUNTER_TTL_MS },
 };
 
 /** What `listKeys` needs of a bucket that nats.js's KV interface does not expose: its name. */

@@ -24,6 +24,7 @@ export const API_OPS = [
   "endpoints.get",
   "endpoints.list",
   "endpoints.delete",
+  "endpoints.rate_limits",
   "batch.submit",
   "batch.get",
   "batch.list",
@@ -55,6 +56,8 @@ export interface ClusterNames {
     cluster: string;
     liveness: string;
     jobs: string;
+    /** Rate-limit counters, one key per endpoint, limit key and window (see rate-limit.ts). */
+    ratelimits: string;
   };
   streams: {
     batch: string;
@@ -148,6 +151,7 @@ export function clusterNames(cluster: string = DEFAULT_CLUSTER): ClusterNames {
       cluster: `${cluster}_cluster`,
       liveness: `${cluster}_liveness`,
       jobs: `${cluster}_jobs`,
+      ratelimits: `${cluster}_ratelimits`,
     },
     streams: {
       batch: `${up}_BATCH`,

@@ -7,6 +7,7 @@ import { AutoCaptureConfig } from "./capture.js";
 import { SwitchyardError } from "./errors.js";
 import { aliasOf, defaultServedName, isModelName, isResourceName } from "./names.js";
 import { type ConfigProblem, zodProblems } from "./problems.js";
+import { RateLimits } from "./rate-limit.js";
 import { ShadowConfig, shadowProblems } from "./shadow.js";
 
 export const WORKLOAD_SIZES = ["Small", "Medium", "Large"] as const;
@@ -99,7 +100,7 @@ export const CreateEndpointRequest = z
     name: z.string(),
     config: EndpointConfigInput,
     tags: z.array(Tag).optional(),
-    rate_limits: z.array(z.record(z.string(), z.unknown())).optional(),
+    rate_limits: RateLimits.optional(),
     ai_gateway: z.record(z.string(), z.unknown()).optional(),
     route_optimized: z.boolean().optional(),
     budget_policy_id: z.string().optional(),

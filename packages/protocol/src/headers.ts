@@ -22,6 +22,8 @@ export const H = {
   user: "x-switchyard-user",
   /** Response: set on errors, with the catalog code (the body carries `error_code` too). */
   errorCode: "x-switchyard-error-code",
+  /** Response: on REQUEST_LIMIT_EXCEEDED and TEMPORARILY_UNAVAILABLE, seconds to wait before retrying. */
+  retryAfter: "retry-after",
 } as const;
 
 export const DEFAULT_TIMEOUT_MS = 30_000;

@@ -19,6 +19,7 @@ export * from "./launch.js";
 export * from "./model.js";
 export * from "./names.js";
 export * from "./placement.js";
+export * from "./rate-limit.js";
 export * from "./shadow.js";
 export * from "./stats.js";
 export * from "./stream.js";

@@ -214,6 +214,38 @@ export function endpointsCommand(program: Command, globals: () => GlobalOptions)
       });
     });
 
+  endpoints
+    .command("rate-limits")
+    .description(
+      "set the endpoint's rate limit (Databricks' PUT …/rate-limits): calls per minute, for the whole " +
+        "endpoint or per user (token over HTTP, inbox prefix over NATS); --clear removes it",
+    )
+    .argument("<name>", "endpoint name")
+    .option("--calls <n>", "calls allowed per minute")
+    .option("--key <key>", "'endpoint' (one count for everyone) or 'user' (one count per caller)", "endpoint")
+    .option("--clear", "remove the endpoint's rate limits")
+    .action(async (name: string, opts: { calls?: string; key: string; clear?: boolean }) => {
+      if (opts.clear === (opts.calls !== undefined)) {
+        throw new SwitchyardError("INVALID_PARAMETER_VALUE", "give --calls <n> or --clear (one of them)");
+      }
+      // The API validates the limit and names the bad field; a number-looking --calls goes as a number.
+      const calls = opts.calls !== undefined && opts.calls.trim() !== "" ? Number(opts.calls) : opts.calls;
+      const limits = opts.clear
+        ? []
+        : [{ calls: Number.isNaN(calls) ? opts.calls : calls, key: opts.key, renewal_period: "minute" }];
+      await withClient(globals(), async (client, out) => {
+        const set = await client.endpoints.putRateLimits(name, limits);
+        const lines = set.rate_limits.map((l) => {
+          const r = l as { calls: number; key: string; renewal_period: string };
+          return `${r.calls} calls per ${r.renewal_period}${r.key === "user" ? " per user" : ""}`;
+        });
+        out.print(
+          lines.length ? `rate limits of ${name}: ${lines.join(", ")}` : `${name} has no rate limits`,
+          set,
+        );
+      });
+    });
+
   rolloutCommand(endpoints, globals);
 
   endpoints.command("list").action(async () => {

@@ -162,20 +162,41 @@ export function roleCommands(program: Command, globals: () => GlobalOptions): vo
       new Option("--http-port <port>", "port to listen on").default("8080").env("SWITCHYARD_HTTP_PORT"),
     )
     .option("--no-auth", "turn bearer-token auth OFF (not for shared machines)")
+    .option(
+      "--max-in-flight <n>",
+      "requests this bridge holds at once; beyond it an immediate 503 with Retry-After (default 4096)",
+    )
     .addOption(logLevelOption())
-    .action(async (opts: { host: string; httpPort: string; auth: boolean; logLevel: LogLevel }) => {
-      const target = await resolveTarget(globals());
-      if (!opts.auth) process.stderr.write("WARNING: authentication is OFF (--no-auth)\n");
-      const bridge = await startBridgeRole({
-        nats: natsOptionsOf(target, "switchyard-bridge"),
-        cluster: target.cluster,
-        host: opts.host,
-        port: Number(opts.httpPort),
-        auth: opts.auth,
-        logger: logger(opts.logLevel),
-      });
-      process.stdout.write(`HTTP bridge listening on ${bridge.url}\n`);
-      await untilSignal();
-      await bridge.stop();
-    });
+    .action(
+      async (opts: {
+        host: string;
+        httpPort: string;
+        auth: boolean;
+        maxInFlight?: string;
+        logLevel: LogLevel;
+      }) => {
+        const target = await resolveTarget(globals());
+        if (!opts.auth) process.stderr.write("WARNING: authentication is OFF (--no-auth)\n");
+        const bridge = await startBridgeRole({
+          nats: natsOptionsOf(target, "switchyard-bridge"),
+          cluster: target.cluster,
+          host: opts.host,
+          port: Number(opts.httpPort),
+          auth: opts.auth,
+          logger: logger(opts.logLevel),
+          ...(opts.maxInFlight !== undefined ? { maxInFlight: maxInFlightFlag(opts.maxInFlight) } : {}),
+        });
+        process.stdout.write(`HTTP bridge listening on ${bridge.url}\n`);
+        await untilSignal();
+        await bridge.stop();
+      },
+    );
+}
+
+function maxInFlightFlag(value: string): number {
+  const n = Number(value);
+  if (!Number.isSafeInteger(n) || n < 1) {
+    throw new Error(`--max-in-flight: expected a positive integer of requests, got '${value}'`);
+  }
+  return n;
 }

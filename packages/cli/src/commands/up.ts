@@ -15,6 +15,7 @@ interface UpOptions {
   nodeThreads?: string;
   auth?: boolean;
   scaleToZeroAfter?: string;
+  maxInFlight?: string;
   logLevel: LogLevel;
 }
 
@@ -47,6 +48,10 @@ export function upCommand(program: Command, dataDirFlag: () => string | undefine
       "--scale-to-zero-after <duration>",
       "idle time (30s, 30m, 2h) after which a served model with scale_to_zero_enabled has no replica (default 30m)",
     )
+    .option(
+      "--max-in-flight <n>",
+      "requests the HTTP bridge holds at once; beyond it an immediate 503 with Retry-After (default 4096)",
+    )
     .addOption(logLevelOption())
     .action(async (opts: UpOptions) => {
       const file = await loadClusterConfig(opts.config ?? findConfigFile());
@@ -72,7 +77,13 @@ export function upCommand(program: Command, dataDirFlag: () => string | undefine
           : {}),
       });
       const say = (msg: string) => process.stdout.write(`${msg}\n`);
-      const cluster = await startLocalCluster(config, say, { logLevel: opts.logLevel, autoscaler });
+      const cluster = await startLocalCluster(config, say, {
+        logLevel: opts.logLevel,
+        autoscaler,
+        ...(opts.maxInFlight !== undefined
+          ? { maxInFlight: positive(opts.maxInFlight, "--max-in-flight") }
+          : {}),
+      });
       say(`cluster '${config.name}' is up; connection details in ${cluster.clusterFilePath} (mode 0600)`);
       say("press Ctrl-C to stop");
 
