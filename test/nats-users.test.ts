@@ -113,7 +113,9 @@ describe("NATS users of switchyard up", () => {
     const predictions = reply.json<{ predictions: number[] }>().predictions;
     const expected = linearPredict(MODEL, rows).flat();
     expect(predictions).toHaveLength(expected.length);
-    predictions.forEach((p, i) => expect(Math.abs(p - expected[i]!)).toBeLessThan(1e-5));
+    predictions.forEach((p, i) => {
+      expect(Math.abs(p - expected[i]!)).toBeLessThan(1e-5);
+    });
 
     // Another endpoint exists and serves the admin, but this user may not request it.
     await expectPublishDenied(
