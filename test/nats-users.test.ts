@@ -171,6 +171,15 @@ describe("NATS users of switchyard up", () => {
     });
     expect(list.stdout).not.toMatch(/password|\$2a\$/);
 
+    // Two creates at once: both saved, both let in.
+    const pair = await Promise.all([
+      createUser(["--endpoints", "allowed", "--name", "gina"]),
+      createUser(["--endpoints", "allowed", "--name", "hank"]),
+    ]);
+    const after = JSON.parse((await cli(["users", "list", "--json"], env())).stdout) as { user: string }[];
+    expect(after.map((u) => u.user)).toEqual(expect.arrayContaining(["dave", "gina", "hank"]));
+    for (const u of pair) await (await client(u.user, u.password, `_INBOX_${u.user}`)).flush();
+
     const glob = await cli(["users", "create", "--endpoints", "fraud-*"], env());
     expect(glob.code).toBe(1);
     expect(glob.stderr).toMatch(/--endpoints: 'fraud-\*' is a pattern/);

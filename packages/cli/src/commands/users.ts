@@ -2,6 +2,7 @@
 // its data dir (bcrypt hashes only); every change rewrites nats-server's authorization file and reloads it.
 
 import { randomBytes } from "node:crypto";
+import { open, readFile, rm } from "node:fs/promises";
 import path from "node:path";
 import { connectNats, splitNatsUrl } from "@switchyard/nats";
 import { reloadNatsServer, writeAuthorizationFile } from "@switchyard/natsd";
@@ -60,6 +61,49 @@ async function managedCluster(g: GlobalOptions): Promise<ManagedCluster> {
     );
   }
   return { dataDir, file: { ...file, natsPid: file.natsPid, natsAuthorization: file.natsAuthorization } };
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+/**
+ * Runs a read-change-write of the users file alone: two `users create` at once would otherwise each write
+ * the list they read, and one printed password would belong to a user that was never saved.
+ */
+async function withUsersLock<T>(dataDir: string, fn: () => Promise<T>): Promise<T> {
+  const lock = path.join(dataDir, "nats-users.lock");
+  const deadline = Date.now() + RELOAD_TIMEOUT_MS * 2;
+  for (;;) {
+    try {
+      const h = await open(lock, "wx", 0o600);
+      await h.writeFile(String(process.pid));
+      await h.close();
+      break;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
+      // A lock whose process is gone was left by a crash; an empty one is being written right now.
+      const owner = Number(await readFile(lock, "utf8").catch(() => ""));
+      if (owner > 0 && !alive(owner)) {
+        await rm(lock, { force: true });
+        continue;
+      }
+      if (Date.now() > deadline) {
+        throw new SwitchyardError("RESOURCE_CONFLICT", `another switchyard users command holds ${lock}`);
+      }
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+  try {
+    return await fn();
+  } finally {
+    await rm(lock, { force: true });
+  }
 }
 
 /**
@@ -136,15 +180,17 @@ export function usersCommand(program: Command, globals: () => GlobalOptions): vo
         ...roleUserNames(secrets),
         RELOAD_WITNESS,
       ]);
-      const existing = await readNatsUsers(c.dataDir);
-      if (existing.some((u) => u.user === user)) {
-        throw new SwitchyardError("RESOURCE_ALREADY_EXISTS", `NATS user '${user}' already exists`);
-      }
       const password = randomBytes(24).toString("base64url");
       // nats-server recognises a bcrypt password by its `$2a$` prefix (same hash as `$2b$` for this password).
       const hash = bcrypt.hashSync(password, bcrypt.genSaltSync(BCRYPT_ROUNDS).replace(/^\$2b\$/, "$2a$"));
       const created = StoredNatsUser.parse({ user, password_hash: hash, endpoints, created_at: Date.now() });
-      await applyUsers(c, [...existing, created]);
+      await withUsersLock(c.dataDir, async () => {
+        const existing = await readNatsUsers(c.dataDir);
+        if (existing.some((u) => u.user === user)) {
+          throw new SwitchyardError("RESOURCE_ALREADY_EXISTS", `NATS user '${user}' already exists`);
+        }
+        await applyUsers(c, [...existing, created]);
+      });
       const json = globals().json ?? false;
       process.stdout.write(
         json
@@ -177,13 +223,15 @@ export function usersCommand(program: Command, globals: () => GlobalOptions): vo
     .argument("<user>", "user name (from `users list`)")
     .action(async (user: string) => {
       const c = await managedCluster(globals());
-      const existing = await readNatsUsers(c.dataDir);
-      const gone = existing.find((u) => u.user === user);
-      if (!gone) throw notFound(`NATS user '${user}' does not exist`);
-      await applyUsers(
-        c,
-        existing.filter((u) => u !== gone),
-      );
+      await withUsersLock(c.dataDir, async () => {
+        const existing = await readNatsUsers(c.dataDir);
+        const gone = existing.find((u) => u.user === user);
+        if (!gone) throw notFound(`NATS user '${user}' does not exist`);
+        await applyUsers(
+          c,
+          existing.filter((u) => u !== gone),
+        );
+      });
       // The server closes the deleted user's connections itself when it reloads.
       const json = globals().json ?? false;
       process.stdout.write(json ? `${JSON.stringify({ user })}\n` : `deleted NATS user ${user}\n`);
