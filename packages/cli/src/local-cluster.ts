@@ -21,14 +21,15 @@ import {
 import { Registry } from "@switchyard/registry";
 import { type Logger, pino } from "pino";
 import { defaultCacheDir, readClusterFile, removeClusterFile, writeClusterFile } from "./cluster-file.js";
+import { clusterAuthorization, NATS_AUTHORIZATION_FILE, readNatsUsers } from "./nats-users.js";
 import { startBridgeRole } from "./roles.js";
-import { type ClusterSecrets, loadOrCreateSecrets, saveSecrets } from "./secrets.js";
+import { type ClusterSecrets, loadOrCreateSecrets, type RoleSecrets, saveSecrets } from "./secrets.js";
 
 export interface StartedCluster {
   config: LocalClusterConfig;
   file: ClusterFile;
   clusterFilePath: string;
-  secrets: ClusterSecrets;
+  secrets: RoleSecrets;
   nats: NatsServer;
   stop(): Promise<void>;
 }
@@ -89,12 +90,14 @@ export async function startLocalCluster(
     pino.destination({ dest: path.join(dataDir, "logs", "switchyard.log"), mkdir: true, sync: false }),
   );
   const natsLog = path.join(dataDir, "logs", "nats-server.log");
+  const authorizationFile = path.join(dataDir, NATS_AUTHORIZATION_FILE);
   const nats = await NatsServer.start({
     host: config.host,
     port: config.natsPort === 0 ? -1 : config.natsPort,
     storeDir: path.join(dataDir, "nats"),
     syncAlways: config.syncAlways,
-    users: [secrets.internal, secrets.admin],
+    users: clusterAuthorization(names, secrets, await readNatsUsers(dataDir)),
+    authorizationFile,
     logFile: natsLog,
     serverName: `${config.name}-local`,
   }).catch((err: Error) => {
@@ -105,12 +108,13 @@ export async function startLocalCluster(
   });
   say(`nats-server listening on ${nats.url} (JetStream store ${path.join(dataDir, "nats")})`);
 
-  // The cluster's own components connect as the internal user, never as the admin the CLI uses.
-  const internal: NatsOptions = {
+  // Each role connects as its own user (see nats-users.ts for what each may do), never as the admin.
+  const as = (c: { user: string; password: string }): NatsOptions => ({
     servers: nats.url,
-    user: secrets.internal.user,
-    pass: secrets.internal.password,
-  };
+    user: c.user,
+    pass: c.password,
+  });
+  const internal = as(secrets.internal);
   const stops: (() => Promise<void>)[] = [];
   const stopAll = async () => {
     for (const stop of stops.reverse()) {
@@ -154,7 +158,7 @@ export async function startLocalCluster(
 
     const threads = config.nodeThreads ?? availableParallelism();
     const agent = new NodeAgent({
-      nats: internal,
+      nats: as(secrets.node),
       cluster: names.cluster,
       threads,
       cacheDir: defaultCacheDir(dataDir),
@@ -166,7 +170,7 @@ export async function startLocalCluster(
 
     const token = config.auth ? await adminToken(internal, names.cluster, dataDir, secrets) : undefined;
     const bridge = await startBridgeRole({
-      nats: internal,
+      nats: as(secrets.bridge),
       cluster: names.cluster,
       host: config.host,
       port: config.httpPort,
@@ -192,6 +196,8 @@ export async function startLocalCluster(
       ...(token ? { token } : {}),
       pid: process.pid,
       startedAt: new Date().toISOString(),
+      natsPid: nats.pid,
+      natsAuthorization: authorizationFile,
     };
     const clusterFilePath = await writeClusterFile(dataDir, file);
     let stopped: Promise<void> | undefined;

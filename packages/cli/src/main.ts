@@ -13,6 +13,7 @@ import { roleCommands } from "./commands/roles.js";
 import { streamCommand } from "./commands/stream.js";
 import { tokensCommand } from "./commands/tokens.js";
 import { upCommand } from "./commands/up.js";
+import { usersCommand } from "./commands/users.js";
 
 export function buildProgram(): Command {
   const program = new Command("switchyard")
@@ -36,6 +37,7 @@ export function buildProgram(): Command {
   feedbackCommand(program, globals);
   streamCommand(program, globals);
   tokensCommand(program, globals);
+  usersCommand(program, globals);
   roleCommands(program, globals);
   applyCommand(program, globals);
   for (const cmd of allCommands(program)) cmd.exitOverride();

@@ -37,6 +37,8 @@ export interface ClientOptions {
   cluster?: string;
   /** Connection name shown by the server's monitoring. */
   name?: string;
+  /** Reply-subject prefix; a user from `switchyard users create` needs `_INBOX_<user>`. */
+  inboxPrefix?: string;
 }
 
 export interface ClientInvokeOptions {
@@ -143,6 +145,7 @@ export class SwitchyardClient {
     if (opts.pass !== undefined) natsOpts.pass = opts.pass;
     if (opts.token !== undefined) natsOpts.token = opts.token;
     if (opts.creds !== undefined) natsOpts.creds = opts.creds;
+    if (opts.inboxPrefix !== undefined) natsOpts.inboxPrefix = opts.inboxPrefix;
     const nc = await connectNats(natsOpts);
     return new SwitchyardClient(nc, names.cluster, true);
   }

@@ -13,6 +13,11 @@ export const NatsOptions = z
     token: z.string().optional(),
     /** Path to a NATS `.creds` file (JWT + nkey seed). */
     creds: z.string().optional(),
+    /**
+     * Prefix of the reply subjects of this connection's requests (default `_INBOX`). A cluster user made by
+     * `switchyard users create` may only subscribe to `_INBOX_<user>.>`, so it connects with `_INBOX_<user>`.
+     */
+    inboxPrefix: z.string().min(1).optional(),
     /** Connection name, shown by the server's monitoring. */
     name: z.string().optional(),
     /** Milliseconds to wait for the first connection. */
@@ -51,6 +56,7 @@ export async function connectNats(options: NatsOptions): Promise<NatsConnection>
     token: o.token ?? fromUrl?.token,
     authenticator: o.creds ? credsAuthenticator(readFileSync(o.creds)) : undefined,
     name: o.name,
+    ...(o.inboxPrefix ? { inboxPrefix: o.inboxPrefix } : {}),
     timeout: o.timeout,
     maxReconnectAttempts: o.reconnect ? -1 : 0,
     noAsyncTraces: !o.asyncTraces,

@@ -2,6 +2,14 @@
 // It must never export the probe internals; callers talk to servers with a real NATS client.
 
 export {
+  type NatsPermissions,
+  type NatsUser,
+  reloadNatsServer,
+  renderAuthorization,
+  type SubjectRules,
+  writeAuthorizationFile,
+} from "./authorization.js";
+export {
   type DownloadOptions,
   defaultNatsServerCacheDir,
   downloadDebianNatsServer,

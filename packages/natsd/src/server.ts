@@ -6,8 +6,9 @@ import { closeSync, existsSync, openSync, readSync, rmSync, statSync } from "nod
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
-import { extname, join, resolve } from "node:path";
+import { extname, join, relative, resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
+import { type NatsUser, renderAuthorization, writeAuthorizationFile } from "./authorization.js";
 import { probeJetStream } from "./probe.js";
 import { findNatsServer } from "./provision.js";
 
@@ -22,8 +23,16 @@ export interface NatsServerOptions {
   storeDir?: string;
   /** `jetstream { sync_interval: always }`: fsync every write (durable, ~4× slower publishes). */
   syncAlways?: boolean;
-  /** Authorization users, full permissions for now. Exclusive with `token`. */
-  users?: { user: string; password: string }[];
+  /**
+   * Authorization users, each with its permissions (none: everything). Exclusive with `token`. The first
+   * one is how `start` checks that JetStream answers, so it needs `$JS.API.INFO` and an inbox.
+   */
+  users?: NatsUser[];
+  /**
+   * Write the users into this file (mode 0600) and `include` it, instead of the generated config, so
+   * `reloadAuthorization` (or another process: rewrite it, SIGHUP the pid) changes them without a restart.
+   */
+  authorizationFile?: string;
   /** Authorization token. Exclusive with `users`. */
   token?: string;
   /** Route config for clustered servers; `port` default -1. JetStream clustering needs `serverName` too. */
@@ -69,7 +78,8 @@ interface LaunchSpec {
   port: number;
   storeDir: string;
   syncAlways: boolean;
-  users: { user: string; password: string }[];
+  users: NatsUser[];
+  authorizationFile: string | undefined;
   token: string | undefined;
   cluster: { name: string; port: number; routes: string[] } | undefined;
   serverName: string | undefined;
@@ -107,6 +117,7 @@ export class NatsServer {
       storeDir,
       syncAlways: opts.syncAlways ?? false,
       users: opts.users ?? [],
+      authorizationFile: opts.authorizationFile && resolve(opts.authorizationFile),
       token: opts.token,
       cluster: opts.cluster && { ...opts.cluster, port: opts.cluster.port ?? -1 },
       serverName: opts.serverName,
@@ -173,6 +184,16 @@ export class NatsServer {
     return `nats://${encodeURIComponent(user)}:${encodeURIComponent(password)}@${urlHost(this.#spec.host)}:${this.#port}`;
   }
 
+  /** Rewrites the authorization file with `users` and makes the running server re-read it (SIGHUP). */
+  async reloadAuthorization(users: NatsUser[]): Promise<void> {
+    const file = this.#spec.authorizationFile;
+    if (!file)
+      throw new Error("NatsServer.reloadAuthorization(): the server was started without authorizationFile");
+    await writeAuthorizationFile(file, users);
+    this.#spec.users = users;
+    if (this.#running) this.#child?.kill("SIGHUP");
+  }
+
   /** SIGTERM, SIGKILL after `timeoutMs`, waits for the exit, then removes the config dir (and the store if asked). */
   async stop(opts: StopOptions = {}): Promise<void> {
     await this.#terminate(opts.timeoutMs ?? natsServerDefaults.stopTimeoutMs);
@@ -219,6 +240,7 @@ export class NatsServer {
 
   async #launch(): Promise<void> {
     const spec = this.#spec;
+    if (spec.authorizationFile) await writeAuthorizationFile(spec.authorizationFile, spec.users);
     await writeFile(this.configFile, renderConfig(spec));
     this.#logTail = [];
     const child = spawn(spec.binary, ["-c", this.configFile], { stdio: ["ignore", "pipe", "pipe"] });
@@ -384,6 +406,9 @@ function validateOptions(opts: NatsServerOptions): void {
       );
     }
   });
+  if (opts.authorizationFile !== undefined && !opts.users?.length) {
+    throw new Error("NatsServerOptions.authorizationFile needs users (it holds them)");
+  }
   if (opts.token === "") throw new Error("NatsServerOptions.token must not be empty");
   if (opts.cluster) {
     if (!opts.cluster.name) throw new Error("NatsServerOptions.cluster.name must not be empty");
@@ -408,10 +433,11 @@ function renderConfig(spec: LaunchSpec): string {
   lines.push("jetstream {", `  store_dir: ${q(spec.storeDir)}`);
   if (spec.syncAlways) lines.push("  sync_interval: always");
   lines.push("}");
-  if (spec.users.length > 0) {
-    lines.push("authorization {", "  users: [");
-    for (const u of spec.users) lines.push(`    { user: ${q(u.user)}, password: ${q(u.password)} }`);
-    lines.push("  ]", "}");
+  if (spec.authorizationFile) {
+    // nats-server resolves an include against the including file's directory, even an absolute path.
+    lines.push(`include ${q(relative(spec.runDir, spec.authorizationFile))}`);
+  } else if (spec.users.length > 0) {
+    lines.push(renderAuthorization(spec.users).trimEnd());
   } else if (spec.token !== undefined) {
     lines.push("authorization {", `  token: ${q(spec.token)}`, "}");
   }

@@ -1,10 +1,10 @@
 import { existsSync } from "node:fs";
-import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { mkdtemp, readFile, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
-import { connect, type NatsConnection } from "@nats-io/transport-node";
+import { connect, type NatsConnection, PermissionViolationError } from "@nats-io/transport-node";
 import { afterEach, describe, expect, it } from "vitest";
 import { NatsServer, startCluster } from "../src/mod.js";
 import { processExists } from "./process-exists.js";
@@ -109,6 +109,45 @@ describe("NatsServer", () => {
     const nc = await connected({ servers: server.url, user: "alice", pass: "s3cret" });
     expect((await (await jetstreamManager(nc)).getAccountInfo()).streams).toBe(0);
     expect(server.urlWithCredentials("alice", "s3cret")).toBe(`nats://alice:s3cret@127.0.0.1:${server.port}`);
+  });
+
+  it("authorizationFile: permissions hold, and reloadAuthorization changes users without a restart", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "natsd-auth-"));
+    cleanups.push(() => rm(dir, { recursive: true, force: true }));
+    const file = join(dir, "authorization.conf");
+    const admin = { user: "admin", password: "a" };
+    const bob = {
+      user: "bob",
+      password: "b",
+      permissions: { publish: { allow: ["ok.>"] }, subscribe: { allow: ["_INBOX_bob.>"] } },
+    };
+    const server = await started({ users: [admin, bob], authorizationFile: file });
+    expect((await stat(file)).mode & 0o777).toBe(0o600);
+    expect(await readFile(server.configFile, "utf8")).toMatch(/^include "[^"]*authorization\.conf"$/m);
+    const pid = server.pid;
+
+    const nc = await connect({
+      servers: server.url,
+      user: "bob",
+      pass: "b",
+      reconnect: false,
+      inboxPrefix: "_INBOX_bob",
+    });
+    cleanups.push(() => nc.close());
+    const sub = nc.subscribe("secret.>");
+    const ended = await sub.closed;
+    expect(ended).toBeInstanceOf(PermissionViolationError);
+    expect((ended as PermissionViolationError).subject).toBe("secret.>");
+
+    await server.reloadAuthorization([admin, { user: "carol", password: "c" }]);
+    // The server closes bob's connection itself once it re-read the file; the process is the same one.
+    await nc.closed();
+    expect(server.pid).toBe(pid);
+    await expect(connect({ servers: server.url, user: "bob", pass: "b", reconnect: false })).rejects.toThrow(
+      /authorization/i,
+    );
+    const carol = await connected({ servers: server.url, user: "carol", pass: "c" });
+    await carol.flush();
   });
 
   it("token: refuses a wrong token, accepts the right one", async () => {

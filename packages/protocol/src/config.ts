@@ -86,6 +86,10 @@ export const ClusterFile = z
     token: z.string().optional(),
     pid: z.number().int(),
     startedAt: z.string(),
+    /** The nats-server process, which `switchyard users` signals (SIGHUP) to reload its users. */
+    natsPid: z.number().int().optional(),
+    /** The authorization file that nats-server includes (the users and their permissions). */
+    natsAuthorization: z.string().optional(),
   })
   .strict();
 export type ClusterFile = z.infer<typeof ClusterFile>;
