@@ -68,7 +68,7 @@ async function adminToken(
 export async function startLocalCluster(
   config: LocalClusterConfig,
   say: (msg: string) => void = () => {},
-  opts: { logLevel?: string; autoscaler?: AutoscalerConfig } = {},
+  opts: { logLevel?: string; autoscaler?: AutoscalerConfig; bodyTimeoutMs?: number } = {},
 ): Promise<StartedCluster> {
   const dataDir = path.resolve(config.dataDir);
   const scaling = opts.autoscaler ?? AutoscalerConfig.parse({});
@@ -171,6 +171,7 @@ export async function startLocalCluster(
       host: config.host,
       port: config.httpPort,
       auth: config.auth,
+      bodyTimeoutMs: opts.bodyTimeoutMs,
       logger,
     });
     stops.push(() => bridge.stop());

@@ -11,6 +11,8 @@ export interface BridgeRoleOptions {
   host: string;
   port: number;
   auth: boolean;
+  /** The bridge's body-read deadline (default 30 s). */
+  bodyTimeoutMs?: number;
   logger: Logger;
 }
 
@@ -33,6 +35,7 @@ export async function startBridgeRole(o: BridgeRoleOptions): Promise<RunningBrid
       nc,
       cluster: o.cluster,
       auth: o.auth,
+      bodyTimeoutMs: o.bodyTimeoutMs,
       router,
       host: o.host,
       port: o.port,

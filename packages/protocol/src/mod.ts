@@ -14,6 +14,7 @@ export * from "./features.js";
 export * from "./feedback.js";
 export * from "./headers.js";
 export * from "./launch.js";
+export * from "./limits.js";
 export * from "./model.js";
 export * from "./names.js";
 export * from "./placement.js";

@@ -162,20 +162,34 @@ export function roleCommands(program: Command, globals: () => GlobalOptions): vo
       new Option("--http-port <port>", "port to listen on").default("8080").env("SWITCHYARD_HTTP_PORT"),
     )
     .option("--no-auth", "turn bearer-token auth OFF (not for shared machines)")
+    .option(
+      "--body-timeout <duration>",
+      "how long a client may take to send a request body (500ms, 30s); slower gets 408 and is disconnected (default 30s)",
+    )
     .addOption(logLevelOption())
-    .action(async (opts: { host: string; httpPort: string; auth: boolean; logLevel: LogLevel }) => {
-      const target = await resolveTarget(globals());
-      if (!opts.auth) process.stderr.write("WARNING: authentication is OFF (--no-auth)\n");
-      const bridge = await startBridgeRole({
-        nats: natsOptionsOf(target, "switchyard-bridge"),
-        cluster: target.cluster,
-        host: opts.host,
-        port: Number(opts.httpPort),
-        auth: opts.auth,
-        logger: logger(opts.logLevel),
-      });
-      process.stdout.write(`HTTP bridge listening on ${bridge.url}\n`);
-      await untilSignal();
-      await bridge.stop();
-    });
+    .action(
+      async (opts: {
+        host: string;
+        httpPort: string;
+        auth: boolean;
+        bodyTimeout?: string;
+        logLevel: LogLevel;
+      }) => {
+        const target = await resolveTarget(globals());
+        if (!opts.auth) process.stderr.write("WARNING: authentication is OFF (--no-auth)\n");
+        const bridge = await startBridgeRole({
+          nats: natsOptionsOf(target, "switchyard-bridge"),
+          cluster: target.cluster,
+          host: opts.host,
+          port: Number(opts.httpPort),
+          auth: opts.auth,
+          bodyTimeoutMs:
+            opts.bodyTimeout === undefined ? undefined : durationFlag(opts.bodyTimeout, "--body-timeout"),
+          logger: logger(opts.logLevel),
+        });
+        process.stdout.write(`HTTP bridge listening on ${bridge.url}\n`);
+        await untilSignal();
+        await bridge.stop();
+      },
+    );
 }

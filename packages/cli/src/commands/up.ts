@@ -15,6 +15,7 @@ interface UpOptions {
   nodeThreads?: string;
   auth?: boolean;
   scaleToZeroAfter?: string;
+  bodyTimeout?: string;
   logLevel: LogLevel;
 }
 
@@ -47,6 +48,10 @@ export function upCommand(program: Command, dataDirFlag: () => string | undefine
       "--scale-to-zero-after <duration>",
       "idle time (30s, 30m, 2h) after which a served model with scale_to_zero_enabled has no replica (default 30m)",
     )
+    .option(
+      "--body-timeout <duration>",
+      "how long a client may take to send a request body (500ms, 30s); slower gets 408 and is disconnected (default 30s)",
+    )
     .addOption(logLevelOption())
     .action(async (opts: UpOptions) => {
       const file = await loadClusterConfig(opts.config ?? findConfigFile());
@@ -72,7 +77,13 @@ export function upCommand(program: Command, dataDirFlag: () => string | undefine
           : {}),
       });
       const say = (msg: string) => process.stdout.write(`${msg}\n`);
-      const cluster = await startLocalCluster(config, say, { logLevel: opts.logLevel, autoscaler });
+      const bodyTimeoutMs =
+        opts.bodyTimeout === undefined ? undefined : durationFlag(opts.bodyTimeout, "--body-timeout");
+      const cluster = await startLocalCluster(config, say, {
+        logLevel: opts.logLevel,
+        autoscaler,
+        bodyTimeoutMs,
+      });
       say(`cluster '${config.name}' is up; connection details in ${cluster.clusterFilePath} (mode 0600)`);
       say("press Ctrl-C to stop");
 
