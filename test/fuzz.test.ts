@@ -139,7 +139,10 @@ function fuzzBody(rng: Rng): string {
         const numbers = [...body.matchAll(/-?\d+(\.\d+)?/g)];
         if (numbers.length === 0) break;
         const m = rng.pick(numbers);
-        body = body.slice(0, m.index) + rng.pick(WEIRD_VALUES) + body.slice(m.index! + m[0].length);
+        // Now and then a value nested 100,000 deep, which once overflowed the replica's stack.
+        const d = rng.pick([2, 33, 100_000]);
+        const value = rng.next() < 0.2 ? `${"[".repeat(d)}1${"]".repeat(d)}` : rng.pick(WEIRD_VALUES);
+        body = body.slice(0, m.index) + value + body.slice(m.index! + m[0].length);
         break;
       }
       case 4:
