@@ -13,7 +13,7 @@ import { clusterNames, SwitchyardError } from "@switchyard/protocol";
 import { buildLinear, tempDir, writeTempModel } from "@switchyard/testkit";
 import * as ort from "onnxruntime-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { cli, clusterClient, startUp, type Up } from "./helpers/up.js";
+import { cli, clusterClient, spawnUp, startUp, type Up } from "./helpers/up.js";
 
 const LR = buildLinear({ inputs: 2, sigmoid: true, bias: [0.25] });
 const ROWS = [
@@ -400,6 +400,12 @@ describe("bad input and abuse", () => {
     const instances = await c.invoke("lr", { instances: [record] });
     expectError(instances, 400, "INVALID_PARAMETER_VALUE", /10000 columns/);
     await stillServing();
+  });
+
+  it("names --body-timeout when switchyard up is given a bad deadline", async () => {
+    const bad = spawnUp(path.join(tempDir("sy-abuse-flag-"), "data"), ["--body-timeout", "soon"]);
+    expect(await bad.exited).not.toBe(0);
+    expect(bad.output()).toContain("--body-timeout: expected a duration");
   });
 
   describe("a slow body", () => {
