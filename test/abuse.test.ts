@@ -420,10 +420,10 @@ describe("bad input and abuse", () => {
       await nc?.close();
     });
 
-    it("is cut off at the body deadline with 408 and a closed connection", async () => {
+    /** Sends a request's headers, then its body one byte every 200 ms; resolves when the bridge closes. */
+    const slowly = (body: string, token: string) => {
       const { hostname, port } = new URL(bridge.url);
-      const body = JSON.stringify(good);
-      const reply = await new Promise<{ text: string; sent: number }>((resolve, reject) => {
+      return new Promise<{ text: string; sent: number }>((resolve, reject) => {
         const socket = netConnect(Number(port), hostname);
         let text = "";
         let sent = 0;
@@ -431,7 +431,7 @@ describe("bad input and abuse", () => {
         socket.setEncoding("latin1");
         socket.on("connect", () => {
           socket.write(
-            `POST /serving-endpoints/lr/invocations HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${c.token}\r\n` +
+            `POST /serving-endpoints/lr/invocations HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${token}\r\n` +
               `Content-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n`,
           );
           // One byte every 200 ms: the whole body would take far longer than the 1 s deadline.
@@ -450,6 +450,11 @@ describe("bad input and abuse", () => {
           reject(new Error(`the bridge did not close a slow body's connection within 30 s; got: ${text}`));
         });
       });
+    };
+
+    it("is cut off at the body deadline with 408 and a closed connection", async () => {
+      const body = JSON.stringify(good);
+      const reply = await slowly(body, c.token);
       expect(reply.text).toMatch(/^HTTP\/1\.1 408 /);
       expect(reply.text).toContain('"error_code":"REQUEST_TIMEOUT"');
       expect(reply.sent).toBeLessThan(body.length - 1);
@@ -461,6 +466,13 @@ describe("bad input and abuse", () => {
       });
       expect(ok.status).toBe(200);
       await stillServing();
+    });
+
+    it("closes the connection of a refused client that keeps trickling its body at the same deadline", async () => {
+      const body = JSON.stringify(good);
+      const reply = await slowly(body, "not-a-token");
+      expect(reply.text).toMatch(/^HTTP\/1\.1 403 /);
+      expect(reply.sent).toBeLessThan(body.length - 1);
     });
   });
 });

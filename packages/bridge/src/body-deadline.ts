@@ -31,10 +31,11 @@ export function registerBodyDeadline(app: FastifyInstance, timeoutMs: number): v
         .headers({ ...errorHeaders(error), connection: "close" })
         .send(JSON.stringify(error.toBody()));
     }, timeoutMs);
+    // Not cleared when the reply is sent: a client refused early (401) that keeps trickling its body would
+    // otherwise hold the keep-alive socket while Node reads the rest; at the deadline it is closed instead.
     const clear = () => clearTimeout(timer);
     req.raw.once("end", clear);
     req.raw.once("close", clear);
-    reply.raw.once("close", clear);
     done();
   });
 }
