@@ -16,13 +16,16 @@ import {
   ANONYMOUS_PRINCIPAL,
   CSV_TYPE,
   clusterNames,
+  deeperThan,
   H,
   JSON_TYPE,
+  MAX_BODY_DEPTH,
   SwitchyardError,
 } from "@switchyard/protocol";
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
 import { type Logger, pino } from "pino";
 import { accessOf, installAuthz, openRules, ROUTE_RULES, requireRules } from "./authz.js";
+import { DEFAULT_BODY_TIMEOUT_MS, registerBodyDeadline } from "./body-deadline.js";
 import { registerCanaryRoutes } from "./canary.js";
 import { DASHBOARD_PATHS, registerDashboard } from "./dashboard/serve.js";
 import {
@@ -49,6 +52,8 @@ export interface BridgeOptions {
   auth: boolean;
   /** Largest request body in bytes (default 16 MiB); larger → 413 REQUEST_TOO_LARGE. */
   bodyLimit?: number;
+  /** How long a client may take to send a request body (default 30 s); slower → 408 and the socket closed. */
+  bodyTimeoutMs?: number;
   /** Where errors and requests are logged, one JSON line each (default: pino at level warn: failures only). */
   logger?: Logger;
   /** A router to share (e.g. with the invoke actor in the same process); by default the bridge starts its own. */
@@ -103,11 +108,20 @@ function header(req: FastifyRequest, name: string): string | undefined {
 function jsonValue(req: FastifyRequest): unknown {
   const body = req.body as Buffer | undefined;
   if (!body || body.length === 0) throw new SwitchyardError("BAD_REQUEST", "the request body is empty");
+  let value: unknown;
   try {
-    return JSON.parse(body.toString("utf8"));
+    value = JSON.parse(body.toString("utf8"));
   } catch (err) {
     throw new SwitchyardError("BAD_REQUEST", `the request body is not valid JSON: ${(err as Error).message}`);
   }
+  // The APIs behind these routes validate and copy bodies recursively: bound the nesting before they run.
+  if (deeperThan(value, MAX_BODY_DEPTH)) {
+    throw new SwitchyardError(
+      "BAD_REQUEST",
+      `the request body nests deeper than ${MAX_BODY_DEPTH} levels, the most a management request may`,
+    );
+  }
+  return value;
 }
 
 /**
@@ -144,6 +158,13 @@ export async function createBridge(opts: BridgeOptions): Promise<FastifyInstance
       "maxInFlight must be a positive integer of requests",
     );
   }
+  const bodyTimeoutMs = opts.bodyTimeoutMs ?? DEFAULT_BODY_TIMEOUT_MS;
+  if (!Number.isSafeInteger(bodyTimeoutMs) || bodyTimeoutMs <= 0) {
+    throw new SwitchyardError(
+      "INVALID_PARAMETER_VALUE",
+      "bodyTimeoutMs must be a positive integer of milliseconds",
+    );
+  }
   const log = opts.logger ?? pino({ level: "warn", name: "switchyard-bridge" });
   const router =
     opts.router ??
@@ -169,6 +190,7 @@ export async function createBridge(opts: BridgeOptions): Promise<FastifyInstance
   // Every route needs a rule in authz.ts: one registered without is refused here, so the bridge does not start.
   const rules = { ...ROUTE_RULES, ...openRules(DASHBOARD_PATHS) };
   routesByApp.set(app, requireRules(app, rules));
+  registerBodyDeadline(app, bodyTimeoutMs);
 
   app.addHook("onClose", async () => {
     tokens?.close();

@@ -5,23 +5,14 @@
 // throughput for a small model by a third (`npm run bench -- realtime`, LR at 32 connections: 2.7k against 4.1k
 // req/s); `--log-level debug` turns the per-request lines on.
 import { randomUUID } from "node:crypto";
-import { H } from "@switchyard/protocol";
+import { H, isUsableRequestId } from "@switchyard/protocol";
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import type { Logger } from "pino";
-
-/** Longest client-sent request id kept; a longer one is replaced (it goes into logs and NATS headers). */
-export const MAX_REQUEST_ID_LENGTH = 200;
 
 /** Fastify's `genReqId`: the client's `x-request-id` when it is usable, else a new UUID. */
 export function requestIdOf(req: { headers: Record<string, string | string[] | undefined> }): string {
   const v = req.headers[H.requestId];
-  // Printable ASCII only: it is echoed in a response header, where anything else would be refused.
-  return typeof v === "string" &&
-    v.length > 0 &&
-    v.length <= MAX_REQUEST_ID_LENGTH &&
-    /^[\x21-\x7e]+$/.test(v)
-    ? v
-    : randomUUID();
+  return typeof v === "string" && isUsableRequestId(v) ? v : randomUUID();
 }
 
 /** Routes whose `:name` is an endpoint. */

@@ -69,7 +69,12 @@ async function adminToken(
 export async function startLocalCluster(
   config: LocalClusterConfig,
   say: (msg: string) => void = () => {},
-  opts: { logLevel?: string; autoscaler?: AutoscalerConfig; maxInFlight?: number } = {},
+  opts: {
+    logLevel?: string;
+    autoscaler?: AutoscalerConfig;
+    maxInFlight?: number;
+    bodyTimeoutMs?: number;
+  } = {},
 ): Promise<StartedCluster> {
   const dataDir = path.resolve(config.dataDir);
   const scaling = opts.autoscaler ?? AutoscalerConfig.parse({});
@@ -175,6 +180,7 @@ export async function startLocalCluster(
       host: config.host,
       port: config.httpPort,
       auth: config.auth,
+      bodyTimeoutMs: opts.bodyTimeoutMs,
       logger,
       ...(opts.maxInFlight !== undefined ? { maxInFlight: opts.maxInFlight } : {}),
     });

@@ -11,6 +11,8 @@ export interface BridgeRoleOptions {
   host: string;
   port: number;
   auth: boolean;
+  /** The bridge's body-read deadline (default 30 s). */
+  bodyTimeoutMs?: number;
   logger: Logger;
   /** Requests the HTTP bridge holds at once before answering 503 (default: the bridge's). */
   maxInFlight?: number;
@@ -35,6 +37,7 @@ export async function startBridgeRole(o: BridgeRoleOptions): Promise<RunningBrid
       nc,
       cluster: o.cluster,
       auth: o.auth,
+      bodyTimeoutMs: o.bodyTimeoutMs,
       router,
       host: o.host,
       port: o.port,

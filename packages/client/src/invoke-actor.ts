@@ -6,6 +6,7 @@ import {
   clusterNames,
   DEFAULT_TIMEOUT_MS,
   H,
+  isUsableRequestId,
   JSON_TYPE,
   principalOfReply,
   QUEUE_GROUPS,
@@ -68,7 +69,9 @@ export function serveInvoke(nc: NatsConnection, router: Router, cluster?: string
     const inH = msg.headers;
     // No content type: forwarded as such, and the replica tells JSON from msgpack by the first byte.
     const contentType = inH?.get(H.contentType) || "";
-    const requestId = inH?.get(H.requestId) || undefined;
+    // A client's id travels on only when it is safe in headers and logs; else the router makes one.
+    const sent = inH?.get(H.requestId);
+    const requestId = isUsableRequestId(sent) ? sent : undefined;
     try {
       if (inFlight > INVOKE_MAX_IN_FLIGHT) {
         throw new SwitchyardError("TEMPORARILY_UNAVAILABLE", "too many requests in flight; retry shortly");

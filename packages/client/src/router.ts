@@ -448,6 +448,7 @@ export class Router {
       h.append(H.requestId, requestId);
     }
     h.set(H.deadline, String(deadline));
+    checkFitsOneMessage(this.nc, body, h);
     const point = opts.routeKey ? routeKeyPoint(opts.routeKey) : -1;
     const token = subjectToken(endpoint);
     let backoff = INITIAL_BACKOFF_MS;
@@ -541,6 +542,32 @@ export class Router {
     this.watch.stop();
     this.endpointsWatch.stop();
     this.wake();
+  }
+}
+
+/** Bytes of the `NATS/1.0` header block `h` becomes on the wire. */
+function headerBytes(h: MsgHdrs): number {
+  let n = "NATS/1.0\r\n\r\n".length;
+  for (const [key, values] of h) {
+    for (const v of values) n += Buffer.byteLength(key) + 2 + Buffer.byteLength(v) + 2;
+  }
+  return n;
+}
+
+/**
+ * A request travels to a replica as one NATS message; one larger than the server's max_payload can never be
+ * sent, so it is the client's error (413), not a retryable failure of the cluster.
+ */
+function checkFitsOneMessage(nc: NatsConnection, body: Uint8Array, h: MsgHdrs): void {
+  const max = nc.info?.max_payload;
+  if (max === undefined) return;
+  const size = body.byteLength + headerBytes(h);
+  if (size > max) {
+    throw new SwitchyardError(
+      "REQUEST_TOO_LARGE",
+      `the request (${body.byteLength} bytes of body and ${size - body.byteLength} of headers) is larger ` +
+        `than the cluster's largest NATS message, max_payload = ${max} bytes`,
+    );
   }
 }
 

@@ -9,7 +9,15 @@ import {
   type Tensor,
   UNNAMED,
 } from "@switchyard/data";
-import { type Dtype, invalid, type Signature, type TensorSpec } from "@switchyard/protocol";
+import {
+  type Dtype,
+  deeperThan,
+  invalid,
+  MAX_COLUMNS,
+  MAX_PARAMS_DEPTH,
+  type Signature,
+  type TensorSpec,
+} from "@switchyard/protocol";
 import type { Params } from "./request.js";
 
 const isObject = (v: unknown): v is Record<string, unknown> =>
@@ -39,7 +47,7 @@ export function numericRowsInput(
   }
   if (key === undefined) return undefined;
   const params = body.params;
-  if (params !== undefined && !isObject(params)) return undefined;
+  if (params !== undefined && (!isObject(params) || deeperThan(params, MAX_PARAMS_DEPTH))) return undefined;
   let rows: unknown = body[key];
   if (key === "dataframe_split") {
     if (!isObject(rows) || !Array.isArray(rows.columns)) return undefined;
@@ -52,7 +60,8 @@ export function numericRowsInput(
   if (!Array.isArray(rows) || rows.length === 0 || !Array.isArray(rows[0])) return undefined;
   const k = (rows[0] as unknown[]).length;
   const fixed = spec.shape[1];
-  if (k === 0 || (typeof fixed === "number" && fixed >= 0 && fixed !== k)) return undefined;
+  if (k === 0 || k > MAX_COLUMNS || (typeof fixed === "number" && fixed >= 0 && fixed !== k))
+    return undefined;
   const n = rows.length;
   const data = spec.dtype === "float32" ? new Float32Array(n * k) : new Float64Array(n * k);
   for (let r = 0; r < n; r++) {

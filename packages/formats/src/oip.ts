@@ -8,7 +8,15 @@ import {
   type Tensor,
   type TensorData,
 } from "@switchyard/data";
-import { type Dtype, invalid, SwitchyardError, type TensorSpec } from "@switchyard/protocol";
+import {
+  type Dtype,
+  deeperThan,
+  invalid,
+  MAX_PARAMS_DEPTH,
+  MAX_TENSOR_DIMS,
+  SwitchyardError,
+  type TensorSpec,
+} from "@switchyard/protocol";
 import type { Params } from "./request.js";
 
 export const OIP_DATATYPES = [
@@ -149,6 +157,9 @@ export function parseOipBody(body: unknown): OipInferRequest {
   if (parameters !== undefined && parameters !== null && !isObject(parameters)) {
     throw badRequest(`'parameters' must be an object, got ${describeValue(parameters)}.`);
   }
+  if (deeperThan(parameters, MAX_PARAMS_DEPTH)) {
+    throw badRequest(`'parameters' nests deeper than ${MAX_PARAMS_DEPTH} levels, the most allowed.`);
+  }
   let wanted: string[] | null = null;
   if (outputs !== undefined && outputs !== null) {
     if (!Array.isArray(outputs)) throw badRequest(`'outputs' must be a list, got ${describeValue(outputs)}.`);
@@ -192,6 +203,9 @@ function oipInputTensor(input: unknown, i: number): Tensor {
     );
   }
   const dims = shape as number[];
+  if (dims.length > MAX_TENSOR_DIMS || deeperThan(data, MAX_TENSOR_DIMS)) {
+    throw badRequest(`${where}: 'shape' and 'data' may have at most ${MAX_TENSOR_DIMS} dimensions.`);
+  }
   const flat = flatten(data);
   const n = elementCount(dims);
   if (flat.length !== n) {

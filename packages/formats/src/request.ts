@@ -1,7 +1,14 @@
 // MLflow scoring-server request bodies → Payload (a Frame or Tensors), read the way MLflow 2.x's scoring server
 // and proto_json_utils read them. Only the body's shape is judged here; fitting data to a model is feeds.ts.
 import { describeValue, Frame, inferColumn, type Payload, type Tensor, UNNAMED } from "@switchyard/data";
-import { invalid, SwitchyardError } from "@switchyard/protocol";
+import {
+  deeperThan,
+  invalid,
+  MAX_COLUMNS,
+  MAX_PARAMS_DEPTH,
+  MAX_TENSOR_DIMS,
+  SwitchyardError,
+} from "@switchyard/protocol";
 
 export type Params = Record<string, unknown>;
 
@@ -64,6 +71,10 @@ export function parseRequestBody(body: unknown): ParsedRequest {
       `'params' must be a JSON object of parameter names to values, got ${describeValue(rawParams)}.`,
     );
   }
+  // Params reach custom models and logs, which walk them recursively: bound the nesting here.
+  if (deeperThan(rawParams, MAX_PARAMS_DEPTH)) {
+    throw badRequest(`'params' nests deeper than ${MAX_PARAMS_DEPTH} levels, the most allowed.`);
+  }
   const params = (rawParams ?? {}) as Params;
   const value = body[format];
   switch (format) {
@@ -75,6 +86,7 @@ export function parseRequestBody(body: unknown): ParsedRequest {
           `'dataframe_records' must be a list of records (objects), got ${describeValue(value)}.`,
         );
       }
+      checkRecordColumns(value, "dataframe_records");
       return { input: Frame.fromRecords(value, "dataframe_records"), params, format };
     default:
       return { input: parseTfServing(format, value), params, format };
@@ -107,6 +119,7 @@ function parseSplit(value: unknown): Frame {
     }
     names = columns.map(String);
   }
+  checkColumnCount(names.length, `${where}.columns`);
   const seen = new Set<string>();
   for (const n of names) {
     if (seen.has(n)) throw invalid(`${where}.columns names column '${n}' twice`);
@@ -152,7 +165,9 @@ function parseTfServing(key: "instances" | "inputs", value: unknown): Payload {
           '{"inputs": {"name": [...]}}.',
       );
     }
-    const tensors = Object.entries(value).map(([name, v]) => {
+    const entries = Object.entries(value);
+    checkColumnCount(entries.length, "inputs");
+    const tensors = entries.map(([name, v]) => {
       if (!Array.isArray(v)) {
         throw invalid(
           `inputs.${name} must be a list (a tensor with a row dimension), got ${describeValue(v)}`,
@@ -168,6 +183,7 @@ function parseTfServing(key: "instances" | "inputs", value: unknown): Payload {
 
 /** A list of records: scalar values → a Frame (missing keys are null); any list value → named tensors. */
 function parseInstanceRecords(key: string, records: unknown[]): Payload {
+  checkRecordColumns(records, key);
   let nested = false;
   for (let i = 0; i < records.length; i++) {
     const r = records[i];
@@ -189,6 +205,28 @@ function parseInstanceRecords(key: string, records: unknown[]): Payload {
     return tensorFromNested(name, values, `${key}[*].${name}`);
   });
   return tensors;
+}
+
+function checkColumnCount(n: number, where: string): void {
+  if (n > MAX_COLUMNS) {
+    throw invalid(`${where} names ${n} columns; at most ${MAX_COLUMNS} columns are allowed in one request`);
+  }
+}
+
+/** Bounds the columns a list of records names (the union of their keys) before a Frame is built from them. */
+function checkRecordColumns(records: readonly unknown[], where: string): void {
+  const keys = new Set<string>();
+  for (const r of records) {
+    if (!isObject(r)) continue; // judged, with its index, by the record readers
+    for (const k in r) {
+      keys.add(k);
+      if (keys.size > MAX_COLUMNS) {
+        throw invalid(
+          `${where} names more than ${MAX_COLUMNS} columns; at most ${MAX_COLUMNS} columns are allowed in one request`,
+        );
+      }
+    }
+  }
 }
 
 function checkSameRows(tensors: readonly Tensor[], where: (t: Tensor) => string): void {
@@ -214,6 +252,12 @@ export function tensorFromNested(name: string, value: readonly unknown[], where:
   let probe: unknown = value;
   while (Array.isArray(probe)) {
     shape.push(probe.length);
+    // The walk below recurses once per dimension: a 100,000-level list must stop here, not overflow it.
+    if (shape.length > MAX_TENSOR_DIMS) {
+      throw invalid(
+        `${where} nests lists deeper than ${MAX_TENSOR_DIMS} dimensions, the most a tensor may have`,
+      );
+    }
     probe = probe[0];
   }
   const leaves: unknown[] = [];

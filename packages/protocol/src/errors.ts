@@ -51,6 +51,12 @@ export const ERROR_CATALOG = {
     retryable: false,
     description: "A concurrent change conflicts with this one (e.g. an update already in progress).",
   },
+  REQUEST_TIMEOUT: {
+    status: 408,
+    retryable: false,
+    description:
+      "The request body did not arrive before the bridge's body-read deadline; the connection is closed.",
+  },
   REQUEST_TOO_LARGE: {
     status: 413,
     retryable: false,

@@ -2,8 +2,8 @@
 // names, the error catalog, name and URI rules, and the zod schemas of every record kept in NATS. No I/O.
 // `@switchyard/protocol/errors` is the catalog alone (no zod), for the light data-types package.
 
-export * from "./apply.js";
 export * from "./access.js";
+export * from "./apply.js";
 export * from "./batch.js";
 export * from "./canary.js";
 export * from "./capture.js";
@@ -16,6 +16,7 @@ export * from "./features.js";
 export * from "./feedback.js";
 export * from "./headers.js";
 export * from "./launch.js";
+export * from "./limits.js";
 export * from "./model.js";
 export * from "./names.js";
 export * from "./placement.js";

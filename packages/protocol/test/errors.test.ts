@@ -20,6 +20,7 @@ describe("error catalog", () => {
     expect(ERROR_CATALOG.PERMISSION_DENIED.status).toBe(403);
     expect(ERROR_CATALOG.RESOURCE_DOES_NOT_EXIST.status).toBe(404);
     expect(ERROR_CATALOG.RESOURCE_CONFLICT.status).toBe(409);
+    expect(ERROR_CATALOG.REQUEST_TIMEOUT.status).toBe(408);
     expect(ERROR_CATALOG.REQUEST_TOO_LARGE.status).toBe(413);
     expect(ERROR_CATALOG.UNSUPPORTED_MEDIA_TYPE.status).toBe(415);
     expect(ERROR_CATALOG.REQUEST_LIMIT_EXCEEDED.status).toBe(429);

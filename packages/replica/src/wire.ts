@@ -16,9 +16,11 @@ import {
 } from "@switchyard/formats";
 import {
   CSV_TYPE,
+  deeperThan,
   type ErrorBody,
   invalid,
   JSON_TYPE,
+  MAX_PARAMS_DEPTH,
   MSGPACK,
   type Signature,
   SwitchyardError,
@@ -120,6 +122,12 @@ function decodeMsgpack(
   const params = value.params;
   if (params !== undefined && params !== null && !isObject(params)) {
     throw new SwitchyardError("BAD_REQUEST", "invalid msgpack request: params must be a map");
+  }
+  if (deeperThan(params, MAX_PARAMS_DEPTH)) {
+    throw new SwitchyardError(
+      "BAD_REQUEST",
+      `invalid msgpack request: params nest deeper than ${MAX_PARAMS_DEPTH} levels, the most allowed`,
+    );
   }
   return {
     family: "msgpack",

@@ -13,7 +13,7 @@ import { pino } from "pino";
 import { defaultCacheDir, defaultDataDir, natsOptionsOf, resolveTarget } from "../cluster-file.js";
 import { startBridgeRole } from "../roles.js";
 import type { GlobalOptions } from "./context.js";
-import { durationFlag, type LogLevel, logLevelOption } from "./flags.js";
+import { durationFlag, type LogLevel, logLevelOption, positiveInteger } from "./flags.js";
 
 function untilSignal(): Promise<string> {
   return new Promise((resolve) => {
@@ -23,14 +23,6 @@ function untilSignal(): Promise<string> {
 }
 
 const logger = (level: LogLevel) => pino({ level });
-
-/** A flag whose value is a positive integer, read from the flag or its environment variable. */
-function positiveInt(value: string | undefined, flag: string): number | undefined {
-  if (value === undefined) return undefined;
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 1) throw new Error(`${flag}: expected a positive integer, got '${value}'`);
-  return n;
-}
 
 interface CoordinatorFlags {
   id?: string;
@@ -77,8 +69,8 @@ export function roleCommands(program: Command, globals: () => GlobalOptions): vo
     )
     .action(async (opts: CoordinatorFlags) => {
       const target = await resolveTarget(globals());
-      const rolloutTimeoutMs = positiveInt(opts.rolloutTimeoutMs, "--rollout-timeout-ms");
-      const streamAckWaitMs = positiveInt(opts.streamAckWaitMs, "--stream-ack-wait-ms");
+      const rolloutTimeoutMs = positiveInteger(opts.rolloutTimeoutMs, "--rollout-timeout-ms");
+      const streamAckWaitMs = positiveInteger(opts.streamAckWaitMs, "--stream-ack-wait-ms");
       // From the environment commander hands one string: the roots joined like PATH.
       const roots =
         typeof opts.dataRoot === "string" ? opts.dataRoot.split(path.delimiter) : (opts.dataRoot ?? []);
@@ -136,12 +128,12 @@ export function roleCommands(program: Command, globals: () => GlobalOptions): vo
       }) => {
         const g = globals();
         const target = await resolveTarget(g);
-        const drainTimeoutMs = positiveInt(opts.drainTimeoutMs, "--drain-timeout-ms");
+        const drainTimeoutMs = positiveInteger(opts.drainTimeoutMs, "--drain-timeout-ms");
         const agent = new NodeAgent({
           nats: natsOptionsOf(target, "switchyard-node"),
           cluster: target.cluster,
           nodeId: opts.nodeId ?? hostname(),
-          threads: positiveInt(opts.threads, "--threads") ?? availableParallelism(),
+          threads: positiveInteger(opts.threads, "--threads") ?? availableParallelism(),
           cacheDir: path.resolve(opts.cacheDir ?? defaultCacheDir(g.dataDir ?? defaultDataDir())),
           ...(drainTimeoutMs ? { drainTimeoutMs } : {}),
           logger: logger(opts.logLevel),
@@ -166,6 +158,10 @@ export function roleCommands(program: Command, globals: () => GlobalOptions): vo
       "--max-in-flight <n>",
       "requests this bridge holds at once; beyond it an immediate 503 with Retry-After (default 4096)",
     )
+    .option(
+      "--body-timeout <duration>",
+      "how long a client may take to send a request body (500ms, 30s); slower gets 408 and is disconnected (default 30s)",
+    )
     .addOption(logLevelOption())
     .action(
       async (opts: {
@@ -173,6 +169,7 @@ export function roleCommands(program: Command, globals: () => GlobalOptions): vo
         httpPort: string;
         auth: boolean;
         maxInFlight?: string;
+        bodyTimeout?: string;
         logLevel: LogLevel;
       }) => {
         const target = await resolveTarget(globals());
@@ -184,19 +181,16 @@ export function roleCommands(program: Command, globals: () => GlobalOptions): vo
           port: Number(opts.httpPort),
           auth: opts.auth,
           logger: logger(opts.logLevel),
-          ...(opts.maxInFlight !== undefined ? { maxInFlight: maxInFlightFlag(opts.maxInFlight) } : {}),
+          ...(opts.maxInFlight !== undefined
+            ? { maxInFlight: positiveInteger(opts.maxInFlight, "--max-in-flight")! }
+            : {}),
+          ...(opts.bodyTimeout !== undefined
+            ? { bodyTimeoutMs: durationFlag(opts.bodyTimeout, "--body-timeout") }
+            : {}),
         });
         process.stdout.write(`HTTP bridge listening on ${bridge.url}\n`);
         await untilSignal();
         await bridge.stop();
       },
     );
-}
-
-function maxInFlightFlag(value: string): number {
-  const n = Number(value);
-  if (!Number.isSafeInteger(n) || n < 1) {
-    throw new Error(`--max-in-flight: expected a positive integer of requests, got '${value}'`);
-  }
-  return n;
 }

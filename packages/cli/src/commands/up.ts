@@ -4,7 +4,7 @@ import { AutoscalerConfig, LocalClusterConfig } from "@switchyard/protocol";
 import type { Command } from "commander";
 import { findConfigFile, loadClusterConfig } from "../config-file.js";
 import { startLocalCluster } from "../local-cluster.js";
-import { durationFlag, type LogLevel, logLevelOption } from "./flags.js";
+import { durationFlag, type LogLevel, logLevelOption, positiveInteger } from "./flags.js";
 
 interface UpOptions {
   config?: string;
@@ -16,6 +16,7 @@ interface UpOptions {
   auth?: boolean;
   scaleToZeroAfter?: string;
   maxInFlight?: string;
+  bodyTimeout?: string;
   logLevel: LogLevel;
 }
 
@@ -24,12 +25,6 @@ function port(value: string | undefined, flag: string): number | undefined {
   const n = Number(value);
   if (!Number.isInteger(n) || n < 0 || n > 65535)
     throw new Error(`${flag}: expected a port 0-65535, got '${value}'`);
-  return n;
-}
-
-function positive(value: string, flag: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 1) throw new Error(`${flag}: expected a positive integer, got '${value}'`);
   return n;
 }
 
@@ -52,6 +47,10 @@ export function upCommand(program: Command, dataDirFlag: () => string | undefine
       "--max-in-flight <n>",
       "requests the HTTP bridge holds at once; beyond it an immediate 503 with Retry-After (default 4096)",
     )
+    .option(
+      "--body-timeout <duration>",
+      "how long a client may take to send a request body (500ms, 30s); slower gets 408 and is disconnected (default 30s)",
+    )
     .addOption(logLevelOption())
     .action(async (opts: UpOptions) => {
       const file = await loadClusterConfig(opts.config ?? findConfigFile());
@@ -66,7 +65,7 @@ export function upCommand(program: Command, dataDirFlag: () => string | undefine
         ...(opts.host ? { host: opts.host } : {}),
         ...(opts.syncAlways ? { syncAlways: true } : {}),
         ...(opts.nodeThreads !== undefined
-          ? { nodeThreads: positive(opts.nodeThreads, "--node-threads") }
+          ? { nodeThreads: positiveInteger(opts.nodeThreads, "--node-threads")! }
           : {}),
         ...(opts.auth === false ? { auth: false } : {}),
       });
@@ -81,7 +80,10 @@ export function upCommand(program: Command, dataDirFlag: () => string | undefine
         logLevel: opts.logLevel,
         autoscaler,
         ...(opts.maxInFlight !== undefined
-          ? { maxInFlight: positive(opts.maxInFlight, "--max-in-flight") }
+          ? { maxInFlight: positiveInteger(opts.maxInFlight, "--max-in-flight")! }
+          : {}),
+        ...(opts.bodyTimeout !== undefined
+          ? { bodyTimeoutMs: durationFlag(opts.bodyTimeout, "--body-timeout") }
           : {}),
       });
       say(`cluster '${config.name}' is up; connection details in ${cluster.clusterFilePath} (mode 0600)`);
