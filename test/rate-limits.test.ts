@@ -135,7 +135,7 @@ describe("rate limits across bridges and NATS, and the overload guard", { timeou
     guarded = await listenBridge({ nc, cluster, auth: true, maxInFlight: 2, logger });
     bridges = [c.http, second.url];
     const store = await TokenStore.open(nc, { cluster });
-    otherToken = (await store.createToken()).token;
+    otherToken = (await store.createToken({ scopes: ["admin"] })).token;
     store.close();
     await Promise.all(["rl-endpoint", "rl-user", "rl-nats", "gated"].map((n) => c.waitReady(n)));
     // Every bridge knows the new token.
