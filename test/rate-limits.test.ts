@@ -12,32 +12,14 @@ import { buildLinear, tempDir, writeTempModel } from "@switchyard/testkit";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { copyFixture } from "./helpers/custom.js";
-import { cli, clusterClient, eventually, startUp, type Up } from "./helpers/up.js";
+import { cli, clusterClient, eventually, type HttpReply, httpCall, startUp, type Up } from "./helpers/up.js";
 
 const LR = buildLinear({ inputs: 2, sigmoid: true });
 const LIMIT = 7;
 const ROW = { instances: [[1, 2]] };
 
-interface Reply {
-  status: number;
-  headers: Headers;
-  json: any;
-}
-
-async function post(base: string, p: string, token: string, body: unknown, method = "POST"): Promise<Reply> {
-  const res = await fetch(`${base}${p}`, {
-    method,
-    headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
-    body: JSON.stringify(body),
-  });
-  const text = await res.text();
-  let json: any;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    json = text;
-  }
-  return { status: res.status, headers: res.headers, json };
+function post(base: string, p: string, token: string, body: unknown, method = "POST"): Promise<HttpReply> {
+  return httpCall(base, token, method, p, body);
 }
 
 /** A raw NATS client as a user writes one, with the cluster's credentials and its own inbox prefix. */
@@ -79,7 +61,7 @@ async function inOneWindow<T>(scenario: () => Promise<T>): Promise<T> {
   throw new Error("the scenario straddled a window boundary three times");
 }
 
-function expectLimited(r: Reply): void {
+function expectLimited(r: HttpReply): void {
   expect(r.status).toBe(429);
   expect(r.json.error_code).toBe("REQUEST_LIMIT_EXCEEDED");
   expect(typeof r.json.message).toBe("string");
@@ -90,7 +72,7 @@ function expectLimited(r: Reply): void {
   expect(after).toBeLessThanOrEqual(60);
 }
 
-const statuses = (rs: Reply[]) => rs.map((r) => r.status).sort();
+const statuses = (rs: HttpReply[]) => rs.map((r) => r.status).sort();
 const repeat = <T>(n: number, x: T): T[] => Array.from({ length: n }, () => x);
 
 // A scenario may wait for a fresh window (up to two minutes when one straddled a boundary).

@@ -17,7 +17,7 @@ import { connectNats } from "@switchyard/nats";
 import { clusterNames } from "@switchyard/protocol";
 import { buildLinear, tempDir, writeTempModel } from "@switchyard/testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { cli, clusterClient, eventually, type HttpReply, startUp, type Up } from "./helpers/up.js";
+import { cli, clusterClient, eventually, type HttpReply, httpCall, startUp, type Up } from "./helpers/up.js";
 
 const ROWS = [
   [1, 2],
@@ -48,32 +48,14 @@ describe("tokens, scopes and endpoint permissions", { timeout: 240_000 }, () => 
     return JSON.parse(r.stdout) as Made;
   };
 
-  const call = async (
+  const call = (
     token: string | undefined,
     method: string,
     p: string,
     body?: unknown,
     base = http,
     headers: Record<string, string> = {},
-  ): Promise<HttpReply> => {
-    const res = await fetch(`${base}${p}`, {
-      method,
-      headers: {
-        "content-type": "application/json",
-        ...(token ? { authorization: `Bearer ${token}` } : {}),
-        ...headers,
-      },
-      body: body === undefined ? undefined : typeof body === "string" ? body : JSON.stringify(body),
-    });
-    const text = await res.text();
-    let json: any;
-    try {
-      json = JSON.parse(text);
-    } catch {
-      json = undefined;
-    }
-    return { status: res.status, headers: res.headers, text, json };
-  };
+  ): Promise<HttpReply> => httpCall(base, token, method, p, body, headers);
 
   const expectError = (r: HttpReply, status: number, code: string) => {
     expect({ status: r.status, code: r.json?.error_code }, r.text).toEqual({ status, code });

@@ -165,29 +165,39 @@ export interface HttpReply {
   json: any;
 }
 
+/** One HTTP call as curl makes it: a JSON body (a string is sent as is), the token as a bearer when given. */
+export async function httpCall(
+  base: string,
+  token: string | undefined,
+  method: string,
+  p: string,
+  body?: unknown,
+  headers: Record<string, string> = {},
+): Promise<HttpReply> {
+  const res = await fetch(`${base}${p}`, {
+    method,
+    headers: {
+      "content-type": "application/json",
+      ...(token ? { authorization: `Bearer ${token}` } : {}),
+      ...headers,
+    },
+    body: body === undefined ? undefined : typeof body === "string" ? body : JSON.stringify(body),
+  });
+  const text = await res.text();
+  let json: any;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    json = undefined;
+  }
+  return { status: res.status, headers: res.headers, text, json };
+}
+
 /** What the end-to-end tests do against a running `switchyard up`: HTTP as curl does it, and cluster state. */
 export function clusterClient(up: Up) {
   const { httpUrl, token, natsUrl } = up.info();
-  const call = async (
-    method: string,
-    p: string,
-    body?: unknown,
-    headers: Record<string, string> = {},
-  ): Promise<HttpReply> => {
-    const res = await fetch(`${httpUrl}${p}`, {
-      method,
-      headers: { authorization: `Bearer ${token}`, "content-type": "application/json", ...headers },
-      body: body === undefined ? undefined : typeof body === "string" ? body : JSON.stringify(body),
-    });
-    const text = await res.text();
-    let json: any;
-    try {
-      json = JSON.parse(text);
-    } catch {
-      json = undefined;
-    }
-    return { status: res.status, headers: res.headers, text, json };
-  };
+  const call = (method: string, p: string, body?: unknown, headers: Record<string, string> = {}) =>
+    httpCall(httpUrl ?? "", token, method, p, body, headers);
   const invoke = (endpoint: string, body: unknown, headers: Record<string, string> = {}) =>
     call("POST", `/serving-endpoints/${endpoint}/invocations`, body, headers);
   /** Resolves with the GET body once READY and NOT_UPDATING; fails at once on UPDATE_FAILED. */
