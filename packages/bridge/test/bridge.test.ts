@@ -341,6 +341,7 @@ describe("error statuses", () => {
     const logger = pino({ level: "error" }, { write: (l: string) => void lines.push(l) });
     // A router that fails in a way nobody planned for.
     const router = {
+      admit: async () => {},
       invoke: async () => {
         throw new Error("secret detail at /srv/x.ts:1");
       },
