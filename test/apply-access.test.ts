@@ -205,6 +205,21 @@ describe("switchyard apply: tokens", () => {
   });
 });
 
+describe("switchyard apply: printed plan", () => {
+  it("prints a created token's secret once, after the plan, and it works", async () => {
+    writeConfig({ tokens: [{ name: "human", scopes: ["query:churn", "view:*"] }] });
+    const r = await cli(["apply", "--file", path.join(dir, "cluster.config.ts")], env());
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/^\+ create +token +human$/m);
+    const secret = /^token human: (syt_[A-Za-z0-9_-]{43})$/m.exec(r.stdout)?.[1];
+    expect(secret).toBeDefined();
+    expect(r.stdout).toContain("shown once");
+    expect(await invokeWith(secret!, "churn")).toBe(200);
+    const again = await cli(["apply", "--file", path.join(dir, "cluster.config.ts")], env());
+    expect(again.stdout).not.toContain("syt_");
+  });
+});
+
 describe("switchyard apply: NATS users", () => {
   let password = "";
 
