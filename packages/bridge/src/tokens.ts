@@ -19,6 +19,8 @@ export interface TokenRecord {
   expires_at?: number;
   /** Epoch ms of a use, written at most once per LAST_USED_EVERY_MS per token. */
   last_used_at?: number;
+  /** `apply`: created by `switchyard apply`, so its --prune may revoke it (never a hand-made or admin token). */
+  managed?: "apply";
   /** Set by `tokens revoke`: the record stays as a tombstone so the token is told apart from an unknown one. */
   revoked_at?: number;
 }
@@ -69,6 +71,7 @@ function parseRecord(raw: unknown): TokenRecord | undefined {
   if (typeof r.expires_at === "number") rec.expires_at = r.expires_at;
   if (typeof r.last_used_at === "number") rec.last_used_at = r.last_used_at;
   if (typeof r.revoked_at === "number") rec.revoked_at = r.revoked_at;
+  if (r.managed === "apply") rec.managed = "apply";
   return rec;
 }
 
@@ -77,6 +80,7 @@ export interface CreateTokenOptions {
   name?: string;
   /** Lifetime in ms; absent: the token does not expire. */
   ttlMs?: number;
+  managed?: "apply";
 }
 
 export class TokenStore {
@@ -142,6 +146,7 @@ export class TokenStore {
     const record: TokenRecord = { id: randomBytes(8).toString("hex"), scopes, created_at: now };
     if (opts.name !== undefined) record.name = opts.name;
     if (opts.ttlMs !== undefined) record.expires_at = now + opts.ttlMs;
+    if (opts.managed !== undefined) record.managed = opts.managed;
     const hash = hashToken(token);
     const revision = await this.mirror.kv.create(PREFIX + hash, JSON.stringify(record));
     this.mirror.entries.set(hash, { value: record, revision });
@@ -163,6 +168,34 @@ export class TokenStore {
       }
     }
     throw notFound(`token '${id}' does not exist`);
+  }
+
+  /**
+   * Changes a live token's scopes in place, so the secret already handed out keeps working with the new ones
+   * (bridges follow the record by their watch). Compare-and-set on the revision read: a revocation or a
+   * last-use write in between makes it re-read, so neither is undone.
+   */
+  async setScopes(id: string, scopes: readonly string[]): Promise<TokenRecord> {
+    const wanted = parseScopes(scopes);
+    for (let attempt = 0; ; attempt++) {
+      const found = [...this.mirror.entries].find(
+        ([, e]) => e.value.id === id && e.value.revoked_at === undefined,
+      );
+      if (!found) throw notFound(`token '${id}' does not exist`);
+      const [hash, entry] = found;
+      const next: TokenRecord = { ...entry.value, scopes: wanted };
+      try {
+        const revision = await this.mirror.kv.update(PREFIX + hash, JSON.stringify(next), entry.revision);
+        this.mirror.entries.set(hash, { value: next, revision });
+        return next;
+      } catch (err) {
+        if (attempt >= 5) throw err;
+        const latest = await this.mirror.kv.get(PREFIX + hash);
+        const value = latest?.operation === "PUT" ? parseRecord(latest.json()) : undefined;
+        if (!latest || !value) this.mirror.entries.delete(hash);
+        else this.mirror.entries.set(hash, { value, revision: latest.revision });
+      }
+    }
   }
 
   /** The live tokens, oldest first (records only; never a token or its hash). */

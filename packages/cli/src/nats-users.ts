@@ -24,6 +24,8 @@ export const StoredNatsUser = z
     password_hash: z.string(),
     endpoints: z.array(z.string()).min(1),
     created_at: z.number().int(),
+    /** `apply`: created by `switchyard apply`, so its --prune may delete it. */
+    managed: z.literal("apply").optional(),
   })
   .strict();
 export type StoredNatsUser = z.infer<typeof StoredNatsUser>;

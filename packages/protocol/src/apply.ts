@@ -3,10 +3,12 @@
 // body that works with the API works here. Adding a section is one schema here and one planner in the CLI.
 // config.ts spreads DECLARATIVE_SECTIONS into ClusterConfig; this module never imports config.ts.
 import { z } from "zod";
+import { parseScopes } from "./access.js";
 import { BatchJobRequest } from "./batch.js";
+import { parseDurationMs } from "./duration.js";
 import { CreateEndpointRequest } from "./endpoint.js";
 import { Flavor } from "./model.js";
-import { isModelName } from "./names.js";
+import { isModelName, isResourceName } from "./names.js";
 import { StreamJobRequest } from "./stream.js";
 
 const ALIAS = /^[A-Za-z0-9_-]{1,63}$/;
@@ -86,6 +88,58 @@ export const DeclaredSchedule = z
   .strict();
 export type DeclaredSchedule = z.input<typeof DeclaredSchedule>;
 
+/**
+ * A bearer token's name and scopes (never its secret: apply prints a new token once). `ttl` counts from the
+ * token's creation; a token that exists keeps its expiry.
+ */
+export const DeclaredToken = z
+  .object({
+    name: z
+      .string()
+      .regex(/^[A-Za-z0-9_.@+-]{1,128}$/, "expected 1-128 letters, digits, '_', '.', '@', '+' or '-'"),
+    scopes: z
+      .array(z.string())
+      .min(1)
+      .superRefine((scopes, ctx) => {
+        try {
+          parseScopes(scopes, "scopes");
+        } catch (err) {
+          ctx.addIssue({ code: "custom", message: (err as Error).message.replace(/^scopes: /, "") });
+        }
+      }),
+    ttl: z
+      .string()
+      .refine((t) => (parseDurationMs(t) ?? 0) > 0, "expected a duration such as 30d, 12h, 10m or 90s")
+      .optional(),
+  })
+  .strict();
+export type DeclaredToken = z.infer<typeof DeclaredToken>;
+
+/** A NATS user for an external client: the endpoints it may invoke (names, or `*` alone for every endpoint). */
+export const DeclaredNatsUser = z
+  .object({
+    name: z.string().refine(isResourceName, "expected 1-63 letters, digits, '_' or '-'"),
+    endpoints: z
+      .array(z.string())
+      .min(1)
+      .superRefine((list, ctx) => {
+        list.forEach((e, i) => {
+          if (e === "*" ? list.length > 1 : !isResourceName(e)) {
+            ctx.addIssue({
+              code: "custom",
+              path: [i],
+              message:
+                e === "*"
+                  ? "'*' already means every endpoint; give it alone"
+                  : `'${e}' is not an endpoint name (1-63 letters, digits, '_' or '-'; NATS permissions cannot enforce globs)`,
+            });
+          }
+        });
+      }),
+  })
+  .strict();
+export type DeclaredNatsUser = z.infer<typeof DeclaredNatsUser>;
+
 /** A list of named objects whose names must be unique. */
 function named<T extends z.ZodType>(item: T) {
   return z.array(item).superRefine((list, ctx) => {
@@ -111,10 +165,22 @@ export const DECLARATIVE_SECTIONS = {
   /** Stream job bodies, as `switchyard stream create` and `POST /api/2.0/switchyard/streams` take them. */
   streams: named(StreamJobRequest).optional(),
   schedules: named(DeclaredSchedule).optional(),
+  /** Bearer tokens by name; --prune revokes only tokens apply created. */
+  tokens: named(DeclaredToken).optional(),
+  /** NATS users of a cluster `switchyard up` runs (its data dir); --prune deletes only users apply created. */
+  users: named(DeclaredNatsUser).optional(),
 };
 
 /** The kinds a plan has entries for, in the order they are applied (prune deletes in reverse). */
-export const APPLY_KINDS = ["model_version", "alias", "endpoint", "stream", "schedule"] as const;
+export const APPLY_KINDS = [
+  "model_version",
+  "alias",
+  "endpoint",
+  "stream",
+  "schedule",
+  "token",
+  "user",
+] as const;
 export type ApplyKind = (typeof APPLY_KINDS)[number];
 
 /** A zod issue's path as people write it: `endpoints[0].config.served_entities[0].workload_size`. */

@@ -1,12 +1,14 @@
-// Plans every declared section in apply order (models → aliases → endpoints → streams → schedules), then runs
-// the steps: creates and updates in that order, deletions (--prune) in reverse, so nothing is deleted while a
-// declared object may still refer to it.
+// Plans every declared section in apply order (models → aliases → endpoints → streams → schedules → tokens →
+// NATS users), then runs the steps: creates and updates in that order, deletions (--prune) in reverse, so
+// nothing is deleted while a declared object may still refer to it.
 import type { ClusterConfig, DeclaredSchedule, StreamJobRequest } from "@switchyard/protocol";
 import { planEndpoints } from "./endpoints.js";
 import { planModels } from "./models.js";
 import type { ApplyContext, Step } from "./plan.js";
 import { planSchedules } from "./schedules.js";
 import { planStreams } from "./streams.js";
+import { planTokens } from "./tokens.js";
+import { planUsers } from "./users.js";
 
 type Raw = {
   endpoints?: Parameters<typeof planEndpoints>[1];
@@ -30,6 +32,9 @@ export async function planAll(ctx: ApplyContext, raw: unknown, config: ClusterCo
     );
   }
   if (r.schedules) steps.push(...(await planSchedules(ctx, r.schedules)));
+  if (config.tokens) steps.push(...(await planTokens(ctx, config.tokens)));
+  // The apply command refuses a users section before planning when the cluster is not local.
+  if (config.users && ctx.natsUsers) steps.push(...(await planUsers(ctx.natsUsers, config.users, ctx.prune)));
   const deletes = steps.filter((s) => s.action === "delete").reverse();
   return [...steps.filter((s) => s.action !== "delete"), ...deletes];
 }

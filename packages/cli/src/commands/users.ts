@@ -31,13 +31,13 @@ const RELOAD_TIMEOUT_MS = 15_000;
 /** The user that proves a reload happened (see applyUsers); clients may not take its name. */
 const RELOAD_WITNESS = "switchyard-reload";
 
-interface ManagedCluster {
+export interface ManagedCluster {
   dataDir: string;
   file: ClusterFile & { natsPid: number; natsAuthorization: string };
 }
 
 /** The local cluster whose users this data dir holds; any other cluster is not ours to change. */
-async function managedCluster(g: GlobalOptions): Promise<ManagedCluster> {
+export async function managedCluster(g: GlobalOptions): Promise<ManagedCluster> {
   if (g.nats ?? process.env.SWITCHYARD_NATS_URL) {
     throw new SwitchyardError(
       "INVALID_PARAMETER_VALUE",
@@ -160,6 +160,68 @@ async function awaitReload(c: ManagedCluster, user: string, pass: string): Promi
   }
 }
 
+/**
+ * Creates a client user (endpoints already checked) and returns its password, the only time it is available.
+ * `managed` marks users `switchyard apply` created, the only ones its --prune deletes.
+ */
+export async function createNatsUser(
+  c: ManagedCluster,
+  opts: { name?: string; endpoints: string[]; managed?: "apply" },
+): Promise<{ user: string; password: string }> {
+  const secrets = await loadOrCreateSecrets(c.dataDir);
+  const user = assertNatsUserName(opts.name ?? `client-${randomBytes(4).toString("hex")}`, [
+    ...roleUserNames(secrets),
+    RELOAD_WITNESS,
+  ]);
+  const password = randomBytes(24).toString("base64url");
+  // nats-server recognises a bcrypt password by its `$2a$` prefix (same hash as `$2b$` for this password).
+  const hash = bcrypt.hashSync(password, bcrypt.genSaltSync(BCRYPT_ROUNDS).replace(/^\$2b\$/, "$2a$"));
+  const created = StoredNatsUser.parse({
+    user,
+    password_hash: hash,
+    endpoints: opts.endpoints,
+    created_at: Date.now(),
+    ...(opts.managed ? { managed: opts.managed } : {}),
+  });
+  await withUsersLock(c.dataDir, async () => {
+    const existing = await readNatsUsers(c.dataDir);
+    if (existing.some((u) => u.user === user)) {
+      throw new SwitchyardError("RESOURCE_ALREADY_EXISTS", `NATS user '${user}' already exists`);
+    }
+    await applyUsers(c, [...existing, created]);
+  });
+  return { user, password };
+}
+
+/** Rewrites a user's permissions to `endpoints` (its password stays) and reloads the server. */
+export async function setNatsUserEndpoints(
+  c: ManagedCluster,
+  user: string,
+  endpoints: string[],
+): Promise<void> {
+  await withUsersLock(c.dataDir, async () => {
+    const existing = await readNatsUsers(c.dataDir);
+    if (!existing.some((u) => u.user === user)) throw notFound(`NATS user '${user}' does not exist`);
+    await applyUsers(
+      c,
+      existing.map((u) => (u.user === user ? { ...u, endpoints } : u)),
+    );
+  });
+}
+
+/** Deletes a user; the server closes its connections itself when it reloads. */
+export async function deleteNatsUser(c: ManagedCluster, user: string): Promise<void> {
+  await withUsersLock(c.dataDir, async () => {
+    const existing = await readNatsUsers(c.dataDir);
+    const gone = existing.find((u) => u.user === user);
+    if (!gone) throw notFound(`NATS user '${user}' does not exist`);
+    await applyUsers(
+      c,
+      existing.filter((u) => u !== gone),
+    );
+  });
+}
+
 export function usersCommand(program: Command, globals: () => GlobalOptions): void {
   const users = program
     .command("users")
@@ -175,22 +237,7 @@ export function usersCommand(program: Command, globals: () => GlobalOptions): vo
     .action(async (opts: { endpoints: string; name?: string }) => {
       const endpoints = parseEndpointList(opts.endpoints);
       const c = await managedCluster(globals());
-      const secrets = await loadOrCreateSecrets(c.dataDir);
-      const user = assertNatsUserName(opts.name ?? `client-${randomBytes(4).toString("hex")}`, [
-        ...roleUserNames(secrets),
-        RELOAD_WITNESS,
-      ]);
-      const password = randomBytes(24).toString("base64url");
-      // nats-server recognises a bcrypt password by its `$2a$` prefix (same hash as `$2b$` for this password).
-      const hash = bcrypt.hashSync(password, bcrypt.genSaltSync(BCRYPT_ROUNDS).replace(/^\$2b\$/, "$2a$"));
-      const created = StoredNatsUser.parse({ user, password_hash: hash, endpoints, created_at: Date.now() });
-      await withUsersLock(c.dataDir, async () => {
-        const existing = await readNatsUsers(c.dataDir);
-        if (existing.some((u) => u.user === user)) {
-          throw new SwitchyardError("RESOURCE_ALREADY_EXISTS", `NATS user '${user}' already exists`);
-        }
-        await applyUsers(c, [...existing, created]);
-      });
+      const { user, password } = await createNatsUser(c, { name: opts.name, endpoints });
       const json = globals().json ?? false;
       process.stdout.write(
         json
@@ -222,16 +269,7 @@ export function usersCommand(program: Command, globals: () => GlobalOptions): vo
     .command("delete")
     .argument("<user>", "user name (from `users list`)")
     .action(async (user: string) => {
-      const c = await managedCluster(globals());
-      await withUsersLock(c.dataDir, async () => {
-        const existing = await readNatsUsers(c.dataDir);
-        const gone = existing.find((u) => u.user === user);
-        if (!gone) throw notFound(`NATS user '${user}' does not exist`);
-        await applyUsers(
-          c,
-          existing.filter((u) => u !== gone),
-        );
-      });
+      await deleteNatsUser(await managedCluster(globals()), user);
       // The server closes the deleted user's connections itself when it reloads.
       const json = globals().json ?? false;
       process.stdout.write(json ? `${JSON.stringify({ user })}\n` : `deleted NATS user ${user}\n`);
