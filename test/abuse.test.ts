@@ -471,7 +471,7 @@ describe("bad input and abuse", () => {
     it("closes the connection of a refused client that keeps trickling its body at the same deadline", async () => {
       const body = JSON.stringify(good);
       const reply = await slowly(body, "not-a-token");
-      expect(reply.text).toMatch(/^HTTP\/1\.1 403 /);
+      expect(reply.text).toMatch(/^HTTP\/1\.1 401 /);
       expect(reply.sent).toBeLessThan(body.length - 1);
     });
   });

@@ -166,6 +166,7 @@ describe("NATS users of switchyard up", () => {
     expect(dave).toEqual({
       user: "dave",
       endpoints: ["*"],
+      matching_endpoints: expect.any(Number),
       inbox_prefix: "_INBOX_dave",
       created_at: expect.any(Number),
     });
@@ -180,9 +181,13 @@ describe("NATS users of switchyard up", () => {
     expect(after.map((u) => u.user)).toEqual(expect.arrayContaining(["dave", "gina", "hank"]));
     for (const u of pair) await (await client(u.user, u.password, `_INBOX_${u.user}`)).flush();
 
-    const glob = await cli(["users", "create", "--endpoints", "fraud-*"], env());
-    expect(glob.code).toBe(1);
-    expect(glob.stderr).toMatch(/--endpoints: 'fraud-\*' is a pattern/);
+    for (const pattern of ["fraud.*", "fraud->", "a,*"]) {
+      const bad = await cli(["users", "create", "--endpoints", pattern], env());
+      expect(bad.code).toBe(1);
+      expect(bad.stderr).toMatch(/--endpoints: /);
+    }
+    const natsWildcard = await cli(["users", "create", "--endpoints", "fraud->"], env());
+    expect(natsWildcard.stderr).toMatch(/--endpoints: 'fraud->' is not an endpoint name or glob/);
     const badName = await cli(["users", "create", "--endpoints", "allowed", "--name", "a.b"], env());
     expect(badName.code).toBe(1);
     expect(badName.stderr).toMatch(/--name: 'a\.b' is invalid/);
@@ -199,6 +204,65 @@ describe("NATS users of switchyard up", () => {
     expect(noDir.code).toBe(1);
     expect(noDir.stderr).toMatch(/no local cluster found/);
   });
+
+  it("a glob user may invoke the matching endpoints as they come and go, and no other", async () => {
+    const { call, waitReady } = clusterClient(up);
+    // Created before any endpoint matches: it may request nothing yet.
+    const gl = await createUser(["--endpoints", "gl-*", "--name", "globber"]);
+    const listed = async () =>
+      (JSON.parse((await cli(["users", "list", "--json"], env())).stdout) as Record<string, unknown>[]).find(
+        (u) => u.user === "globber",
+      );
+    expect(await listed()).toMatchObject({ endpoints: ["gl-*"], matching_endpoints: 0 });
+    const nc = await client(gl.user, gl.password, "_INBOX_globber");
+    const subject = names.subjects.invoke("gl-b");
+    const rows = [
+      [0.5, -2],
+      [3, 1.5],
+    ];
+    await expectPublishDenied(nc.request(subject, invokeBody(rows), { timeout: 10_000 }), subject);
+
+    const created = await call("POST", "/api/2.0/serving-endpoints", {
+      name: "gl-b",
+      config: {
+        served_entities: [
+          { entity_name: "catalog.schema.lr", entity_version: "@champion", workload_size: "Small" },
+        ],
+      },
+    });
+    expect(created.status).toBe(200);
+    await waitReady("gl-b");
+    const predictions = await eventually(
+      async () =>
+        (await nc.request(subject, invokeBody(rows), { timeout: 10_000 })).json<{ predictions: number[] }>()
+          .predictions,
+      "gl-b allowed to the glob user",
+      30_000,
+    );
+    const expected = linearPredict(MODEL, rows).flat();
+    expect(predictions).toHaveLength(expected.length);
+    predictions.forEach((p, i) => {
+      expect(Math.abs(p - expected[i]!)).toBeLessThan(1e-5);
+    });
+    expect(await listed()).toMatchObject({ endpoints: ["gl-*"], matching_endpoints: 1 });
+    // An endpoint the glob does not match stays refused by the server.
+    await expectPublishDenied(
+      nc.request(names.subjects.invoke("other"), invokeBody(rows), { timeout: 10_000 }),
+      names.subjects.invoke("other"),
+    );
+
+    const deleted = await call("DELETE", "/api/2.0/serving-endpoints/gl-b");
+    expect(deleted.status).toBe(200);
+    await eventually(
+      async () => {
+        const err = await violationOf(nc.request(subject, invokeBody(rows), { timeout: 10_000 }));
+        return err instanceof PermissionViolationError && err.operation === "publish" ? err : undefined;
+      },
+      "gl-b refused to the glob user again",
+      30_000,
+    );
+    expect(await listed()).toMatchObject({ matching_endpoints: 0 });
+  }, 120_000);
 
   it("a user with '*' may invoke every endpoint, still only through sy.invoke", async () => {
     const erin = await createUser(["--endpoints", "*", "--name", "erin"]);

@@ -21,6 +21,7 @@ import {
 import { Registry } from "@switchyard/registry";
 import { type Logger, pino } from "pino";
 import { defaultCacheDir, readClusterFile, removeClusterFile, writeClusterFile } from "./cluster-file.js";
+import { GlobUsersFollower } from "./glob-users-follow.js";
 import { clusterAuthorization, NATS_AUTHORIZATION_FILE, readNatsUsers } from "./nats-users.js";
 import { startBridgeRole } from "./roles.js";
 import { type ClusterSecrets, loadOrCreateSecrets, type RoleSecrets, saveSecrets } from "./secrets.js";
@@ -101,7 +102,8 @@ export async function startLocalCluster(
     port: config.natsPort === 0 ? -1 : config.natsPort,
     storeDir: path.join(dataDir, "nats"),
     syncAlways: config.syncAlways,
-    users: clusterAuthorization(names, secrets, await readNatsUsers(dataDir)),
+    // Globs expand against no endpoint until the bucket can be read: GlobUsersFollower renders them then.
+    users: clusterAuthorization(names, secrets, await readNatsUsers(dataDir), []),
     authorizationFile,
     logFile: natsLog,
     serverName: `${config.name}-local`,
@@ -160,6 +162,13 @@ export async function startLocalCluster(
     });
     await coordinator.start();
     stops.push(() => coordinator.stop());
+
+    const globUsers = await GlobUsersFollower.start(
+      internal,
+      { dataDir, cluster: names.cluster, natsServer: nats.url, natsPid: nats.pid, authorizationFile },
+      logger,
+    );
+    stops.push(() => globUsers.stop());
 
     const threads = config.nodeThreads ?? availableParallelism();
     const agent = new NodeAgent({

@@ -6,7 +6,13 @@
 import { readFile } from "node:fs/promises";
 import path from "node:path";
 import type { NatsPermissions, NatsUser } from "@switchyard/natsd";
-import { type ClusterNames, invalid, isResourceName } from "@switchyard/protocol";
+import {
+  type ClusterNames,
+  globMatches,
+  invalid,
+  isEndpointGlob,
+  isResourceName,
+} from "@switchyard/protocol";
 import { z } from "zod";
 import { writePrivateJson } from "./private-file.js";
 import type { RoleSecrets } from "./secrets.js";
@@ -51,8 +57,9 @@ export function saveNatsUsers(dataDir: string, users: StoredNatsUser[]): Promise
 }
 
 /**
- * `--endpoints a,b` or `*`. nats-server wildcards are whole tokens, so a glob like `fraud-*` cannot be
- * enforced by the server as the set of endpoints it names later: it is refused, not silently widened.
+ * `--endpoints a,b`, globs like `fraud-*`, or `*`. nats-server wildcards are whole subject tokens, so a glob
+ * is stored as given and expanded to the endpoints that exist (see clientPermissions); `switchyard up`
+ * re-expands it whenever endpoints come and go.
  */
 export function parseEndpointList(list: string): string[] {
   const items = list
@@ -60,22 +67,30 @@ export function parseEndpointList(list: string): string[] {
     .map((s) => s.trim())
     .filter(Boolean);
   if (items.length === 0)
-    throw invalid("--endpoints: expected a comma-separated list of endpoint names, or '*'");
+    throw invalid("--endpoints: expected a comma-separated list of endpoint names or globs, or '*'");
   if (items.includes(ALL_ENDPOINTS)) {
     if (items.length > 1) throw invalid("--endpoints: '*' already means every endpoint; give it alone");
     return [ALL_ENDPOINTS];
   }
   for (const e of items) {
-    if (/[*>?]/.test(e)) {
+    if (!isEndpointGlob(e)) {
       throw invalid(
-        `--endpoints: '${e}' is a pattern; NATS permissions match whole subject tokens, so list the endpoint names (or '*' for all)`,
+        `--endpoints: '${e}' is not an endpoint name or glob (1-63 letters, digits, '_', '-' or '*')`,
       );
-    }
-    if (!isResourceName(e)) {
-      throw invalid(`--endpoints: '${e}' is not an endpoint name (1-63 letters, digits, '_' or '-')`);
     }
   }
   return [...new Set(items)];
+}
+
+/** Whether a user's patterns hold a glob that only existing endpoints can expand (`*` alone needs none). */
+export const hasGlob = (patterns: string[]) => patterns.some((p) => p !== ALL_ENDPOINTS && p.includes("*"));
+
+/** The endpoints among `existing` that a user's patterns name; plain names count even before they exist. */
+export function expandEndpoints(patterns: string[], existing: Iterable<string>): string[] {
+  const named = new Set(patterns.filter((p) => !p.includes("*")));
+  const globs = patterns.filter((p) => p.includes("*"));
+  for (const e of existing) if (globs.some((g) => globMatches(g, e))) named.add(e);
+  return [...named].sort();
 }
 
 /** A user name becomes the inbox prefix `_INBOX_<user>`, so it must be one subject token. */
@@ -91,11 +106,20 @@ export function assertNatsUserName(name: string, reserved: string[]): string {
 export const inboxPrefixOf = (user: string) => `_INBOX_${user}`;
 
 /** An external client: request the allowed endpoints' invoke subjects, receive on its own inbox prefix. */
-export function clientPermissions(names: ClusterNames, user: string, endpoints: string[]): NatsPermissions {
+export function clientPermissions(
+  names: ClusterNames,
+  user: string,
+  endpoints: string[],
+  existing: Iterable<string>,
+): NatsPermissions {
   const invoke = endpoints.includes(ALL_ENDPOINTS)
     ? [`${names.cluster}.invoke.*`]
-    : endpoints.map((e) => names.subjects.invoke(e));
-  return { publish: { allow: invoke }, subscribe: { allow: [`${inboxPrefixOf(user)}.>`] } };
+    : expandEndpoints(endpoints, existing).map((e) => names.subjects.invoke(e));
+  return {
+    // nats-server reads an empty allow-list as no restriction: a glob matching nothing denies every publish.
+    publish: invoke.length > 0 ? { allow: invoke } : { deny: [">"] },
+    subscribe: { allow: [`${inboxPrefixOf(user)}.>`] },
+  };
 }
 
 /**
@@ -124,11 +148,15 @@ export function rolePermissions(names: ClusterNames): { node: NatsPermissions; b
   };
 }
 
-/** Everyone the cluster's nats-server lets in; the admin first, as nats-server's readiness probe uses it. */
+/**
+ * Everyone the cluster's nats-server lets in; the admin first, as nats-server's readiness probe uses it.
+ * `endpoints`: the names that exist now, which clients' globs expand to.
+ */
 export function clusterAuthorization(
   names: ClusterNames,
   secrets: RoleSecrets,
   clients: StoredNatsUser[],
+  endpoints: Iterable<string>,
 ): NatsUser[] {
   const roles = rolePermissions(names);
   return [
@@ -139,7 +167,7 @@ export function clusterAuthorization(
     ...clients.map((c) => ({
       user: c.user,
       password: c.password_hash,
-      permissions: clientPermissions(names, c.user, c.endpoints),
+      permissions: clientPermissions(names, c.user, c.endpoints, endpoints),
     })),
   ];
 }

@@ -20,6 +20,9 @@ const FIXED_SCOPES = new Set(["manage:endpoints", "manage:models", "jobs", "read
 /** An endpoint glob: endpoint-name characters and `*` (any run of them). */
 const GLOB = /^[A-Za-z0-9_*-]{1,63}$/;
 
+/** Whether `s` is an endpoint glob as scopes take it: endpoint-name characters and `*`. */
+export const isEndpointGlob = (s: string): boolean => GLOB.test(s);
+
 /** Databricks' permission levels for a serving endpoint, weakest first. */
 export const PERMISSION_LEVELS = ["CAN_VIEW", "CAN_QUERY", "CAN_MANAGE"] as const;
 export type PermissionLevel = (typeof PERMISSION_LEVELS)[number];

@@ -1,18 +1,18 @@
 // `switchyard users …`: NATS users for external clients of a cluster that `switchyard up` runs. They live in
-// its data dir (bcrypt hashes only); every change rewrites nats-server's authorization file and reloads it.
+// its data dir (bcrypt hashes only); every change rewrites nats-server's authorization file and reloads it
+// (nats-users-apply.ts), expanding globs to the endpoints that exist now.
 
 import { randomBytes } from "node:crypto";
-import { open, readFile, rm } from "node:fs/promises";
 import path from "node:path";
 import { connectNats, splitNatsUrl } from "@switchyard/nats";
-import { reloadNatsServer, writeAuthorizationFile } from "@switchyard/natsd";
-import { type ClusterFile, clusterNames, notFound, SwitchyardError } from "@switchyard/protocol";
+import { type ClusterFile, notFound, SwitchyardError } from "@switchyard/protocol";
 import bcrypt from "bcryptjs";
 import type { Command } from "commander";
 import { CLUSTER_FILE, defaultDataDir, readClusterFile } from "../cluster-file.js";
 import {
+  ALL_ENDPOINTS,
   assertNatsUserName,
-  clusterAuthorization,
+  expandEndpoints,
   inboxPrefixOf,
   parseEndpointList,
   readNatsUsers,
@@ -20,16 +20,19 @@ import {
   StoredNatsUser,
   saveNatsUsers,
 } from "../nats-users.js";
+import {
+  applyUsers,
+  liveEndpointNames,
+  RELOAD_WITNESS,
+  type UsersTarget,
+  withUsersLock,
+} from "../nats-users-apply.js";
 import { table, when } from "../output.js";
 import { loadOrCreateSecrets } from "../secrets.js";
 import type { GlobalOptions } from "./context.js";
 
 /** bcrypt cost: nats-server checks it on every connect, so kept at bcrypt's usual 10 (~50 ms). */
 const BCRYPT_ROUNDS = 10;
-/** How long a change may take to show at the server after the reload signal. */
-const RELOAD_TIMEOUT_MS = 15_000;
-/** The user that proves a reload happened (see applyUsers); clients may not take its name. */
-const RELOAD_WITNESS = "switchyard-reload";
 
 export interface ManagedCluster {
   dataDir: string;
@@ -63,100 +66,46 @@ export async function managedCluster(g: GlobalOptions): Promise<ManagedCluster> 
   return { dataDir, file: { ...file, natsPid: file.natsPid, natsAuthorization: file.natsAuthorization } };
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === "EPERM";
-  }
+/** Where applyUsers acts for this cluster. */
+function targetOf(c: ManagedCluster): UsersTarget {
+  return {
+    dataDir: c.dataDir,
+    cluster: c.file.cluster,
+    natsServer: splitNatsUrl(c.file.natsUrl).server,
+    natsPid: c.file.natsPid,
+    authorizationFile: c.file.natsAuthorization,
+  };
 }
 
-/**
- * Runs a read-change-write of the users file alone: two `users create` at once would otherwise each write
- * the list they read, and one printed password would belong to a user that was never saved.
- */
-async function withUsersLock<T>(dataDir: string, fn: () => Promise<T>): Promise<T> {
-  const lock = path.join(dataDir, "nats-users.lock");
-  const deadline = Date.now() + RELOAD_TIMEOUT_MS * 2;
-  for (;;) {
-    try {
-      const h = await open(lock, "wx", 0o600);
-      await h.writeFile(String(process.pid));
-      await h.close();
-      break;
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
-      // A lock whose process is gone was left by a crash; an empty one is being written right now.
-      const owner = Number(await readFile(lock, "utf8").catch(() => ""));
-      if (owner > 0 && !alive(owner)) {
-        await rm(lock, { force: true });
-        continue;
-      }
-      if (Date.now() > deadline) {
-        throw new SwitchyardError("RESOURCE_CONFLICT", `another switchyard users command holds ${lock}`);
-      }
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  }
+/** Saves `users` and makes the server enforce them, globs expanded to the endpoints that exist now. */
+async function saveAndApply(c: ManagedCluster, users: StoredNatsUser[]): Promise<void> {
+  // As the admin (its credentials are in the cluster file's URL): it may read the endpoints bucket.
+  const nc = await connectNats({ servers: c.file.natsUrl, name: "switchyard-users" });
+  let endpoints: string[];
   try {
-    return await fn();
+    endpoints = await liveEndpointNames(nc, c.file.cluster);
   } finally {
-    await rm(lock, { force: true });
+    await nc.close();
   }
-}
-
-/**
- * Renders every user into the authorization file and makes nats-server re-read it, returning once it has:
- * the file also holds a one-time witness user that may do nothing, and the reload is done when it connects.
- */
-async function applyUsers(c: ManagedCluster, users: StoredNatsUser[]): Promise<void> {
-  const names = clusterNames(c.file.cluster);
-  const secrets = await loadOrCreateSecrets(c.dataDir);
-  const witness = { user: RELOAD_WITNESS, password: randomBytes(24).toString("base64url") };
   await saveNatsUsers(c.dataDir, users);
-  await writeAuthorizationFile(c.file.natsAuthorization, [
-    ...clusterAuthorization(names, secrets, users),
-    { ...witness, permissions: { publish: { deny: [">"] }, subscribe: { deny: [">"] } } },
-  ]);
-  try {
-    reloadNatsServer(c.file.natsPid);
-  } catch (err) {
-    throw new SwitchyardError(
-      "TEMPORARILY_UNAVAILABLE",
-      `nats-server (pid ${c.file.natsPid}) did not take the reload signal: ${(err as Error).message}; ` +
-        "the users are saved and apply at the next `switchyard up`",
-    );
-  }
-  await awaitReload(c, witness.user, witness.password);
+  await applyUsers(targetOf(c), users, endpoints);
 }
 
-/** Resolves once the witness's new password is accepted: the server runs with the new file. */
-async function awaitReload(c: ManagedCluster, user: string, pass: string): Promise<void> {
-  const { server } = splitNatsUrl(c.file.natsUrl);
-  const deadline = Date.now() + RELOAD_TIMEOUT_MS;
-  for (;;) {
-    const connected = await connectNats({
-      servers: server,
-      user,
-      pass,
-      reconnect: false,
-      timeout: 2_000,
-    }).then(
-      async (nc) => {
-        await nc.close();
-        return true;
-      },
-      () => false,
+/** How many existing endpoints a user's patterns reach now, for `users list` (`*`: all of them). */
+async function matchedCounts(c: ManagedCluster, users: StoredNatsUser[]): Promise<Map<string, number>> {
+  const nc = await connectNats({ servers: c.file.natsUrl, name: "switchyard-users" });
+  try {
+    const live = await liveEndpointNames(nc, c.file.cluster);
+    return new Map(
+      users.map((u) => [
+        u.user,
+        u.endpoints.includes(ALL_ENDPOINTS)
+          ? live.length
+          : expandEndpoints(u.endpoints, live).filter((e) => live.includes(e)).length,
+      ]),
     );
-    if (connected) return;
-    if (Date.now() > deadline) {
-      throw new SwitchyardError(
-        "TEMPORARILY_UNAVAILABLE",
-        `nats-server did not apply the change within ${RELOAD_TIMEOUT_MS / 1000} s; see its log in ${c.dataDir}/logs`,
-      );
-    }
-    await new Promise((r) => setTimeout(r, 100));
+  } finally {
+    await nc.close();
   }
 }
 
@@ -188,7 +137,7 @@ export async function createNatsUser(
     if (existing.some((u) => u.user === user)) {
       throw new SwitchyardError("RESOURCE_ALREADY_EXISTS", `NATS user '${user}' already exists`);
     }
-    await applyUsers(c, [...existing, created]);
+    await saveAndApply(c, [...existing, created]);
   });
   return { user, password };
 }
@@ -202,7 +151,7 @@ export async function setNatsUserEndpoints(
   await withUsersLock(c.dataDir, async () => {
     const existing = await readNatsUsers(c.dataDir);
     if (!existing.some((u) => u.user === user)) throw notFound(`NATS user '${user}' does not exist`);
-    await applyUsers(
+    await saveAndApply(
       c,
       existing.map((u) => (u.user === user ? { ...u, endpoints } : u)),
     );
@@ -215,7 +164,7 @@ export async function deleteNatsUser(c: ManagedCluster, user: string): Promise<v
     const existing = await readNatsUsers(c.dataDir);
     const gone = existing.find((u) => u.user === user);
     if (!gone) throw notFound(`NATS user '${user}' does not exist`);
-    await applyUsers(
+    await saveAndApply(
       c,
       existing.filter((u) => u !== gone),
     );
@@ -231,7 +180,7 @@ export function usersCommand(program: Command, globals: () => GlobalOptions): vo
     .command("create")
     .requiredOption(
       "--endpoints <list>",
-      "endpoint names the user may invoke, comma-separated, or '*' for all",
+      "endpoints the user may invoke, comma-separated names or globs (fraud-*), or '*' for all",
     )
     .option("--name <name>", "user name (also its inbox prefix _INBOX_<name>); default client-<random>")
     .action(async (opts: { endpoints: string; name?: string }) => {
@@ -248,9 +197,12 @@ export function usersCommand(program: Command, globals: () => GlobalOptions): vo
 
   users.command("list").action(async () => {
     const c = await managedCluster(globals());
-    const all = (await readNatsUsers(c.dataDir)).map((u) => ({
+    const stored = await readNatsUsers(c.dataDir);
+    const counts = await matchedCounts(c, stored);
+    const all = stored.map((u) => ({
       user: u.user,
       endpoints: u.endpoints,
+      matching_endpoints: counts.get(u.user) ?? 0,
       inbox_prefix: inboxPrefixOf(u.user),
       created_at: u.created_at,
     }));
@@ -259,8 +211,8 @@ export function usersCommand(program: Command, globals: () => GlobalOptions): vo
       json
         ? `${JSON.stringify(all, null, 2)}\n`
         : `${table(
-            ["USER", "ENDPOINTS", "CREATED"],
-            all.map((u) => [u.user, u.endpoints.join(","), when(u.created_at)]),
+            ["USER", "ENDPOINTS", "MATCHING", "CREATED"],
+            all.map((u) => [u.user, u.endpoints.join(","), String(u.matching_endpoints), when(u.created_at)]),
           )}\n`,
     );
   });
