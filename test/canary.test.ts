@@ -209,6 +209,11 @@ describe("staged canary", () => {
       { served_model_name: "a", traffic_percentage: 0 },
       { served_model_name: "b", traffic_percentage: 100 },
     ]);
+    // The promotion is stored first and the aliases move right after it (by whichever coordinator leads).
+    await eventually(async () => {
+      const { aliases } = await registry.getModel("dbl");
+      return aliases.champion === 2 && !("challenger" in aliases) ? true : undefined;
+    }, "@champion on version 2 and @challenger gone");
     expect((await registry.getModel("dbl")).aliases).toEqual({ champion: 2 });
     // `b` followed @challenger, which is gone: the config drops it and `a`, following @champion, now serves
     // version 2 and takes all traffic once its replicas are ready (b serves until then).

@@ -109,7 +109,7 @@ describe.runIf(runs)("the dashboard in headless Chromium", () => {
       expect(await page.locator("#dashboard").isVisible()).toBe(false);
 
       // A wrong token comes back to the form with the bridge's message.
-      await page.fill('input[name="token"]', "syt_not-a-token");
+      await page.fill('input[name="token"]', `syt_${"A".repeat(43)}`); // well-formed, never issued
       await page.click('#signin-form button[type="submit"]');
       await eventually(
         async () => ((await text(page, "#signin-message")) === "Invalid access token." ? true : undefined),

@@ -16,16 +16,18 @@ export function registerBodyDeadline(app: FastifyInstance, timeoutMs: number): v
     if (req.raw.complete) return done();
     const timer = setTimeout(() => {
       if (req.raw.complete) return;
-      const socket = req.raw.socket;
+      // Requests injected in-process (Fastify's inject) carry a stand-in socket that cannot be destroyed.
+      const socket = req.raw.socket as { destroy?: () => void } | undefined;
+      const close = () => socket?.destroy?.();
       if (reply.sent) {
-        socket?.destroy();
+        close();
         return;
       }
       const error = new SwitchyardError(
         "REQUEST_TIMEOUT",
         `the request body did not arrive within the bridge's body-read deadline of ${timeoutMs} ms`,
       );
-      reply.raw.once("finish", () => socket?.destroy());
+      reply.raw.once("finish", close);
       void reply
         .code(error.status)
         .headers({ ...errorHeaders(error), connection: "close" })
