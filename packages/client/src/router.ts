@@ -8,8 +8,6 @@ import {
   type NatsConnection,
   headers as natsHeaders,
   type QueuedIterator,
-  RequestError,
-  TimeoutError,
 } from "@nats-io/transport-node";
 import { openBucket } from "@switchyard/nats";
 import {
@@ -19,6 +17,7 @@ import {
   EndpointRoutes,
   ERROR_CATALOG,
   H,
+  headerBlockBytes,
   isErrorCode,
   isResourceName,
   keys,
@@ -29,6 +28,7 @@ import {
   SwitchyardError,
   subjectToken,
 } from "@switchyard/protocol";
+import { Coalescer, NoResponders, ReplyTimeout } from "./coalescer.js";
 import { RateLimiter } from "./rate-limiter.js";
 import { RouterStats, type RouterStatsOptions } from "./router-stats.js";
 import { ShadowMirror } from "./shadow.js";
@@ -145,6 +145,7 @@ export class Router {
   /** The `rate_limits` of endpoints that have any, by name, as the endpoints watch last saw them. */
   private readonly rateLimits = new Map<string, readonly RateLimit[]>();
   private readonly limiter: RateLimiter;
+  private readonly coalescer: Coalescer;
   private closed = false;
 
   private constructor(
@@ -160,6 +161,7 @@ export class Router {
     private readonly shadow: ShadowMirror,
   ) {
     this.limiter = new RateLimiter(nc, names);
+    this.coalescer = new Coalescer(nc);
     void this.follow();
     void this.followLimits().catch((err: unknown) =>
       this.logger?.warn({ err }, "stopped following endpoint rate limits"),
@@ -478,9 +480,8 @@ export class Router {
         continue;
       }
       try {
-        // setTimeout cannot wait longer than 2^31-1 ms (it would fire at once).
-        const timeout = Math.min(left, 0x7fffffff);
-        const msg = await this.nc.request(route.subject, body, { timeout, headers: h });
+        // A retry goes alone: whatever failed it in a batch does not fail it again with others.
+        const msg = await this.coalescer.request(route.subject, body, h, deadline, retried);
         const code = msg.headers?.get(H.errorCode) || undefined;
         if (code !== undefined && !retried && isRetryable(code) && deadline - Date.now() > 0) {
           // Once more on the same served model: the queue group hands it to any of its replicas.
@@ -490,7 +491,7 @@ export class Router {
         }
         return { data: msg.data, headers: msg.headers, errorCode: code, requestId, route };
       } catch (err) {
-        if (err instanceof RequestError && err.isNoResponders()) {
+        if (err instanceof NoResponders) {
           // A replica that is starting, or none at all (scaled to zero): hold the request, ask the autoscaler
           // for a replica and try again soon.
           waitedFor = `served model '${route.served_model_name}' of endpoint '${endpoint}'`;
@@ -502,11 +503,12 @@ export class Router {
           if (wait > 0) await this.pause(wait);
           continue;
         }
-        if (err instanceof TimeoutError) {
+        if (err instanceof ReplyTimeout) {
           throw deadlineExceeded(
             `served model '${route.served_model_name}' of endpoint '${endpoint}' did not answer before the deadline`,
           );
         }
+        if (err instanceof SwitchyardError) throw err;
         throw new SwitchyardError(
           "TEMPORARILY_UNAVAILABLE",
           `NATS request failed: ${(err as Error).message}`,
@@ -539,19 +541,11 @@ export class Router {
     if (this.closed) return;
     this.closed = true;
     this.stats?.close();
+    this.coalescer.close();
     this.watch.stop();
     this.endpointsWatch.stop();
     this.wake();
   }
-}
-
-/** Bytes of the `NATS/1.0` header block `h` becomes on the wire. */
-function headerBytes(h: MsgHdrs): number {
-  let n = "NATS/1.0\r\n\r\n".length;
-  for (const [key, values] of h) {
-    for (const v of values) n += Buffer.byteLength(key) + 2 + Buffer.byteLength(v) + 2;
-  }
-  return n;
 }
 
 /**
@@ -561,7 +555,7 @@ function headerBytes(h: MsgHdrs): number {
 function checkFitsOneMessage(nc: NatsConnection, body: Uint8Array, h: MsgHdrs): void {
   const max = nc.info?.max_payload;
   if (max === undefined) return;
-  const size = body.byteLength + headerBytes(h);
+  const size = body.byteLength + headerBlockBytes(h);
   if (size > max) {
     throw new SwitchyardError(
       "REQUEST_TOO_LARGE",

@@ -18,6 +18,8 @@ export const H = {
   queueUs: "x-switchyard-queue-us",
   computeUs: "x-switchyard-compute-us",
   batchSize: "x-switchyard-batch-size",
+  /** Router ↔ replica: the message is a batch envelope of this many requests or replies (protocol/envelope.ts). */
+  batch: "x-switchyard-batch",
   /** Request, management API: who asks (the bridge sets it from the token); recorded as an endpoint's creator. */
   user: "x-switchyard-user",
   /** Response: set on errors, with the catalog code (the body carries `error_code` too). */

@@ -11,6 +11,7 @@ export * from "./cluster.js";
 export * from "./config.js";
 export * from "./duration.js";
 export * from "./endpoint.js";
+export * from "./envelope.js";
 export * from "./errors.js";
 export * from "./features.js";
 export * from "./feedback.js";

@@ -4,6 +4,8 @@
 import type { KV } from "@nats-io/kv";
 import {
   type Msg,
+  type MsgHdrs,
+  MsgHdrsImpl,
   type NatsConnection,
   headers as natsHeaders,
   type Subscription,
@@ -14,19 +16,23 @@ import { openBucket } from "@switchyard/nats";
 import {
   clusterNames,
   DEFAULT_TIMEOUT_MS,
+  type EnvelopePart,
   type ErrorCode,
   H,
+  headerBlock,
   keys,
   QUEUE_GROUPS,
   type ReplicaSpec,
   type ReplicaStatsSnapshot,
   ReplicaStatus,
   SwitchyardError,
+  unpackEnvelope,
 } from "@switchyard/protocol";
 import { Registry } from "@switchyard/registry";
 import { isLoadFailure, ModelRunner, StartupMarks, type WarmPool } from "@switchyard/runtime";
 import { type Logger, pino } from "pino";
 import { type BatchClock, type BatchConfig, Batcher, type Pending } from "./batcher.js";
+import { type Answer, EnvelopeReply } from "./envelope-reply.js";
 import { ReplicaStats } from "./stats.js";
 import {
   type DecodedRequest,
@@ -60,7 +66,8 @@ export interface ReplicaOptions {
 }
 
 interface Job extends Pending {
-  msg: Msg;
+  /** Where its reply goes: the request's own message, or its part of an envelope's reply. */
+  msg: Answer;
   req: DecodedRequest;
   requestId: string;
   /** Time from arrival until its batch was dispatched. */
@@ -235,9 +242,59 @@ export class Replica {
   // ---- hot path ---------------------------------------------------------------------------------------
 
   private onRequest(msg: Msg): void {
+    const parts = msg.headers?.get(H.batch);
+    if (parts) this.onEnvelope(msg, parts);
+    else this.admit(msg.data, msg.headers, msg);
+  }
+
+  /**
+   * A router's batch envelope: every part is admitted on its own, as if it had come alone (its own decode,
+   * batcher key, deadline and capacity), and the replies leave together once the last part is answered.
+   */
+  private onEnvelope(msg: Msg, count: string): void {
+    let parts: EnvelopePart[];
+    try {
+      parts = unpackEnvelope(msg.data, count);
+    } catch (err) {
+      // Nothing of it can be read: one error, which the router gives to every request of the envelope.
+      this.stats.requests++;
+      this.reject(msg, "mlflow", `${this.o.spec.replica_id}-${++this.seq}`, err);
+      return;
+    }
+    const asked: (MsgHdrs | undefined)[] = new Array(parts.length);
+    const max = this.o.nc.info?.max_payload ?? Number.POSITIVE_INFINITY;
+    const reply = new EnvelopeReply(msg, parts.length, max, (i) => this.tooLarge(asked[i]));
+    for (let i = 0; i < parts.length; i++) {
+      const part = parts[i]!;
+      let h: MsgHdrs;
+      try {
+        h = MsgHdrsImpl.decode(part.headers);
+      } catch (err) {
+        this.stats.requests++;
+        this.reject(reply.part(i), "mlflow", `${this.o.spec.replica_id}-${++this.seq}`, invalidHeaders(err));
+        continue;
+      }
+      asked[i] = h;
+      this.admit(part.body, h, reply.part(i));
+    }
+  }
+
+  /** A part's reply swapped for a retryable error: the envelope of replies would not fit in one message. */
+  private tooLarge(h: MsgHdrs | undefined): EnvelopePart {
+    const e = new SwitchyardError(
+      "TEMPORARILY_UNAVAILABLE",
+      "the reply did not fit in one message with the others of its batch; retry",
+    );
+    this.stats.error(e.code);
+    const out = this.baseHeaders(h?.get(H.requestId) ?? "");
+    out.set(H.errorCode, e.code);
+    const family = familyOf(h?.get(H.contentType) ?? "", h?.get(H.format) ?? "");
+    return { headers: headerBlock(out), body: encodeError(family, e.toBody()) };
+  }
+
+  private admit(data: Uint8Array, h: MsgHdrs | undefined, to: Answer): void {
     const arrivedUs = performance.now() * 1000;
     this.stats.requests++;
-    const h = msg.headers;
     const contentType = h?.get(H.contentType) ?? "";
     const format = h?.get(H.format) ?? "";
     const requestId = h?.get(H.requestId) || `${this.o.spec.replica_id}-${++this.seq}`;
@@ -245,7 +302,7 @@ export class Replica {
     let key: string;
     let rows: number;
     try {
-      req = decodeRequest(msg.data, contentType, format, this.runner.signature, this.runner.frames);
+      req = decodeRequest(data, contentType, format, this.runner.signature, this.runner.frames);
       rows = req.frame ? req.frame.length : rowsOf(req.feeds);
       key =
         this.solo || rows < 0
@@ -254,11 +311,11 @@ export class Replica {
             ? frameBatchKey(req.frame, req.params)
             : batchKey(req.feeds, req.params);
     } catch (err) {
-      this.reject(msg, familyOf(contentType, format), requestId, err);
+      this.reject(to, familyOf(contentType, format), requestId, err);
       return;
     }
     const deadlineUs = arrivedUs + (deadlineOf(h) - Date.now()) * 1000;
-    const job: Job = { key, rows: Math.max(rows, 0), arrivedUs, deadlineUs, msg, req, requestId, queueUs: 0 };
+    const job: Job = { key, rows: Math.max(rows, 0), arrivedUs, deadlineUs, msg: to, req, requestId, queueUs: 0 };
     const admitted = this.batcher.offer(job);
     if (admitted === "queued") {
       this.stats.level(this.unanswered);
@@ -266,7 +323,7 @@ export class Replica {
       return;
     }
     this.reject(
-      msg,
+      to,
       req.family,
       requestId,
       admitted === "full"
@@ -374,7 +431,7 @@ export class Replica {
     this.answered();
   }
 
-  private reject(msg: Msg, family: ReplyFamily, requestId: string, err: unknown): void {
+  private reject(msg: Answer, family: ReplyFamily, requestId: string, err: unknown): void {
     const e = SwitchyardError.from(err);
     if (e.code === "INTERNAL_ERROR") {
       this.log.error(
@@ -443,7 +500,13 @@ export class Replica {
 
 const deadlineMessage = "the request's deadline passed before it could run";
 
-function deadlineOf(h: Msg["headers"]): number {
+const invalidHeaders = (err: unknown) =>
+  new SwitchyardError(
+    "BAD_REQUEST",
+    `malformed batch envelope: a part's headers do not parse (${err instanceof Error ? err.message : String(err)})`,
+  );
+
+function deadlineOf(h: MsgHdrs | undefined): number {
   const abs = Number(h?.get(H.deadline) || Number.NaN);
   if (Number.isFinite(abs)) return abs;
   const rel = Number(h?.get(H.timeoutMs) || Number.NaN);
