@@ -78,7 +78,9 @@ export class Coalescer {
     this.sub = nc.subscribe(`${this.inbox}*`, { callback: (err, msg) => this.onReply(err, msg) });
     void this.sub.closed.then((err) =>
       this.failAll(
-        err ? `the router's reply subscription failed: ${err.message}` : "the router's reply subscription closed",
+        err
+          ? `the router's reply subscription failed: ${err.message}`
+          : "the router's reply subscription closed",
       ),
     );
   }
@@ -159,7 +161,8 @@ export class Coalescer {
         this.nc.publish(subject, parts[0]!.body, { reply: this.inbox + id, headers: parts[0]!.headers });
       }
     } catch (err) {
-      for (const w of parts) this.settle(w, undefined, this.unavailable(`NATS publish failed: ${(err as Error).message}`));
+      for (const w of parts)
+        this.settle(w, undefined, this.unavailable(`NATS publish failed: ${(err as Error).message}`));
       return;
     }
     this.sent.set(id, out);

@@ -71,13 +71,16 @@ const malformed = (why: string) => new SwitchyardError("BAD_REQUEST", `malformed
 export function unpackEnvelope(data: Uint8Array, count: string): EnvelopePart[] {
   const n = Number(count);
   if (!Number.isInteger(n) || n < 1 || n > MAX_ENVELOPE_PARTS) {
-    throw malformed(`x-switchyard-batch must be a whole number from 1 to ${MAX_ENVELOPE_PARTS}, got '${count}'`);
+    throw malformed(
+      `x-switchyard-batch must be a whole number from 1 to ${MAX_ENVELOPE_PARTS}, got '${count}'`,
+    );
   }
   const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
   const parts: EnvelopePart[] = [];
   let at = 0;
   const take = (what: string): Uint8Array => {
-    if (at + 4 > data.byteLength) throw malformed(`part ${parts.length + 1} of ${n} is cut short (${what} length)`);
+    if (at + 4 > data.byteLength)
+      throw malformed(`part ${parts.length + 1} of ${n} is cut short (${what} length)`);
     const len = view.getUint32(at, true);
     at += 4;
     if (at + len > data.byteLength) {

@@ -50,7 +50,9 @@ export class EnvelopeReply {
     let size = ENVELOPE_OVERHEAD_BYTES;
     for (const p of parts) size += partBytes(p.headers.byteLength, p.body.byteLength);
     if (size <= this.maxBytes) return;
-    const bySize = parts.map((_, i) => i).sort((a, b) => parts[b]!.body.byteLength - parts[a]!.body.byteLength);
+    const bySize = parts
+      .map((_, i) => i)
+      .sort((a, b) => parts[b]!.body.byteLength - parts[a]!.body.byteLength);
     for (const i of bySize) {
       if (size <= this.maxBytes) return;
       const before = parts[i]!;

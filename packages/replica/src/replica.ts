@@ -315,7 +315,16 @@ export class Replica {
       return;
     }
     const deadlineUs = arrivedUs + (deadlineOf(h) - Date.now()) * 1000;
-    const job: Job = { key, rows: Math.max(rows, 0), arrivedUs, deadlineUs, msg: to, req, requestId, queueUs: 0 };
+    const job: Job = {
+      key,
+      rows: Math.max(rows, 0),
+      arrivedUs,
+      deadlineUs,
+      msg: to,
+      req,
+      requestId,
+      queueUs: 0,
+    };
     const admitted = this.batcher.offer(job);
     if (admitted === "queued") {
       this.stats.level(this.unanswered);

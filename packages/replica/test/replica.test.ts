@@ -1,10 +1,19 @@
 // The replica actor against a real nats-server: every body format against raw onnxruntime-node, batching
-// (and never mixing shapes), admission and deadlines, bad inputs, a crashed worker thread, drain, status.
+// (and never mixing shapes), admission and deadlines, bad inputs, a crashed worker thread, drain, status, and
+// routers' batch envelopes (each part on its own, one reply).
 import { Kvm } from "@nats-io/kv";
-import type { NatsConnection } from "@nats-io/transport-node";
+import { MsgHdrsImpl, type NatsConnection, headers as natsHeaders } from "@nats-io/transport-node";
 import { connectNats } from "@switchyard/nats";
 import type { ReplicaStatsSnapshot } from "@switchyard/protocol";
-import { clusterNames, H, keys, type ReplicaSpec } from "@switchyard/protocol";
+import {
+  clusterNames,
+  H,
+  headerBlock,
+  keys,
+  packEnvelope,
+  type ReplicaSpec,
+  unpackEnvelope,
+} from "@switchyard/protocol";
 import { Replica } from "@switchyard/replica";
 import { buildLinear, buildMlp, buildMultiInput } from "@switchyard/testkit";
 import onnxProto from "onnx-proto";
@@ -432,5 +441,91 @@ describe("replica: faults and lifecycle", () => {
     expect(after).toBe("no responders");
     const kv = await new Kvm(nc).open(clusterNames(reg.cluster).buckets.cluster);
     expect((await kv.get(keys.replica(spec.replica_id)))!.json<{ state: string }>().state).toBe("DRAINING");
+  });
+});
+
+describe("replica: batch envelopes", () => {
+  const envelope = (parts: { headers: Record<string, string>; body: string }[]) => {
+    const h = natsHeaders();
+    h.set(H.batch, String(parts.length));
+    const data = packEnvelope(
+      parts.map((p) => ({
+        headers: headerBlock(Object.entries(p.headers).map(([k, v]) => [k, [v]])),
+        body: new TextEncoder().encode(p.body),
+      })),
+    );
+    return { data, h };
+  };
+
+  it("answers every part on its own, in order, in one reply: bad parts fail alone", async () => {
+    const { spec, reg } = await startReplica(buildLinear(LR));
+    const session = await rawSession(buildLinear(LR));
+    const rows = randomRows(3, 4, 11);
+    const json = { "content-type": "application/json" };
+    const cols = ["f0", "f1", "f2", "f3"];
+    const { data, h } = envelope([
+      {
+        headers: { ...json, "x-request-id": "p0" },
+        body: JSON.stringify({ dataframe_split: { columns: cols, data: rows.slice(0, 2) } }),
+      },
+      { headers: { ...json, "x-request-id": "p1" }, body: "{not json" },
+      { headers: { ...json, "x-request-id": "p2" }, body: JSON.stringify({ inputs: [rows[2]] }) },
+      {
+        headers: { ...json, "x-request-id": "p3" },
+        body: JSON.stringify({ dataframe_split: { columns: [...cols, "f4"], data: [[1, 2, 3, 4, 5]] } }),
+      },
+    ]);
+    const before = (await statsOf(spec, reg.cluster)).requests;
+    const msg = await nc.request(spec.subject, data, { headers: h, timeout: 20_000 });
+    expect(msg.headers?.get(H.batch)).toBe("4");
+    const parts = unpackEnvelope(msg.data, "4").map((p) => ({
+      h: MsgHdrsImpl.decode(p.headers),
+      body: JSON.parse(new TextDecoder().decode(p.body)),
+    }));
+    expect(parts.map((p) => p.h.get(H.requestId))).toEqual(["p0", "p1", "p2", "p3"]);
+    expect(parts.map((p) => p.h.get(H.errorCode))).toEqual([
+      "",
+      "BAD_REQUEST",
+      "",
+      "INVALID_PARAMETER_VALUE",
+    ]);
+    expect(parts.map((p) => p.h.get(H.servedModel))).toEqual(Array(4).fill(spec.served_model));
+    const want = await rawRun(session, { input: { data: Float32Array.from(rows.flat()), dims: [3, 4] } });
+    const out = Array.from(want.output!.data as Float32Array);
+    expectClose(parts[0]!.body.predictions.flat(), out.slice(0, 2));
+    expectClose(parts[2]!.body.predictions.flat(), out.slice(2, 3));
+    expect(parts[1]!.body.error_code).toBe("BAD_REQUEST");
+    expect(parts[3]!.body.message).toMatch(/takes 4 columns per row .* the request has 5/);
+    expect((await statsOf(spec, reg.cluster)).requests - before).toBe(4);
+    await session.release();
+  });
+
+  it("answers a malformed envelope with one clean 400 and keeps serving", async () => {
+    const { spec } = await startReplica(buildLinear(LR));
+    const cases: [string, Uint8Array, RegExp][] = [
+      ["3", Uint8Array.from([1, 0, 0, 0, 9]), /^malformed batch envelope: part 1 of 3 is cut short/],
+      ["abc", new Uint8Array(0), /^malformed batch envelope: x-switchyard-batch must be a whole number/],
+      [
+        "1",
+        envelope([
+          { headers: {}, body: "{}" },
+          { headers: {}, body: "{}" },
+        ]).data,
+        /bytes follow/,
+      ],
+    ];
+    for (const [count, data, message] of cases) {
+      const h = natsHeaders();
+      h.set(H.batch, count);
+      const msg = await nc.request(spec.subject, data, { headers: h, timeout: 20_000 });
+      expect(msg.headers?.get(H.batch) ?? "").toBe("");
+      expect(msg.headers?.get(H.errorCode)).toBe("BAD_REQUEST");
+      expect(msg.json<{ error_code: string; message: string }>()).toMatchObject({
+        error_code: "BAD_REQUEST",
+      });
+      expect(msg.json<{ message: string }>().message).toMatch(message);
+    }
+    const ok = await request(nc, spec.subject, { inputs: [[1, 2, 3, 4]] });
+    expect(ok.json().predictions).toHaveLength(1);
   });
 });
