@@ -18,15 +18,6 @@ const COLUMNS = ["f1", "f2", "f3"];
 const utf8 = new TextEncoder();
 const text = new TextDecoder();
 
-async function lrReference(rows: number[][]): Promise<number[]> {
-  const session = await ort.InferenceSession.create(LR);
-  const out = await session.run({
-    input: new ort.Tensor("float32", Float32Array.from(rows.flat()), [rows.length, 3]),
-  });
-  await session.release();
-  return Array.from(out.output!.data as Float32Array);
-}
-
 /** What became of one request: its result or its error, and when (ms after the turn it was made in). */
 interface Settled {
   result?: InvokeResult;
@@ -46,6 +37,12 @@ describe("coalesced requests through switchyard up", () => {
   let router: Router;
   let replicaPids: ReturnType<typeof clusterClient>["replicaPids"];
   const observed = new Map<string, number>();
+  /** Raw onnxruntime-node on the LR's bytes: the reference predictions. */
+  let reference: ort.InferenceSession;
+  const lrReference = async (rows: number[][]): Promise<number[]> => {
+    const x = new ort.Tensor("float32", Float32Array.from(rows.flat()), [rows.length, COLUMNS.length]);
+    return Array.from((await reference.run({ input: x })).output!.data as Float32Array);
+  };
 
   /** Makes every call in one turn through the in-process router, so they leave in one envelope. */
   const inOneTurn = (endpoint: string, calls: Call[]): Promise<Settled[]> => {
@@ -89,6 +86,7 @@ describe("coalesced requests through switchyard up", () => {
   };
 
   beforeAll(async () => {
+    reference = await ort.InferenceSession.create(LR);
     up = await startUp(path.join(tempDir("sy-coalesce-"), "data"));
     const env = { SWITCHYARD_DATA_DIR: up.dataDir };
     const client = clusterClient(up);
@@ -122,6 +120,7 @@ describe("coalesced requests through switchyard up", () => {
   }, 120_000);
 
   afterAll(async () => {
+    await reference?.release();
     await router?.close();
     await nc?.close();
     if (up) expect(await up.stop()).toBe(0);

@@ -145,6 +145,7 @@ export class Coalescer {
       }
       this.send(subject, group);
     }
+    this.unsubscribeWhenDone();
   }
 
   private send(subject: string, parts: Waiting[]): void {
@@ -236,7 +237,11 @@ export class Coalescer {
     if (!out) return;
     clearTimeout(out.timer);
     this.sent.delete(id);
-    if (this.closed && this.sent.size === 0) this.sub.unsubscribe();
+    this.unsubscribeWhenDone();
+  }
+
+  private unsubscribeWhenDone(): void {
+    if (this.closed && !this.flushing && this.sent.size === 0) this.sub.unsubscribe();
   }
 
   private unavailable(message: string): SwitchyardError {
@@ -255,6 +260,6 @@ export class Coalescer {
   /** Stops the reply subscription once the requests in flight are answered or timed out. */
   close(): void {
     this.closed = true;
-    if (this.sent.size === 0 && !this.flushing) this.sub.unsubscribe();
+    this.unsubscribeWhenDone();
   }
 }
