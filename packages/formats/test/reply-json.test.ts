@@ -82,6 +82,15 @@ describe("predictionsJson", () => {
     const doubles = Float64Array.from(randomDoubles(4000, 2));
     same([{ name: "y", dtype: "float64", shape: [4000], data: doubles }]);
     same([{ name: "y", dtype: "float64", shape: [2000, 2], data: doubles }]);
+    // Outputs of a few values are written value by value (a one-row request's reply): every value on that path too.
+    for (let i = 0; i < 4000; i++) {
+      same([f32("y", [1, 1], floats.subarray(i, i + 1))]);
+      same([{ name: "y", dtype: "float64", shape: [1], data: doubles.subarray(i, i + 1) }]);
+      if (i % 4 === 0) {
+        same([f32("y", [4], floats.subarray(i, i + 4))]);
+        same([{ name: "y", dtype: "float64", shape: [2, 2], data: doubles.subarray(i, i + 4) }]);
+      }
+    }
     // The body really holds the values (a writer that dropped them would fail here, not only the comparison).
     expect(JSON.parse(predictionsJson([f32("y", [3], new Float32Array([0.5, -0, 3.4e38]))]))).toEqual({
       predictions: [0.5, 0, Math.fround(3.4e38)],
