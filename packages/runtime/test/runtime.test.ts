@@ -6,7 +6,7 @@ import type { Tensor } from "@switchyard/data";
 import { Frame } from "@switchyard/data";
 import { connectNats } from "@switchyard/nats";
 import { clusterNames, SwitchyardError } from "@switchyard/protocol";
-import { ModelRunner, type SiteChange, warmUpFeeds } from "@switchyard/runtime";
+import { ModelRunner, type ModelRunnerOptions, type SiteChange, warmUpFeeds } from "@switchyard/runtime";
 import { buildLinear, buildMlp, linearPredict, mlpPredict } from "@switchyard/testkit";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { cacheDir, expectClose, randomRows, registerModel } from "../../replica/test/helpers.js";
@@ -19,17 +19,21 @@ afterAll(async () => {
   await nc?.close();
 });
 
+/** Registers `model` and loads it into a runner of `threads` threads. */
+async function loadRunner(
+  model: Uint8Array,
+  threads: number,
+  over: Partial<ModelRunnerOptions> = {},
+): Promise<ModelRunner> {
+  const reg = await registerModel(nc, model);
+  const version = await reg.registry.getVersion(reg.name, reg.version);
+  return ModelRunner.load({ registry: reg.registry, version, cacheDir: cacheDir(), threads, ...over });
+}
+
 describe("ModelRunner", () => {
   it("loads a version into a pool and runs batches concurrently with the reference predictions", async () => {
     const sizes = [8, 16, 1];
-    const reg = await registerModel(nc, buildMlp(sizes, { seed: 5 }));
-    const version = await reg.registry.getVersion(reg.name, reg.version);
-    const runner = await ModelRunner.load({
-      registry: reg.registry,
-      version,
-      cacheDir: cacheDir(),
-      threads: 2,
-    });
+    const runner = await loadRunner(buildMlp(sizes, { seed: 5 }), 2);
     try {
       expect(runner.signature!.inputs[0]).toMatchObject({
         name: "input",
@@ -56,16 +60,8 @@ describe("ModelRunner", () => {
 
   it("runs a cheap ONNX model on the calling thread once that beats the hop, and heavy batches back in the pool", async () => {
     const lr = { inputs: 30, sigmoid: true, bias: [0.25] };
-    const reg = await registerModel(nc, buildLinear(lr));
-    const version = await reg.registry.getVersion(reg.name, reg.version);
     const changes: SiteChange[] = [];
-    const runner = await ModelRunner.load({
-      registry: reg.registry,
-      version,
-      cacheDir: cacheDir(),
-      threads: 2,
-      onSiteChange: (c) => changes.push(c),
-    });
+    const runner = await loadRunner(buildLinear(lr), 2, { onSiteChange: (c) => changes.push(c) });
     const batch = (rows: number[][]): Tensor[] => [
       { name: "input", dtype: "float32", shape: [rows.length, 30], data: Float32Array.from(rows.flat()) },
     ];
@@ -114,15 +110,7 @@ describe("ModelRunner", () => {
 
   it("keeps every batch in the pool when placement is off", async () => {
     const lr = { inputs: 4, sigmoid: true };
-    const reg = await registerModel(nc, buildLinear(lr));
-    const version = await reg.registry.getVersion(reg.name, reg.version);
-    const runner = await ModelRunner.load({
-      registry: reg.registry,
-      version,
-      cacheDir: cacheDir(),
-      threads: 1,
-      placement: false,
-    });
+    const runner = await loadRunner(buildLinear(lr), 1, { placement: false });
     try {
       expect(runner.inlineCapable).toBe(false);
       for (let i = 0; i < 40; i++) {
