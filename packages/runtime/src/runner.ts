@@ -98,12 +98,11 @@ export class ModelRunner {
     readonly threads: number,
     private readonly init: WorkerInit,
     private readonly onSiteChange: ((change: SiteChange) => void) | undefined,
-    placement: Partial<PlacementOptions> | false | undefined,
+    placement: BatchPlacement | null,
   ) {
     this.frames = version.flavor === "custom";
     this.batches = this.frames || batchable(signature);
-    // Custom models run user code: only a worker thread can be replaced when it hangs past a deadline.
-    this.placement = version.flavor === "onnx" && placement !== false ? new BatchPlacement(placement) : null;
+    this.placement = placement;
   }
 
   /** Whether batches may run on the calling thread when that is cheaper than the hop (ONNX models). */
@@ -132,6 +131,8 @@ export class ModelRunner {
       throw new RangeError(`options.threads must be a positive integer, got ${o.threads}`);
     }
     const v = o.version;
+    // Custom models run user code: only a worker thread can be replaced when it hangs past a deadline.
+    const placement = v.flavor === "onnx" && o.placement !== false ? new BatchPlacement(o.placement) : null;
     const uri = `models:/${v.name}/${v.version}`;
     if (!v.signature && v.flavor !== "custom") {
       throw new SwitchyardError("MALFORMED_MODEL", `${uri} has no signature; a served model needs one`);
@@ -166,7 +167,7 @@ export class ModelRunner {
     const pool = bound ?? new Piscina<RunTask, unknown>(poolOptions(workerFile, init, o.threads));
     // A worker that dies is replaced by Piscina (minThreads); an error event must not crash the process.
     pool.on("error", () => {});
-    const runner = new ModelRunner(pool, v, v.signature, o.threads, init, o.onSiteChange, o.placement);
+    const runner = new ModelRunner(pool, v, v.signature, o.threads, init, o.onSiteChange, placement);
     try {
       // One warm-up per thread, concurrently: each lands on its own idle worker, so every thread has loaded.
       const threads = await Promise.all(Array.from({ length: o.threads }, () => runner.warmUp()));
