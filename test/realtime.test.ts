@@ -4,8 +4,16 @@
 import { writeFileSync } from "node:fs";
 import path from "node:path";
 import { connectNats } from "@switchyard/nats";
-import { clusterNames } from "@switchyard/protocol";
-import { buildLinear, buildMlp, buildMultiInput, tempDir, writeTempModel } from "@switchyard/testkit";
+import { clusterNames, type ReplicaStatsSnapshot } from "@switchyard/protocol";
+import {
+  buildLinear,
+  buildMlp,
+  buildMultiInput,
+  linearPredict,
+  prng,
+  tempDir,
+  writeTempModel,
+} from "@switchyard/testkit";
 import * as ort from "onnxruntime-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { alive, childrenMatching, cli, clusterClient, eventually, startUp, type Up } from "./helpers/up.js";
@@ -114,6 +122,42 @@ describe("realtime serving through switchyard up", () => {
     expect(r.headers.get("x-model-name")).toBe("catalog.schema.my_model");
     expect(r.headers.get("x-model-version")).toBe("1");
     expect(r.headers.get("x-request-id")).toBeTruthy();
+  });
+
+  it("runs a logistic regression's batches on the replica's own thread, with the reference's predictions", async () => {
+    const nc = await connectNats({ servers: up.info().natsUrl, reconnect: false });
+    const latest = new Map<string, ReplicaStatsSnapshot>();
+    const sub = nc.subscribe(clusterNames(up.info().cluster).subjects.replicaStats("*"), {
+      callback: (err, msg) => {
+        const s = err ? undefined : msg.json<ReplicaStatsSnapshot>();
+        if (s?.endpoint === "my-endpoint") latest.set(s.replica_id, s);
+      },
+    });
+    const inlineBatches = () => [...latest.values()].reduce((n, s) => n + (s.batch_sites?.inline ?? 0), 0);
+    try {
+      // Requests one after another, every reply checked, until the replicas' stats count 20 batches run inline
+      // (a replica starts in its worker threads and moves once it has measured both costs).
+      const rand = prng(11);
+      const deadline = Date.now() + 60_000;
+      while (inlineBatches() < 20 && Date.now() < deadline) {
+        const rows = Array.from({ length: 1 + Math.floor(rand() * 3) }, () => [
+          rand() * 8 - 4,
+          rand() * 8 - 4,
+        ]);
+        const r = await invoke("my-endpoint", { dataframe_split: { columns: ["a", "b"], data: rows } });
+        expect(r.status).toBe(200);
+        expectClose(r.json.predictions, linearPredict({ inputs: 2, sigmoid: true }, rows).flat());
+      }
+      expect(inlineBatches()).toBeGreaterThanOrEqual(20);
+      for (const s of latest.values()) {
+        // Every batch ran on exactly one site.
+        expect(s.batch_sites!.inline + s.batch_sites!.pool).toBe(s.batches);
+      }
+      expect([...latest.values()].some((s) => s.batch_sites!.site === "inline")).toBe(true);
+    } finally {
+      sub.unsubscribe();
+      await nc.close();
+    }
   });
 
   it("gives the same predictions for every MLflow body form and CSV", async () => {

@@ -8,4 +8,5 @@ export * from "./model-batch.js";
 export * from "./oip.js";
 export * from "./outputs.js";
 export * from "./reply.js";
+export * from "./reply-json.js";
 export * from "./request.js";

@@ -1,4 +1,5 @@
-// Model outputs → MLflow's `{"predictions": …}` response body, as MLflow's scoring server writes it.
+// Model outputs → MLflow's `{"predictions": …}` response body, as MLflow's scoring server writes it. Replicas write the
+// same body straight to JSON text (reply-json.ts); this object form is its reference and the in-process API's reply.
 import { elementCount, Frame, fromFloat16Bits, type Payload, type TensorData } from "@switchyard/data";
 import type { Dtype } from "@switchyard/protocol";
 

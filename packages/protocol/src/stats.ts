@@ -63,6 +63,9 @@ export interface ReplicaStatsSnapshot {
   compute_us: TimeSummary;
   /** Round trip to the worker thread minus compute: the cost of the hop. */
   hop_us: TimeSummary;
+  /** Batches run on the replica's own thread (cheap ONNX models) and in its worker threads, and where the next
+   * one goes (docs/realtime.md "Where a batch runs"). Absent from replicas older than it. */
+  batch_sites?: { inline: number; pool: number; site: "inline" | "pool" };
 }
 
 /** One router's counts for one served model of an endpoint (served `""`: requests no served model took). */

@@ -153,6 +153,12 @@ export class Replica {
         marks,
         ...(o.warmPool ? { warmPool: o.warmPool } : {}),
         ...(o.workerFile ? { workerFile: o.workerFile } : {}),
+        onSiteChange: ({ site, computeUs, hopUs, error }) =>
+          log[error ? "warn" : "info"](
+            { event: "batch_site", site, compute_us: computeUs, hop_us: hopUs, ...(error ? { error } : {}) },
+            error ??
+              `batches now run ${site === "inline" ? "on the replica's thread" : "in its worker threads"}`,
+          ),
       });
     } catch (err) {
       const reason = err instanceof Error ? err.message : String(err);
@@ -200,6 +206,9 @@ export class Replica {
         event: "ready",
         subject: spec.subject,
         threads: this.runner.threads,
+        // ONNX models: batches start in the worker threads and move to this thread while they compute in less
+        // than the hop costs (each move is a batch_site event; stats count batches per site).
+        inline: this.runner.inlineCapable,
         config: this.config,
         // Where the cold start went: ms per step, each after the one before; launched → ready is what an
         // assignment waited for (a warm spare did the steps before "launched" ahead of time).
@@ -230,6 +239,7 @@ export class Replica {
       in_flight: this.batcher.inFlight,
       queued: this.batcher.queued,
       busy_us: this.busyUs(),
+      batch_sites: this.runner.batchSites(),
       ...this.stats.counters(),
     };
   }

@@ -11,7 +11,7 @@ import {
   parseCsv,
   parseJsonBody,
   parseOipRequest,
-  predictionsBody,
+  predictionsJson,
   toModelBatch,
 } from "@switchyard/formats";
 import {
@@ -167,7 +167,7 @@ export function encodeReply(
         ),
       );
     default:
-      return utf8.encode(JSON.stringify(predictionsBody(outputs)));
+      return utf8.encode(predictionsJson(outputs));
   }
 }
 

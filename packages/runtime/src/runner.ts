@@ -1,6 +1,8 @@
 // The model runtime: one registered model version, its artifacts fetched to a cache directory (digests
 // verified), loaded into a Piscina pool of worker threads. One worker hop per batch, typed-array buffers
-// transferred both ways. Usable outside a replica (batch workers); it knows nothing about NATS requests.
+// transferred both ways — or, for an ONNX model that computes in less than the hop costs, a run on the calling
+// thread's own session (placement.ts decides from measured costs). Usable outside a replica (batch workers); it
+// knows nothing about NATS requests.
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -10,7 +12,9 @@ import { linkModelPackage } from "@switchyard/model/link";
 import { type ModelVersion, type Signature, SwitchyardError, type TensorSpec } from "@switchyard/protocol";
 import type { Registry } from "@switchyard/registry";
 import { Piscina } from "piscina";
+import { type LoadedModel, runFailure, timedRun } from "./flavors/mod.js";
 import type { StartupMarks } from "./marks.js";
+import { BatchPlacement, type BatchSite, type PlacementOptions } from "./placement.js";
 import type { FrameData, RunResult, RunTask, WorkerInit, WorkerStartup } from "./task.js";
 import { poolOptions, type WarmPool } from "./warm-pool.js";
 
@@ -38,6 +42,26 @@ export interface ModelRunnerOptions {
   marks?: StartupMarks;
   /** Threads already started (same worker file): used when it has `threads` threads, otherwise destroyed. */
   warmPool?: WarmPool;
+  /** ONNX models: how batches move between the pool and the calling thread (`false`: always the pool). */
+  placement?: Partial<PlacementOptions> | false;
+  /** Called when batches move between the pool and the calling thread, with the figures that moved them. */
+  onSiteChange?: (change: SiteChange) => void;
+}
+
+export interface SiteChange {
+  site: BatchSite;
+  /** Recent compute per batch and the hop's floor, µs, when the move was decided. */
+  computeUs: number;
+  hopUs: number;
+  /** Set when the calling thread's session could not be opened (batches then stay in the pool). */
+  error?: string;
+}
+
+/** Batches run so far on each site, and where the next one goes. */
+export interface BatchSites {
+  inline: number;
+  pool: number;
+  site: BatchSite;
 }
 
 export interface TimedOutputs {
@@ -54,6 +78,12 @@ export interface RunOptions {
 
 export class ModelRunner {
   private closed = false;
+  /** ONNX models: where batches run (null: always the pool — custom models, or an inline session that failed). */
+  private placement: BatchPlacement | null;
+  /** The calling thread's session, opened the first time the placement asks for it. */
+  private inline: LoadedModel | null = null;
+  private inlineOpening = false;
+  private readonly ran = { inline: 0, pool: 0 };
   /** Whether batches may hold rows of several requests (ONNX: a dynamic row dimension everywhere; custom: the
    * class's `static batching`, learnt at warm-up). */
   batches: boolean;
@@ -66,9 +96,23 @@ export class ModelRunner {
     /** ONNX: always set. Custom: from signature.json, or null. */
     readonly signature: Signature | null,
     readonly threads: number,
+    private readonly init: WorkerInit,
+    private readonly onSiteChange: ((change: SiteChange) => void) | undefined,
+    placement: BatchPlacement | null,
   ) {
     this.frames = version.flavor === "custom";
     this.batches = this.frames || batchable(signature);
+    this.placement = placement;
+  }
+
+  /** Whether batches may run on the calling thread when that is cheaper than the hop (ONNX models). */
+  get inlineCapable(): boolean {
+    return this.placement !== null;
+  }
+
+  batchSites(): BatchSites {
+    const site = this.inline && this.placement?.site === "inline" ? "inline" : "pool";
+    return { ...this.ran, site };
   }
 
   /** Fetches, verifies and loads the version into `threads` workers, then runs one warm-up batch on each. */
@@ -87,6 +131,8 @@ export class ModelRunner {
       throw new RangeError(`options.threads must be a positive integer, got ${o.threads}`);
     }
     const v = o.version;
+    // Custom models run user code: only a worker thread can be replaced when it hangs past a deadline.
+    const placement = v.flavor === "onnx" && o.placement !== false ? new BatchPlacement(o.placement) : null;
     const uri = `models:/${v.name}/${v.version}`;
     if (!v.signature && v.flavor !== "custom") {
       throw new SwitchyardError("MALFORMED_MODEL", `${uri} has no signature; a served model needs one`);
@@ -121,7 +167,7 @@ export class ModelRunner {
     const pool = bound ?? new Piscina<RunTask, unknown>(poolOptions(workerFile, init, o.threads));
     // A worker that dies is replaced by Piscina (minThreads); an error event must not crash the process.
     pool.on("error", () => {});
-    const runner = new ModelRunner(pool, v, v.signature, o.threads);
+    const runner = new ModelRunner(pool, v, v.signature, o.threads, init, o.onSiteChange, placement);
     try {
       // One warm-up per thread, concurrently: each lands on its own idle worker, so every thread has loaded.
       const threads = await Promise.all(Array.from({ length: o.threads }, () => runner.warmUp()));
@@ -150,8 +196,9 @@ export class ModelRunner {
     return result.startup!;
   }
 
-  /** Runs one batch: feeds in signature order, cast to the signature's dtypes. Their buffers are transferred
-   * to the worker when they own them whole (and are then unusable here); otherwise copied. */
+  /** Runs one batch: feeds in signature order, cast to the signature's dtypes. In the pool their buffers are
+   * transferred to the worker when they own them whole (and are then unusable here), otherwise copied; an inline
+   * run reads them in place. */
   async run(input: Tensor[] | Frame, params: Params = {}, opts: RunOptions = {}): Promise<Tensor[]> {
     return (await this.runTimed(input, params, opts)).outputs;
   }
@@ -164,6 +211,22 @@ export class ModelRunner {
         `models:/${this.version.name}/${this.version.version} takes ${this.frames ? "a frame" : "tensors"}`,
       );
     }
+    const placement = this.placement;
+    if (!placement || input instanceof Frame) return this.runInPool(input, params, opts);
+    if (placement.next(performance.now()) === "inline") {
+      if (this.inline) return this.runInline(this.inline, input, params);
+      this.openInline();
+    }
+    const startedMs = performance.now();
+    const timed = await this.runInPool(input, params, opts);
+    const endMs = performance.now();
+    this.moved(
+      placement.record("pool", timed.computeUs, (endMs - startedMs) * 1000 - timed.computeUs, endMs),
+    );
+    return timed;
+  }
+
+  private async runInPool(input: Tensor[] | Frame, params: Params, opts: RunOptions): Promise<TimedOutputs> {
     const transferList: ArrayBuffer[] = [];
     const task: RunTask =
       input instanceof Frame
@@ -171,11 +234,60 @@ export class ModelRunner {
         : { feeds: input.map((f) => transferable(f, transferList)), params };
     const result = await this.hop(task, transferList, this.frames ? opts.timeoutMs : undefined);
     if (!result.ok) throw new SwitchyardError(result.code, result.message);
+    this.ran.pool++;
     return { outputs: result.outputs, computeUs: result.computeUs };
   }
 
+  /** One batch on the calling thread's session (its compute excludes the event loop's other work: timedRun). */
+  private async runInline(model: LoadedModel, feeds: Tensor[], params: Params): Promise<TimedOutputs> {
+    if (this.closed) throw closedError();
+    let timed: TimedOutputs;
+    try {
+      timed = await timedRun(model, feeds, params, true);
+    } catch (err) {
+      if (this.closed) throw closedError();
+      const failure = runFailure(err);
+      throw new SwitchyardError(failure.code, failure.message);
+    }
+    this.ran.inline++;
+    this.moved(this.placement?.record("inline", timed.computeUs, null, performance.now()) ?? null);
+    return timed;
+  }
+
+  /** Opens the calling thread's session (once, in the background: batches go to the pool meanwhile), with one
+   * intra-op thread and no spinning, and warms it. If it cannot be opened, batches stay in the pool. */
+  private openInline(): void {
+    if (this.inlineOpening || this.closed) return;
+    this.inlineOpening = true;
+    void (async () => {
+      const { loadOnnx } = await import("./flavors/onnx.js");
+      const model = await loadOnnx(this.init, { spinning: false });
+      await model.run(warmUpFeeds(this.signature!), {});
+      if (this.closed) {
+        await model.close?.();
+        return;
+      }
+      this.inline = model;
+    })().catch((err: unknown) => {
+      this.placement = null;
+      this.onSiteChange?.({
+        site: "pool",
+        computeUs: Number.NaN,
+        hopUs: Number.NaN,
+        error: `the inline session could not be opened: ${firstLine((err as Error)?.message ?? String(err))}`,
+      });
+    });
+  }
+
+  /** Reports a move the placement decided (`site` null: none). */
+  private moved(site: BatchSite | null): void {
+    if (site === null || !this.onSiteChange || !this.placement) return;
+    const { computeUs, hopUs } = this.placement.costs();
+    this.onSiteChange({ site, computeUs: Math.round(computeUs), hopUs: Math.round(hopUs) });
+  }
+
   private async hop(task: RunTask, transferList: ArrayBuffer[], timeoutMs?: number): Promise<RunResult> {
-    if (this.closed) throw new SwitchyardError("TEMPORARILY_UNAVAILABLE", "the model runtime is closed");
+    if (this.closed) throw closedError();
     const uri = `models:/${this.version.name}/${this.version.version}`;
     const abort = timeoutMs !== undefined ? new AbortController() : undefined;
     // Piscina terminates the worker running an aborted task and starts a fresh one (minThreads).
@@ -223,7 +335,9 @@ export class ModelRunner {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    await this.pool.destroy();
+    const inline = this.inline;
+    this.inline = null;
+    await Promise.all([this.pool.destroy(), inline?.close?.()]);
   }
 }
 
@@ -269,3 +383,5 @@ function transferable(t: Tensor, transferList: ArrayBuffer[]): Tensor {
 }
 
 const firstLine = (s: string) => s.split("\n", 1)[0] ?? s;
+
+const closedError = () => new SwitchyardError("TEMPORARILY_UNAVAILABLE", "the model runtime is closed");

@@ -2,10 +2,8 @@
 // once the model is named) and runs one batch per task. Output buffers are transferred back, not copied. Failures
 // return as data, never throw.
 import { Frame } from "@switchyard/data";
-// The error catalog alone: the protocol's zod schemas are not needed here and would cost every thread's start.
-import { SwitchyardError } from "@switchyard/protocol/errors";
 import { move, transferableSymbol, valueSymbol, workerData } from "piscina";
-import { flavorLoader, type LoadedModel, ModelLoadError } from "./flavors/mod.js";
+import { flavorLoader, type LoadedModel, ModelLoadError, runFailure, timedRun } from "./flavors/mod.js";
 import { epochMs } from "./marks.js";
 import type { RunResult, RunTask, WorkerData, WorkerInit, WorkerStartup } from "./task.js";
 import { boundInit } from "./warm-pool.js";
@@ -46,26 +44,13 @@ export default async function runBatch(task: RunTask): Promise<unknown> {
     const result: RunResult = { ok: true, outputs: [], computeUs: 0, ...warm };
     return result;
   }
-  const started = performance.now();
   let outputs: RunResult & { ok: true };
   try {
     const input = task.frame ? Frame.of(task.frame.columns, task.frame.length) : (task.feeds ?? []);
-    const out = await model.run(input, task.params);
-    outputs = {
-      ok: true,
-      outputs: out,
-      computeUs: Math.round((performance.now() - started) * 1000),
-      ...warm,
-    };
+    const timed = await timedRun(model, input, task.params, init?.flavor === "onnx");
+    outputs = { ok: true, ...timed, ...warm };
   } catch (err) {
-    const result: RunResult =
-      err instanceof SwitchyardError
-        ? { ok: false, code: err.code, message: err.message }
-        : {
-            ok: false,
-            code: "INTERNAL_ERROR",
-            message: `inference failed: ${firstLine((err as Error)?.message ?? String(err))}`,
-          };
+    const result: RunResult = { ok: false, ...runFailure(err) };
     return result;
   }
   const buffers = new Set<ArrayBuffer>();

@@ -2,11 +2,12 @@
 // batches in and out of worker threads, warm-up feeds, refusal of corrupted artifacts.
 import { Objm } from "@nats-io/obj";
 import type { NatsConnection } from "@nats-io/transport-node";
+import type { Tensor } from "@switchyard/data";
 import { Frame } from "@switchyard/data";
 import { connectNats } from "@switchyard/nats";
 import { clusterNames, SwitchyardError } from "@switchyard/protocol";
-import { ModelRunner, warmUpFeeds } from "@switchyard/runtime";
-import { buildMlp, mlpPredict } from "@switchyard/testkit";
+import { ModelRunner, type ModelRunnerOptions, type SiteChange, warmUpFeeds } from "@switchyard/runtime";
+import { buildLinear, buildMlp, linearPredict, mlpPredict } from "@switchyard/testkit";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { cacheDir, expectClose, randomRows, registerModel } from "../../replica/test/helpers.js";
 
@@ -18,17 +19,21 @@ afterAll(async () => {
   await nc?.close();
 });
 
+/** Registers `model` and loads it into a runner of `threads` threads. */
+async function loadRunner(
+  model: Uint8Array,
+  threads: number,
+  over: Partial<ModelRunnerOptions> = {},
+): Promise<ModelRunner> {
+  const reg = await registerModel(nc, model);
+  const version = await reg.registry.getVersion(reg.name, reg.version);
+  return ModelRunner.load({ registry: reg.registry, version, cacheDir: cacheDir(), threads, ...over });
+}
+
 describe("ModelRunner", () => {
   it("loads a version into a pool and runs batches concurrently with the reference predictions", async () => {
     const sizes = [8, 16, 1];
-    const reg = await registerModel(nc, buildMlp(sizes, { seed: 5 }));
-    const version = await reg.registry.getVersion(reg.name, reg.version);
-    const runner = await ModelRunner.load({
-      registry: reg.registry,
-      version,
-      cacheDir: cacheDir(),
-      threads: 2,
-    });
+    const runner = await loadRunner(buildMlp(sizes, { seed: 5 }), 2);
     try {
       expect(runner.signature!.inputs[0]).toMatchObject({
         name: "input",
@@ -51,6 +56,74 @@ describe("ModelRunner", () => {
     await expect(runner.run(warmUpFeeds(runner.signature!))).rejects.toMatchObject({
       code: "TEMPORARILY_UNAVAILABLE",
     });
+  });
+
+  it("runs a cheap ONNX model on the calling thread once that beats the hop, and heavy batches back in the pool", async () => {
+    const lr = { inputs: 30, sigmoid: true, bias: [0.25] };
+    const changes: SiteChange[] = [];
+    const runner = await loadRunner(buildLinear(lr), 2, { onSiteChange: (c) => changes.push(c) });
+    const batch = (rows: number[][]): Tensor[] => [
+      { name: "input", dtype: "float32", shape: [rows.length, 30], data: Float32Array.from(rows.flat()) },
+    ];
+    try {
+      expect(runner.inlineCapable).toBe(true);
+      expect(runner.batchSites()).toEqual({ inline: 0, pool: 0, site: "pool" });
+      // One-row batches, each checked against the reference, until 50 ran inline (it moves after 8 pool batches
+      // and opens its session in the background).
+      const deadline = Date.now() + 30_000;
+      let runs = 0;
+      while (runner.batchSites().inline < 50 && Date.now() < deadline) {
+        const rows = randomRows(1, 30, runs++);
+        const [out] = await runner.run(batch(rows));
+        expectClose(out!.data as Float32Array, linearPredict(lr, rows).flat());
+      }
+      const sites = runner.batchSites();
+      expect(sites.inline).toBe(50);
+      expect(sites.pool).toBe(runs - 50);
+      expect(sites.site).toBe("inline");
+      expect(changes[0]).toMatchObject({ site: "inline" });
+      expect(changes[0]!.computeUs).toBeLessThan(changes[0]!.hopUs);
+      // Inline, the feeds are read in place (a pool run transfers their buffer away).
+      const feeds = batch(randomRows(3, 30, 99));
+      await runner.run(feeds);
+      expect(feeds[0]!.data.length).toBe(90);
+
+      // Batches of 100k rows compute far longer than a hop: the runner moves them back to the workers.
+      const big = randomRows(100_000, 30, 5);
+      const expected = linearPredict(lr, big).flat();
+      while (runner.batchSites().site === "inline" && Date.now() < deadline) {
+        const [out] = await runner.run(batch(big));
+        expectClose(out!.data as Float32Array, expected);
+      }
+      expect(changes.at(-1)).toMatchObject({ site: "pool" });
+      const poolBefore = runner.batchSites().pool;
+      const [out] = await runner.run(batch(big));
+      expectClose(out!.data as Float32Array, expected);
+      expect(runner.batchSites().pool).toBe(poolBefore + 1);
+    } finally {
+      await runner.close();
+    }
+    await expect(runner.run(batch([Array(30).fill(0)]))).rejects.toMatchObject({
+      code: "TEMPORARILY_UNAVAILABLE",
+    });
+  });
+
+  it("keeps every batch in the pool when placement is off", async () => {
+    const lr = { inputs: 4, sigmoid: true };
+    const runner = await loadRunner(buildLinear(lr), 1, { placement: false });
+    try {
+      expect(runner.inlineCapable).toBe(false);
+      for (let i = 0; i < 40; i++) {
+        const rows = randomRows(2, 4, i);
+        const [out] = await runner.run([
+          { name: "input", dtype: "float32", shape: [2, 4], data: Float32Array.from(rows.flat()) },
+        ]);
+        expectClose(out!.data as Float32Array, linearPredict(lr, rows).flat());
+      }
+      expect(runner.batchSites()).toEqual({ inline: 0, pool: 40, site: "pool" });
+    } finally {
+      await runner.close();
+    }
   });
 
   it("makes warm-up feeds of zeros with symbolic dimensions as 1", () => {

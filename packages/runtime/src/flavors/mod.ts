@@ -2,7 +2,7 @@
 import type { Flavor } from "@switchyard/protocol";
 import { type FlavorLoader, type FlavorTable, ModelLoadError } from "./flavor.js";
 
-export { type FlavorLoader, type LoadedModel, ModelLoadError } from "./flavor.js";
+export { type FlavorLoader, type LoadedModel, ModelLoadError, runFailure, timedRun } from "./flavor.js";
 
 const FLAVORS: FlavorTable = {
   onnx: async () => (await import("./onnx.js")).loadOnnx,

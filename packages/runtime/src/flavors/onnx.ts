@@ -1,5 +1,7 @@
 // The `onnx` flavor: one onnxruntime-node InferenceSession per worker thread with one intra-op and one
-// inter-op thread, so a replica's ORT threads equal its pool size (DESIGN.md "Threads and processes").
+// inter-op thread, so a replica's ORT threads equal its pool size (DESIGN.md "Threads and processes"). The runner
+// may also open one on its own thread for cheap models (placement.ts), which must never spin: it shares the
+// event loop.
 import type { Frame, Tensor } from "@switchyard/data";
 import type { Params } from "@switchyard/formats";
 import { SwitchyardError } from "@switchyard/protocol/errors";
@@ -8,7 +10,10 @@ import type { WorkerInit } from "../task.js";
 import { type LoadedModel, ModelLoadError } from "./flavor.js";
 import { fromOrt } from "./ort.js";
 
-export async function loadOnnx(init: WorkerInit): Promise<LoadedModel> {
+/** ORT's session config keys: no busy-waiting of ORT's own threads between runs. */
+const NO_SPINNING = { session: { intra_op: { allow_spinning: "0" }, inter_op: { allow_spinning: "0" } } };
+
+export async function loadOnnx(init: WorkerInit, o: { spinning?: boolean } = {}): Promise<LoadedModel> {
   let session: ort.InferenceSession;
   try {
     session = await ort.InferenceSession.create(init.entry, {
@@ -16,6 +21,7 @@ export async function loadOnnx(init: WorkerInit): Promise<LoadedModel> {
       interOpNumThreads: 1,
       executionMode: "sequential",
       graphOptimizationLevel: "all",
+      ...(o.spinning === false ? { extra: NO_SPINNING } : {}),
     });
   } catch (err) {
     throw new ModelLoadError(`not a loadable ONNX model: ${firstLine((err as Error).message)}`);
