@@ -108,12 +108,16 @@ interface Resolved extends Access {
 }
 
 const accessByRequest = new WeakMap<FastifyRequest, Resolved>();
-const rulesByRequest = new WeakMap<FastifyRequest, RouteRule>();
 
 /** The authenticated caller of a request; undefined on open routes and on a bridge without auth. */
 export function accessOf(req: FastifyRequest): Access | undefined {
   const a = accessByRequest.get(req);
   return a && { id: a.id, ...(a.name === undefined ? {} : { name: a.name }), scopes: a.scopes };
+}
+
+/** The id of a request's authenticated caller (what rate limits key on), without copying its access. */
+export function callerIdOf(req: FastifyRequest): string | undefined {
+  return accessByRequest.get(req)?.id;
 }
 
 const routeKey = (method: string, url: string) => `${method === "HEAD" ? "GET" : method} ${url}`;
@@ -181,7 +185,6 @@ export function installAuthz(
     if (record.name !== undefined) access.name = record.name;
     accessByRequest.set(req, access);
     if (!rule) return; // no such route: the not-found handler answers
-    rulesByRequest.set(req, rule);
     if ("any" in rule) {
       if (rule.any.length > 0 && !rule.any.some((kind) => allows(access.scopes, { kind }, access.grants))) {
         throw denied();
@@ -200,18 +203,27 @@ export function installAuthz(
     return a !== undefined && typeof name === "string" && endpointLevel(a.scopes, name, a.grants) > 0;
   };
 
-  app.addHook("preSerialization", async (req, _reply, payload) => {
-    const rule = rulesByRequest.get(req);
-    if (!rule || !("filter" in rule) || rule.filter !== "endpoints") return payload;
+  // Trimming list answers concerns a few read routes: their hooks are attached to those routes alone, so the
+  // invocation routes run no hook for it.
+  app.addHook("onRoute", (route) => {
+    const methods = Array.isArray(route.method) ? route.method : [route.method];
+    const rule = o.rules[routeKey(methods[0] ?? "GET", route.url)];
+    if (!rule || !("filter" in rule)) return;
+    if (rule.filter === "endpoints") {
+      route.preSerialization = [...hooksOf(route.preSerialization), trimEndpoints];
+    } else {
+      route.onSend = [...hooksOf(route.onSend), trimPrometheus];
+    }
+  });
+
+  async function trimEndpoints(req: FastifyRequest, _reply: FastifyReply, payload: unknown) {
     const body = payload as { endpoints?: unknown };
     if (!body || !Array.isArray(body.endpoints)) return payload;
     return { ...body, endpoints: body.endpoints.filter((e: { name?: unknown }) => mayView(req, e?.name)) };
-  });
+  }
 
-  app.addHook("onSend", async (req: FastifyRequest, _reply: FastifyReply, payload: unknown) => {
-    const rule = rulesByRequest.get(req);
-    if (!rule || !("filter" in rule) || rule.filter !== "prometheus" || typeof payload !== "string")
-      return payload;
+  async function trimPrometheus(req: FastifyRequest, _reply: FastifyReply, payload: unknown) {
+    if (typeof payload !== "string") return payload;
     // Series of endpoints the token may not view are dropped; HELP/TYPE lines and cluster-wide series stay.
     return payload
       .split("\n")
@@ -220,5 +232,10 @@ export function installAuthz(
         return !m || line.startsWith("#") || mayView(req, m[1]);
       })
       .join("\n");
-  });
+  }
+}
+
+/** A route option's hooks as a list (Fastify takes one function or an array). */
+function hooksOf<F>(hooks: F | F[] | undefined): F[] {
+  return hooks === undefined ? [] : Array.isArray(hooks) ? hooks : [hooks];
 }

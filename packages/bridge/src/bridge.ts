@@ -24,7 +24,7 @@ import {
 } from "@switchyard/protocol";
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
 import { type Logger, pino } from "pino";
-import { accessOf, installAuthz, openRules, ROUTE_RULES, requireRules } from "./authz.js";
+import { accessOf, callerIdOf, installAuthz, openRules, ROUTE_RULES, requireRules } from "./authz.js";
 import { DEFAULT_BODY_TIMEOUT_MS, registerBodyDeadline } from "./body-deadline.js";
 import { registerCanaryRoutes } from "./canary.js";
 import { DASHBOARD_PATHS, registerDashboard } from "./dashboard/serve.js";
@@ -79,6 +79,7 @@ type VersionParams = { name: string; version: string };
 function mediaType(req: FastifyRequest): string {
   const ct = req.headers["content-type"];
   if (!ct) return "";
+  if (ct === JSON_TYPE) return ct; // what nearly every client sends: nothing to trim
   const semi = ct.indexOf(";");
   return (semi < 0 ? ct : ct.slice(0, semi)).trim().toLowerCase();
 }
@@ -201,9 +202,13 @@ export async function createBridge(opts: BridgeOptions): Promise<FastifyInstance
   // Bodies stay Buffers: invocations forward them as they came; management routes parse their own.
   app.removeAllContentTypeParsers();
   // Every media type is read as bytes here; each route decides what it accepts (invocations: JSON or CSV).
-  app.addContentTypeParser("*", { parseAs: "buffer" }, (_req, body, done) => {
+  const asBytes = (_req: FastifyRequest, body: Buffer, done: (err: null, body: Buffer) => void) => {
     done(null, body);
-  });
+  };
+  // Named for the invocations' two types too: Fastify caches the parser of a named type per Content-Type
+  // value, while the catch-all is looked for again (the header parsed) on every request.
+  app.addContentTypeParser([JSON_TYPE, CSV_TYPE], { parseAs: "buffer" }, asBytes);
+  app.addContentTypeParser("*", { parseAs: "buffer" }, asBytes);
 
   app.setErrorHandler(async (err, req, reply) => {
     const { error, unexpected } = toClientError(err, { bodyLimit });
@@ -217,6 +222,10 @@ export async function createBridge(opts: BridgeOptions): Promise<FastifyInstance
   // The overload guard runs first of all hooks: a bridge at its bound answers in microseconds, reading nothing.
   // Health probes are exempt, so an orchestrator does not restart a bridge for being busy.
   let inFlight = 0;
+  // One function for every request, not a closure each.
+  const release = () => {
+    inFlight--;
+  };
   app.addHook("onRequest", (req, reply, done) => {
     if (req.url.startsWith("/v2/health/")) return done();
     if (inFlight >= maxInFlight) {
@@ -229,7 +238,7 @@ export async function createBridge(opts: BridgeOptions): Promise<FastifyInstance
     }
     inFlight++;
     // The response's `close` comes once, whether it was sent or the client went away first.
-    reply.raw.once("close", () => inFlight--);
+    reply.raw.once("close", release);
     done();
   });
 
@@ -241,7 +250,7 @@ export async function createBridge(opts: BridgeOptions): Promise<FastifyInstance
 
   /** Who a `key: user` rate limit counts: the verified token's id, or one shared principal with auth off. */
   function principalOf(req: FastifyRequest): string {
-    return accessOf(req)?.id ?? ANONYMOUS_PRINCIPAL;
+    return callerIdOf(req) ?? ANONYMOUS_PRINCIPAL;
   }
 
   async function invoke(

@@ -34,21 +34,32 @@ describe("TokenHashes", () => {
     expect(hashes.hashOf(t)).toBe(sha256(t));
   });
 
-  it("keeps at most `capacity` tokens, dropping the least recently used", () => {
-    const hashes = new TokenHashes(3);
-    const [a, b, c, d, e] = Array.from({ length: 5 }, madeUp) as [string, string, string, string, string];
+  it("keeps at most `capacity` tokens, dropping the least recently used first", () => {
+    const hashes = new TokenHashes(4);
+    const [a, b, c, d] = Array.from({ length: 4 }, madeUp) as [string, string, string, string];
     for (const t of [a, b, c]) hashes.remember(t, sha256(t));
-    hashes.hashOf(a); // a is now the most recently used: b goes first
+    expect(hashes.hashOf(a)).toBe(sha256(a)); // a is used again: b is now the least recently used
     hashes.remember(d, sha256(d));
     expect([a, b, c, d].map((t) => hashes.has(t))).toEqual([true, false, true, true]);
-    hashes.remember(e, sha256(e));
-    expect([a, b, c, d, e].map((t) => hashes.has(t))).toEqual([true, false, false, true, true]);
     expect(hashes.size).toBe(3);
   });
 
-  it("refuses a capacity that is not a positive integer", () => {
-    expect(() => new TokenHashes(0)).toThrow("capacity must be a positive integer of tokens");
-    expect(() => new TokenHashes(1.5)).toThrow("capacity must be a positive integer of tokens");
+  it("keeps a token used all along while thousands of others pass through", () => {
+    const hashes = new TokenHashes(8);
+    const hot = madeUp();
+    hashes.remember(hot, sha256(hot));
+    for (let i = 0; i < 2_000; i++) {
+      const t = madeUp();
+      hashes.remember(t, sha256(t));
+      expect(hashes.hashOf(hot)).toBe(sha256(hot));
+      expect(hashes.size).toBeLessThanOrEqual(8);
+    }
+    expect(hashes.has(hot)).toBe(true);
+  });
+
+  it("refuses a capacity below 2 or not an integer", () => {
+    expect(() => new TokenHashes(1)).toThrow("capacity must be an integer of at least 2 tokens");
+    expect(() => new TokenHashes(2.5)).toThrow("capacity must be an integer of at least 2 tokens");
   });
 });
 
