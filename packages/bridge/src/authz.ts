@@ -107,20 +107,37 @@ interface Resolved extends Access {
   grants: EndpointGrant[];
 }
 
-const accessByRequest = new WeakMap<FastifyRequest, Resolved>();
+// The caller, kept on the request itself (a request decoration, declared up front so every request has the
+// same shape): a WeakMap keyed by request cost a hash-table insert and ephemeron work in GC on every request.
+const ACCESS = Symbol("switchyard.access");
+type WithAccess = { [ACCESS]?: Resolved | null };
+const resolvedOf = (req: FastifyRequest) => (req as unknown as WithAccess)[ACCESS] ?? undefined;
 
 /** The authenticated caller of a request; undefined on open routes and on a bridge without auth. */
 export function accessOf(req: FastifyRequest): Access | undefined {
-  const a = accessByRequest.get(req);
+  const a = resolvedOf(req);
   return a && { id: a.id, ...(a.name === undefined ? {} : { name: a.name }), scopes: a.scopes };
 }
 
 /** The id of a request's authenticated caller (what rate limits key on), without copying its access. */
 export function callerIdOf(req: FastifyRequest): string | undefined {
-  return accessByRequest.get(req)?.id;
+  return resolvedOf(req)?.id;
 }
 
 const routeKey = (method: string, url: string) => `${method === "HEAD" ? "GET" : method} ${url}`;
+
+/** The table by method, then route path: two lookups by strings that already exist, no key built per request. */
+function ruleLookup(rules: Readonly<Record<string, RouteRule>>) {
+  const byMethod = new Map<string, Map<string, RouteRule>>();
+  for (const [key, rule] of Object.entries(rules)) {
+    const space = key.indexOf(" ");
+    const method = key.slice(0, space);
+    const paths = byMethod.get(method) ?? new Map<string, RouteRule>();
+    paths.set(key.slice(space + 1), rule);
+    byMethod.set(method, paths);
+  }
+  return (method: string, url: string) => byMethod.get(method === "HEAD" ? "GET" : method)?.get(url);
+}
 
 /** Rejects, at registration, any route without a rule; returns the `METHOD path` of every route registered. */
 export function requireRules(app: FastifyInstance, rules: Readonly<Record<string, RouteRule>>): string[] {
@@ -147,6 +164,8 @@ export function installAuthz(
   app: FastifyInstance,
   o: { tokens: TokenStore; grants: GrantStore; rules: Readonly<Record<string, RouteRule>> },
 ): void {
+  const ruleOf = ruleLookup(o.rules);
+  app.decorateRequest(ACCESS, null);
   app.addHook("onRequest", (req, _reply, done) => {
     try {
       check(req);
@@ -158,7 +177,7 @@ export function installAuthz(
 
   function check(req: FastifyRequest): void {
     const url = req.routeOptions.url;
-    const rule = url === undefined ? anyToken : o.rules[routeKey(req.method, url)];
+    const rule = url === undefined ? anyToken : ruleOf(req.method, url);
     if (rule && "open" in rule) return;
     // A token in a URL ends up in logs and browser history: refused outright, whatever the header says.
     if (TOKEN_PARAMS.test(req.url)) {
@@ -183,7 +202,7 @@ export function installAuthz(
     const { record } = found;
     const access: Resolved = { id: record.id, scopes: record.scopes, grants: o.grants.grantsOf(record.name) };
     if (record.name !== undefined) access.name = record.name;
-    accessByRequest.set(req, access);
+    (req as unknown as WithAccess)[ACCESS] = access;
     if (!rule) return; // no such route: the not-found handler answers
     if ("any" in rule) {
       if (rule.any.length > 0 && !rule.any.some((kind) => allows(access.scopes, { kind }, access.grants))) {
@@ -199,7 +218,7 @@ export function installAuthz(
   }
 
   const mayView = (req: FastifyRequest, name: unknown) => {
-    const a = accessByRequest.get(req);
+    const a = resolvedOf(req);
     return a !== undefined && typeof name === "string" && endpointLevel(a.scopes, name, a.grants) > 0;
   };
 
@@ -207,7 +226,7 @@ export function installAuthz(
   // invocation routes run no hook for it.
   app.addHook("onRoute", (route) => {
     const methods = Array.isArray(route.method) ? route.method : [route.method];
-    const rule = o.rules[routeKey(methods[0] ?? "GET", route.url)];
+    const rule = ruleOf(methods[0] ?? "GET", route.url);
     if (!rule || !("filter" in rule)) return;
     if (rule.filter === "endpoints") {
       route.preSerialization = [...hooksOf(route.preSerialization), trimEndpoints];

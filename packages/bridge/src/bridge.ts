@@ -68,8 +68,16 @@ export interface BridgeOptions {
 export const DEFAULT_BODY_LIMIT = 16 * 1024 * 1024;
 export const DEFAULT_MAX_IN_FLIGHT = 4096;
 
-/** Reply headers copied from the replica's reply to the HTTP response. */
-const FORWARDED_REPLY_HEADERS = [H.queueUs, H.computeUs, H.batchSize] as const;
+/** Reply headers copied from the replica's reply to the HTTP response (the first four have fallbacks). */
+const FORWARDED_REPLY_HEADERS: ReadonlySet<string> = new Set([
+  H.requestId,
+  H.servedModel,
+  H.modelName,
+  H.modelVersion,
+  H.queueUs,
+  H.computeUs,
+  H.batchSize,
+]);
 
 type NameParams = { name: string };
 type IdParams = { id: string };
@@ -286,20 +294,18 @@ export async function createBridge(opts: BridgeOptions): Promise<FastifyInstance
       servedModel: route.servedModel,
       modelVersion: route.modelVersion,
     });
-    const rh = result.headers;
-    const out: Record<string, string> = {
-      "content-type": JSON_TYPE,
-      [H.requestId]: rh?.get(H.requestId) || result.requestId,
-      [H.servedModel]: rh?.get(H.servedModel) || result.route.served_model_name,
-      [H.modelName]: rh?.get(H.modelName) || result.route.model_name,
-      [H.modelVersion]: rh?.get(H.modelVersion) || String(result.route.model_version),
-    };
-    if (rh) {
-      for (const name of FORWARDED_REPLY_HEADERS) {
-        const v = rh.get(name);
-        if (v) out[name] = v;
+    const out: Record<string, string> = { "content-type": JSON_TYPE };
+    // One pass over the reply's headers (each `get` of nats.js lists and filters every key again).
+    if (result.headers) {
+      for (const [name, values] of result.headers) {
+        const v = values[0];
+        if (v && FORWARDED_REPLY_HEADERS.has(name)) out[name] = v;
       }
     }
+    out[H.requestId] ??= result.requestId;
+    out[H.servedModel] ??= result.route.served_model_name;
+    out[H.modelName] ??= result.route.model_name;
+    out[H.modelVersion] ??= String(result.route.model_version);
     let status = 200;
     if (result.errorCode) {
       status = statusOf(result.errorCode);
