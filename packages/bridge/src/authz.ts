@@ -107,16 +107,37 @@ interface Resolved extends Access {
   grants: EndpointGrant[];
 }
 
-const accessByRequest = new WeakMap<FastifyRequest, Resolved>();
-const rulesByRequest = new WeakMap<FastifyRequest, RouteRule>();
+// The caller, kept on the request itself (a request decoration, declared up front so every request has the
+// same shape): a WeakMap keyed by request cost a hash-table insert and ephemeron work in GC on every request.
+const ACCESS = Symbol("switchyard.access");
+type WithAccess = { [ACCESS]?: Resolved | null };
+const resolvedOf = (req: FastifyRequest) => (req as unknown as WithAccess)[ACCESS] ?? undefined;
 
 /** The authenticated caller of a request; undefined on open routes and on a bridge without auth. */
 export function accessOf(req: FastifyRequest): Access | undefined {
-  const a = accessByRequest.get(req);
+  const a = resolvedOf(req);
   return a && { id: a.id, ...(a.name === undefined ? {} : { name: a.name }), scopes: a.scopes };
 }
 
+/** The id of a request's authenticated caller (what rate limits key on), without copying its access. */
+export function callerIdOf(req: FastifyRequest): string | undefined {
+  return resolvedOf(req)?.id;
+}
+
 const routeKey = (method: string, url: string) => `${method === "HEAD" ? "GET" : method} ${url}`;
+
+/** The table by method, then route path: two lookups by strings that already exist, no key built per request. */
+function ruleLookup(rules: Readonly<Record<string, RouteRule>>) {
+  const byMethod = new Map<string, Map<string, RouteRule>>();
+  for (const [key, rule] of Object.entries(rules)) {
+    const space = key.indexOf(" ");
+    const method = key.slice(0, space);
+    const paths = byMethod.get(method) ?? new Map<string, RouteRule>();
+    paths.set(key.slice(space + 1), rule);
+    byMethod.set(method, paths);
+  }
+  return (method: string, url: string) => byMethod.get(method === "HEAD" ? "GET" : method)?.get(url);
+}
 
 /** Rejects, at registration, any route without a rule; returns the `METHOD path` of every route registered. */
 export function requireRules(app: FastifyInstance, rules: Readonly<Record<string, RouteRule>>): string[] {
@@ -143,6 +164,8 @@ export function installAuthz(
   app: FastifyInstance,
   o: { tokens: TokenStore; grants: GrantStore; rules: Readonly<Record<string, RouteRule>> },
 ): void {
+  const ruleOf = ruleLookup(o.rules);
+  app.decorateRequest(ACCESS, null);
   app.addHook("onRequest", (req, _reply, done) => {
     try {
       check(req);
@@ -154,7 +177,7 @@ export function installAuthz(
 
   function check(req: FastifyRequest): void {
     const url = req.routeOptions.url;
-    const rule = url === undefined ? anyToken : o.rules[routeKey(req.method, url)];
+    const rule = url === undefined ? anyToken : ruleOf(req.method, url);
     if (rule && "open" in rule) return;
     // A token in a URL ends up in logs and browser history: refused outright, whatever the header says.
     if (TOKEN_PARAMS.test(req.url)) {
@@ -179,9 +202,8 @@ export function installAuthz(
     const { record } = found;
     const access: Resolved = { id: record.id, scopes: record.scopes, grants: o.grants.grantsOf(record.name) };
     if (record.name !== undefined) access.name = record.name;
-    accessByRequest.set(req, access);
+    (req as unknown as WithAccess)[ACCESS] = access;
     if (!rule) return; // no such route: the not-found handler answers
-    rulesByRequest.set(req, rule);
     if ("any" in rule) {
       if (rule.any.length > 0 && !rule.any.some((kind) => allows(access.scopes, { kind }, access.grants))) {
         throw denied();
@@ -196,22 +218,31 @@ export function installAuthz(
   }
 
   const mayView = (req: FastifyRequest, name: unknown) => {
-    const a = accessByRequest.get(req);
+    const a = resolvedOf(req);
     return a !== undefined && typeof name === "string" && endpointLevel(a.scopes, name, a.grants) > 0;
   };
 
-  app.addHook("preSerialization", async (req, _reply, payload) => {
-    const rule = rulesByRequest.get(req);
-    if (!rule || !("filter" in rule) || rule.filter !== "endpoints") return payload;
+  // Trimming list answers concerns a few read routes: their hooks are attached to those routes alone, so the
+  // invocation routes run no hook for it.
+  app.addHook("onRoute", (route) => {
+    const methods = Array.isArray(route.method) ? route.method : [route.method];
+    const rule = ruleOf(methods[0] ?? "GET", route.url);
+    if (!rule || !("filter" in rule)) return;
+    if (rule.filter === "endpoints") {
+      route.preSerialization = [...hooksOf(route.preSerialization), trimEndpoints];
+    } else {
+      route.onSend = [...hooksOf(route.onSend), trimPrometheus];
+    }
+  });
+
+  async function trimEndpoints(req: FastifyRequest, _reply: FastifyReply, payload: unknown) {
     const body = payload as { endpoints?: unknown };
     if (!body || !Array.isArray(body.endpoints)) return payload;
     return { ...body, endpoints: body.endpoints.filter((e: { name?: unknown }) => mayView(req, e?.name)) };
-  });
+  }
 
-  app.addHook("onSend", async (req: FastifyRequest, _reply: FastifyReply, payload: unknown) => {
-    const rule = rulesByRequest.get(req);
-    if (!rule || !("filter" in rule) || rule.filter !== "prometheus" || typeof payload !== "string")
-      return payload;
+  async function trimPrometheus(req: FastifyRequest, _reply: FastifyReply, payload: unknown) {
+    if (typeof payload !== "string") return payload;
     // Series of endpoints the token may not view are dropped; HELP/TYPE lines and cluster-wide series stay.
     return payload
       .split("\n")
@@ -220,5 +251,10 @@ export function installAuthz(
         return !m || line.startsWith("#") || mayView(req, m[1]);
       })
       .join("\n");
-  });
+  }
+}
+
+/** A route option's hooks as a list (Fastify takes one function or an array). */
+function hooksOf<F>(hooks: F | F[] | undefined): F[] {
+  return hooks === undefined ? [] : Array.isArray(hooks) ? hooks : [hooks];
 }

@@ -24,7 +24,7 @@ import {
 } from "@switchyard/protocol";
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
 import { type Logger, pino } from "pino";
-import { accessOf, installAuthz, openRules, ROUTE_RULES, requireRules } from "./authz.js";
+import { accessOf, callerIdOf, installAuthz, openRules, ROUTE_RULES, requireRules } from "./authz.js";
 import { DEFAULT_BODY_TIMEOUT_MS, registerBodyDeadline } from "./body-deadline.js";
 import { registerCanaryRoutes } from "./canary.js";
 import { DASHBOARD_PATHS, registerDashboard } from "./dashboard/serve.js";
@@ -68,8 +68,16 @@ export interface BridgeOptions {
 export const DEFAULT_BODY_LIMIT = 16 * 1024 * 1024;
 export const DEFAULT_MAX_IN_FLIGHT = 4096;
 
-/** Reply headers copied from the replica's reply to the HTTP response. */
-const FORWARDED_REPLY_HEADERS = [H.queueUs, H.computeUs, H.batchSize] as const;
+/** Reply headers copied from the replica's reply to the HTTP response (the first four have fallbacks). */
+const FORWARDED_REPLY_HEADERS: ReadonlySet<string> = new Set([
+  H.requestId,
+  H.servedModel,
+  H.modelName,
+  H.modelVersion,
+  H.queueUs,
+  H.computeUs,
+  H.batchSize,
+]);
 
 type NameParams = { name: string };
 type IdParams = { id: string };
@@ -79,6 +87,7 @@ type VersionParams = { name: string; version: string };
 function mediaType(req: FastifyRequest): string {
   const ct = req.headers["content-type"];
   if (!ct) return "";
+  if (ct === JSON_TYPE) return ct; // what nearly every client sends: nothing to trim
   const semi = ct.indexOf(";");
   return (semi < 0 ? ct : ct.slice(0, semi)).trim().toLowerCase();
 }
@@ -201,9 +210,13 @@ export async function createBridge(opts: BridgeOptions): Promise<FastifyInstance
   // Bodies stay Buffers: invocations forward them as they came; management routes parse their own.
   app.removeAllContentTypeParsers();
   // Every media type is read as bytes here; each route decides what it accepts (invocations: JSON or CSV).
-  app.addContentTypeParser("*", { parseAs: "buffer" }, (_req, body, done) => {
+  const asBytes = (_req: FastifyRequest, body: Buffer, done: (err: null, body: Buffer) => void) => {
     done(null, body);
-  });
+  };
+  // Named for the invocations' two types too: Fastify caches the parser of a named type per Content-Type
+  // value, while the catch-all is looked for again (the header parsed) on every request.
+  app.addContentTypeParser([JSON_TYPE, CSV_TYPE], { parseAs: "buffer" }, asBytes);
+  app.addContentTypeParser("*", { parseAs: "buffer" }, asBytes);
 
   app.setErrorHandler(async (err, req, reply) => {
     const { error, unexpected } = toClientError(err, { bodyLimit });
@@ -217,6 +230,10 @@ export async function createBridge(opts: BridgeOptions): Promise<FastifyInstance
   // The overload guard runs first of all hooks: a bridge at its bound answers in microseconds, reading nothing.
   // Health probes are exempt, so an orchestrator does not restart a bridge for being busy.
   let inFlight = 0;
+  // One function for every request, not a closure each.
+  const release = () => {
+    inFlight--;
+  };
   app.addHook("onRequest", (req, reply, done) => {
     if (req.url.startsWith("/v2/health/")) return done();
     if (inFlight >= maxInFlight) {
@@ -229,7 +246,7 @@ export async function createBridge(opts: BridgeOptions): Promise<FastifyInstance
     }
     inFlight++;
     // The response's `close` comes once, whether it was sent or the client went away first.
-    reply.raw.once("close", () => inFlight--);
+    reply.raw.once("close", release);
     done();
   });
 
@@ -241,7 +258,7 @@ export async function createBridge(opts: BridgeOptions): Promise<FastifyInstance
 
   /** Who a `key: user` rate limit counts: the verified token's id, or one shared principal with auth off. */
   function principalOf(req: FastifyRequest): string {
-    return accessOf(req)?.id ?? ANONYMOUS_PRINCIPAL;
+    return callerIdOf(req) ?? ANONYMOUS_PRINCIPAL;
   }
 
   async function invoke(
@@ -277,20 +294,18 @@ export async function createBridge(opts: BridgeOptions): Promise<FastifyInstance
       servedModel: route.servedModel,
       modelVersion: route.modelVersion,
     });
-    const rh = result.headers;
-    const out: Record<string, string> = {
-      "content-type": JSON_TYPE,
-      [H.requestId]: rh?.get(H.requestId) || result.requestId,
-      [H.servedModel]: rh?.get(H.servedModel) || result.route.served_model_name,
-      [H.modelName]: rh?.get(H.modelName) || result.route.model_name,
-      [H.modelVersion]: rh?.get(H.modelVersion) || String(result.route.model_version),
-    };
-    if (rh) {
-      for (const name of FORWARDED_REPLY_HEADERS) {
-        const v = rh.get(name);
-        if (v) out[name] = v;
+    const out: Record<string, string> = { "content-type": JSON_TYPE };
+    // One pass over the reply's headers (each `get` of nats.js lists and filters every key again).
+    if (result.headers) {
+      for (const [name, values] of result.headers) {
+        const v = values[0];
+        if (v && FORWARDED_REPLY_HEADERS.has(name)) out[name] = v;
       }
     }
+    out[H.requestId] ??= result.requestId;
+    out[H.servedModel] ??= result.route.served_model_name;
+    out[H.modelName] ??= result.route.model_name;
+    out[H.modelVersion] ??= String(result.route.model_version);
     let status = 200;
     if (result.errorCode) {
       status = statusOf(result.errorCode);

@@ -15,10 +15,10 @@ export { errorHeaders, RETRY_AFTER_SECONDS, statusOf, toClientError } from "./er
 export { GrantStore } from "./grants.js";
 export { RELOAD_MS } from "./kv-mirror.js";
 export type { OipModelMetadata } from "./oip.js";
+export { hashToken } from "./token-hashes.js";
 export {
   type CreatedToken,
   type CreateTokenOptions,
-  hashToken,
   isTokenShaped,
   type TokenRecord,
   TokenStore,

@@ -26,12 +26,15 @@ function endpointOf(req: FastifyRequest): string | undefined {
 }
 
 export function registerRequestLog(app: FastifyInstance, log: Logger): void {
-  app.addHook("onSend", async (req, reply, payload) => {
+  // Both hooks run on every request: callback-style, so they cost no promise, and the log line is built only
+  // when it will be written.
+  app.addHook("onSend", (req, reply, payload, done) => {
     if (!reply.hasHeader(H.requestId)) void reply.header(H.requestId, req.id);
-    return payload;
+    done(null, payload);
   });
-  app.addHook("onResponse", async (req, reply) => {
+  app.addHook("onResponse", (req, reply, done) => {
     const status = reply.statusCode;
+    if (status < 400 && !log.isLevelEnabled("debug")) return done();
     const servedModel = reply.getHeader(H.servedModel);
     const errorCode = reply.getHeader(H.errorCode);
     const line = {
@@ -46,5 +49,6 @@ export function registerRequestLog(app: FastifyInstance, log: Logger): void {
     };
     if (status >= 400) log.warn(line, "request failed");
     else log.debug(line, "request");
+    done();
   });
 }

@@ -1,12 +1,14 @@
 // Bearer tokens: KV `<cluster>_cluster` keys `tokens.<sha256 hex of the token>` = a TokenRecord. Only hashes are
 // stored; the plaintext exists once, in createToken's answer. Lookups hit an in-memory mirror (kv-mirror.ts), so
-// checking a token costs one SHA-256 and no NATS round trip; a revocation reaches every bridge by the watch, and
-// within RELOAD_MS by the periodic reload if the watch was interrupted.
-import { createHash, randomBytes } from "node:crypto";
+// checking a token costs no NATS round trip, and a recently used token's hash is remembered (token-hashes.ts);
+// a revocation reaches every bridge by the watch, and within RELOAD_MS by the periodic reload if the watch was
+// interrupted.
+import { randomBytes } from "node:crypto";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { openBucket } from "@switchyard/nats";
 import { clusterNames, invalid, notFound, parseScopes } from "@switchyard/protocol";
 import { KvMirror } from "./kv-mirror.js";
+import { hashToken, TokenHashes } from "./token-hashes.js";
 
 /** What the cluster stores about a token (never the token itself). */
 export interface TokenRecord {
@@ -46,10 +48,6 @@ const NAME = /^[A-Za-z0-9_.@+-]{1,128}$/;
 /** `last_used_at` is a hint, not an audit log: one KV write per token per minute at most, whatever the traffic. */
 export const LAST_USED_EVERY_MS = 60_000;
 
-export function hashToken(token: string): string {
-  return createHash("sha256").update(token).digest("hex");
-}
-
 /** Whether a string has the shape of a Switchyard token (anything else is malformed, not merely unknown). */
 export function isTokenShaped(token: string): boolean {
   return TOKEN_SHAPE.test(token);
@@ -86,8 +84,14 @@ export interface CreateTokenOptions {
 export class TokenStore {
   /** Per token hash: when this process last wrote `last_used_at` (or decided not to). */
   private readonly touched = new Map<string, number>();
+  private readonly hashes: TokenHashes;
 
-  private constructor(private readonly mirror: KvMirror<TokenRecord>) {}
+  private constructor(
+    private readonly mirror: KvMirror<TokenRecord>,
+    hashCapacity?: number,
+  ) {
+    this.hashes = new TokenHashes(hashCapacity);
+  }
 
   /**
    * Opens the token store of a cluster; resolves once the stored tokens are loaded. `follow` (the bridge) keeps
@@ -95,23 +99,35 @@ export class TokenStore {
    */
   static async open(
     nc: NatsConnection,
-    opts: { cluster?: string; follow?: boolean } = {},
+    opts: { cluster?: string; follow?: boolean; hashCapacity?: number } = {},
   ): Promise<TokenStore> {
     const kv = await openBucket(nc, clusterNames(opts.cluster), "cluster");
-    return new TokenStore(await KvMirror.open(kv, PREFIX, parseRecord, { follow: opts.follow ?? true }));
+    const mirror = await KvMirror.open(kv, PREFIX, parseRecord, { follow: opts.follow ?? true });
+    return new TokenStore(mirror, opts.hashCapacity);
   }
 
   /** What a presented token is; an `ok` use is remembered as `last_used_at` (at most once a minute). */
   check(token: string, now = Date.now()): TokenCheck {
     if (!isTokenShaped(token)) return { status: "unknown" };
-    const hash = hashToken(token);
+    const hash = this.hashes.hashOf(token);
     const found = this.mirror.entries.get(hash);
-    if (!found) return { status: "unknown" };
+    if (!found) return this.refused(token, "unknown");
     const record = found.value;
-    if (record.revoked_at !== undefined) return { status: "revoked" };
-    if (record.expires_at !== undefined && now >= record.expires_at) return { status: "expired" };
+    if (record.revoked_at !== undefined) return this.refused(token, "revoked");
+    if (record.expires_at !== undefined && now >= record.expires_at) return this.refused(token, "expired");
+    this.hashes.remember(token, hash);
     this.touch(hash, found.revision, record, now);
     return { status: "ok", record };
+  }
+
+  private refused<S extends "unknown" | "revoked" | "expired">(token: string, status: S): { status: S } {
+    this.hashes.forget(token);
+    return { status };
+  }
+
+  /** Tokens whose hash is remembered now (bounded by `hashCapacity`). */
+  get rememberedHashes(): number {
+    return this.hashes.size;
   }
 
   /** The record of a usable presented token, or undefined when it is unknown, revoked or expired. */

@@ -15,7 +15,8 @@ import {
   uniqueCluster,
 } from "../../client/test/fixtures/doubles.js";
 import { listenBridge, type RunningBridge } from "../src/bridge.js";
-import { hashToken, TokenStore } from "../src/tokens.js";
+import { hashToken } from "../src/token-hashes.js";
+import { TokenStore } from "../src/tokens.js";
 
 const files = natsPerFile();
 const cleanups = files.cleanups;
