@@ -565,7 +565,7 @@ export const realtimeBench: Bench = {
         models: models.map((m) => `${m.key} (${m.features} features)`),
         bodyPool: `${POOL_ROWS} random rows per model, one row per request (dataframe_split), drawn at random`,
         loadGenerators: {
-          http: `${wrkVersion()}, -t1, a random pool line per request (bench/load/pool.lua)`,
+          http: `${wrkVersion()}, -t1, a random pool line per request (bench/load/wrk.ts)`,
           nats: "SwitchyardClient.invoke (SDK: in-process router, msgpack Frame), one NATS connection",
         },
         quietWait: {
