@@ -62,6 +62,7 @@ async function main(): Promise<number> {
       console.log(`config: ${JSON.stringify(report.config)}`);
       console.log(render(report));
       for (const n of report.notes ?? []) console.log(`note: ${n}`);
+      for (const t of report.targets ?? []) console.log(t);
       const file = path.join(outDir, `${bench.name}-${new Date().toISOString().replace(/[:.]/g, "-")}.json`);
       writeFileSync(
         file,

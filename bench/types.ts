@@ -15,6 +15,8 @@ export interface BenchReport {
   columns: string[];
   rows: Record<string, Cell>[];
   notes?: string[];
+  /** Goals of the bench's issue, one line each: "target …: measured X (goal Y) met|MISSED". */
+  targets?: string[];
 }
 
 export interface Bench {

@@ -1,7 +1,8 @@
-// Realtime serving (issue 3): one row per request against (1) raw `session.run` in-process, (2) the
+// Realtime serving (issues 3 and 13): one row per request against (1) raw `session.run` in-process, (2) the
 // hand-written Fastify + onnxruntime-node baseline, (3) Switchyard through the HTTP bridge with auth on
-// and (4) Switchyard through NATS. Load generators run as their own processes (bench/load/*); the CPU of
-// all server processes (with their descendants) is read from /proc around each measured run.
+// and (4) Switchyard through NATS (the SDK). Load generators run as their own processes: wrk for HTTP, the
+// SDK loop (bench/load/nats.ts) for NATS; the CPU of each server process is read from /proc around each
+// measured run and reported per request, per process.
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -9,13 +10,17 @@ import { connectNats } from "@switchyard/nats";
 import {
   buildLinear,
   buildMlp,
+  buildTreeEnsemble,
   type LinearOptions,
   linearPredict,
   mlpPredict,
   prng,
+  type TreeEnsembleOptions,
+  treeEnsembleParams,
+  treeEnsemblePredict,
 } from "@switchyard/testkit";
 import * as ort from "onnxruntime-node";
-import { cpuSecondsBetween, machineBusySeconds, treeCpuTicks } from "../lib/cpu.js";
+import { cpuSecondsByGroup, machineBusySeconds, processName, treeCpuTicks } from "../lib/cpu.js";
 import { benchDist, runJsonChild, type Server, startJsonServer } from "../lib/procs.js";
 import {
   authHeaders,
@@ -28,6 +33,7 @@ import {
 } from "../lib/switchyard.js";
 import { createRecorder, type LoadResult, summarize } from "../load/common.js";
 import { makeInvoke } from "../load/invoke.js";
+import { ensureWrk, runWrk, wrkVersion } from "../load/wrk.js";
 import { type Bench, type Cell, fmt } from "../types.js";
 
 const POOL_ROWS = 1000;
@@ -45,6 +51,8 @@ export const LR: LinearOptions = {
   weights: fixedValues(30, 7, 0.4),
   bias: [0.05],
 };
+/** A gradient-boosted tree ensemble of the size tabular users deploy: 200 trees of depth 3. */
+export const GBT: TreeEnsembleOptions = { features: 30, trees: 200, depth: 3, seed: 3 };
 const MLP_S = [64, 512, 512, 512, 1];
 const MLP_L = [256, 1024, 1024, 1024, 1];
 
@@ -64,6 +72,16 @@ export const MODELS: ModelCase[] = [
     features: 30,
     bytes: () => buildLinear(LR),
     reference: (rows) => linearPredict(LR, rows),
+  },
+  {
+    key: "GBT",
+    name: "bench-gbt",
+    features: GBT.features,
+    bytes: () => buildTreeEnsemble(GBT),
+    reference: (rows) => {
+      const p = treeEnsembleParams(GBT);
+      return rows.map((r) => [treeEnsemblePredict(p, r)]);
+    },
   },
   {
     key: "MLP-S",
@@ -149,7 +167,10 @@ interface Row {
   conns: number | string;
   contender: string;
   result?: LoadResult;
-  cpuPer1k?: number;
+  /** CPU µs per successful request of each server process group: `up`, nats-server, replicas; the baseline. */
+  cpuUs?: Record<string, number>;
+  /** The load generator's CPU µs per successful request while it ran (none for (1): the bench process is both). */
+  clientUs?: number;
   /** CPU the rest of the machine used during the run, in cores: busy time − server − load generator − bench. */
   otherCores?: number;
   status: string;
@@ -161,16 +182,17 @@ export const realtimeBench: Bench = {
   baseline:
     "(2) hand-written Fastify 5 + onnxruntime-node server, one session.run per request (bench/baseline)",
   async run({ smoke, log }) {
+    // Whole seconds: wrk takes no fractions.
     const durationS = smoke ? 1 : 5;
-    const warmupS = smoke ? 0.5 : 1;
+    const warmupS = 1;
     const concurrency = smoke ? [32] : [1, 32, 128];
-    const models = smoke ? MODELS.slice(0, 1) : MODELS;
-    const childTimeoutMs = (durationS + 60) * 1000;
+    // The smoke run checks the linear model and the tree ensemble end to end; the MLPs only differ in size.
+    const models = smoke ? MODELS.filter((m) => m.key === "LR" || m.key === "GBT") : MODELS;
+    ensureWrk(log);
     const dir = mkdtempSync(path.join(os.tmpdir(), "sy-bench-realtime-"));
     const rows: Row[] = [];
     const notes: string[] = [];
     const failures: string[] = [];
-    const httpJs = path.join(benchDist, "load", "http.js");
     const natsJs = path.join(benchDist, "load", "nats.js");
 
     const say = (r: Row) =>
@@ -178,7 +200,8 @@ export const realtimeBench: Bench = {
         `${r.model} ${r.contender} @${r.conns}: ` +
           (r.result
             ? `${fmt(r.result.rps, 0)} req/s, p50 ${fmt(r.result.p50Ms, 3)} ms, p99 ${fmt(r.result.p99Ms, 3)} ms, ` +
-              `${fmt(r.cpuPer1k ?? Number.NaN, 3)} CPU s/1k, errors ${r.result.errors + r.result.non2xx}, ` +
+              `CPU µs/req ${perProcess(r)}, load generator ${fmt(r.clientUs ?? Number.NaN, 0)}, ` +
+              `errors ${r.result.errors + r.result.non2xx}, ` +
               `other processes ${fmt(r.otherCores ?? Number.NaN, 2)} cores`
             : r.status),
       );
@@ -221,44 +244,52 @@ export const realtimeBench: Bench = {
       }
     }
 
-    /** Warm-up run, then the measured run with CPU of the server trees read before and after. */
+    /**
+     * Warm-up run, then the measured run with the CPU of the server's process tree read before and after: the
+     * root process (`up`, or the baseline), nats-server, the Node children (replicas, the warm spare) and any
+     * other child by its name (the esbuild service `up` keeps after loading cluster.config.ts), shown when it used CPU.
+     */
     async function loadCell(
       model: string,
       contender: string,
       conns: number,
-      script: string,
-      args: string[],
-      serverPids: number[],
+      load: (seconds: number) => Promise<LoadResult>,
+      root: number,
+      rootName: string,
     ): Promise<Row> {
-      const common = ["--connections", String(conns)];
-      await runJsonChild<LoadResult>(
-        script,
-        [...args, ...common, "--duration", String(warmupS)],
-        childTimeoutMs,
-      );
-      const before = treeCpuTicks(serverPids);
+      const groupOf = (pid: number) => {
+        if (pid === root) return rootName;
+        const name = processName(pid);
+        return name === "node" ? "replicas" : name || "exited";
+      };
+      await load(warmupS);
+      const before = treeCpuTicks([root]);
       const busy0 = machineBusySeconds();
       const self0 = process.cpuUsage();
       const t0 = performance.now();
-      const result = await runJsonChild<LoadResult>(
-        script,
-        [...args, ...common, "--duration", String(durationS)],
-        childTimeoutMs,
-      );
+      const result = await load(durationS);
       const wallS = (performance.now() - t0) / 1000;
-      const cpu = cpuSecondsBetween(before, treeCpuTicks(serverPids));
+      const byGroup = cpuSecondsByGroup(before, treeCpuTicks([root]), groupOf);
+      const cpu = [...byGroup.values()].reduce((a, b) => a + b, 0);
       const self = process.cpuUsage(self0);
       const other = machineBusySeconds() - busy0 - cpu - result.clientCpuS - (self.user + self.system) / 1e6;
-      const row: Row = {
+      const perRequest = (seconds: number) => (seconds / result.requests) * 1e6;
+      const cpuUs: Record<string, number> = {};
+      const main = [rootName, "nats-server", "replicas"];
+      const others = [...byGroup.keys()].filter((g) => !main.includes(g) && byGroup.get(g)! > 0).sort();
+      for (const g of [...main, ...others]) {
+        if (byGroup.has(g)) cpuUs[g] = perRequest(byGroup.get(g)!);
+      }
+      return {
         model,
         conns,
         contender,
         result,
-        cpuPer1k: (cpu / result.requests) * 1000,
+        cpuUs,
+        clientUs: perRequest(result.runCpuS),
         otherCores: Math.max(0, other / wallS),
         status: "ok",
       };
-      return row;
     }
 
     /** Contender (1): `conns` async loops over one session in this process, closed loop. */
@@ -278,7 +309,7 @@ export const realtimeBench: Bench = {
         await Promise.all(Array.from({ length: conns }, loop));
       };
       await pass(warmupS * 1000);
-      const rec = await createRecorder();
+      const rec = createRecorder();
       const busy0 = machineBusySeconds();
       const cpu0 = process.cpuUsage();
       const t0 = performance.now();
@@ -292,6 +323,7 @@ export const realtimeBench: Bench = {
         errors: 0,
         non2xx: 0,
         clientCpuS: cpuS,
+        runCpuS: cpuS,
       });
       const otherCores = Math.max(0, (machineBusySeconds() - busy0 - cpuS) / elapsedS);
       const row: Row = {
@@ -299,7 +331,7 @@ export const realtimeBench: Bench = {
         conns,
         contender: C1,
         result,
-        cpuPer1k: (cpuS / result.requests) * 1000,
+        cpuUs: { "bench process": (cpuS / result.requests) * 1e6 },
         otherCores,
         status: "ok",
       };
@@ -359,9 +391,9 @@ export const realtimeBench: Bench = {
           await verifyHttp(`${C2} ${m.key}`, m, url, {});
           for (const c of concurrency) {
             const pid = baseline.pid;
-            await measured(() =>
-              loadCell(m.key, C2, c, httpJs, ["--url", url, "--bodies", m.bodiesFile], [pid]),
-            );
+            const load = (s: number) =>
+              runWrk({ url, bodiesFile: m.bodiesFile, connections: c, durationS: s });
+            await measured(() => loadCell(m.key, C2, c, load, pid, "baseline"));
           }
         } finally {
           await baseline.stop();
@@ -406,10 +438,10 @@ export const realtimeBench: Bench = {
             const headers = authHeaders(cluster);
             try {
               await verifyHttp(`${C3} ${m.key}`, m, url, headers);
-              const hdr = Object.entries(headers).flatMap(([k, v]) => ["--header", `${k}: ${v}`]);
               for (const c of concurrency) {
-                const args = ["--url", url, "--bodies", m.bodiesFile, ...hdr];
-                await measured(() => loadCell(m.key, C3, c, httpJs, args, [cluster.pid]));
+                const load = (s: number) =>
+                  runWrk({ url, bodiesFile: m.bodiesFile, connections: c, durationS: s, headers });
+                await measured(() => loadCell(m.key, C3, c, load, cluster.pid, "up"));
               }
             } catch (err) {
               failed(C3, m, err);
@@ -438,8 +470,15 @@ export const realtimeBench: Bench = {
               "--bodies",
               m.bodiesFile,
             ];
-            for (const c of concurrency)
-              await measured(() => loadCell(m.key, C4, c, natsJs, args, [cluster.pid]));
+            for (const c of concurrency) {
+              const load = (s: number) =>
+                runJsonChild<LoadResult>(
+                  natsJs,
+                  [...args, "--connections", String(c), "--duration", String(s)],
+                  (s + 60) * 1000,
+                );
+              await measured(() => loadCell(m.key, C4, c, load, cluster.pid, "up"));
+            }
           } catch (err) {
             failed(C4, m, err);
           }
@@ -448,8 +487,9 @@ export const realtimeBench: Bench = {
           `Switchyard: \`switchyard up\` (pid ${cluster.pid}, NATS ${redact(cluster.file.natsUrl)}, HTTP ${cluster.file.httpUrl}); ` +
             `endpoints workload_size Small; (3) POST {httpUrl}/serving-endpoints/<name>/invocations with Bearer token; ` +
             "(4) the TypeScript SDK (`SwitchyardClient.invoke(endpoint, frame)`: in-process router, msgpack frames straight " +
-            "to the replicas; each pool row is parsed into a Frame once); CPU = the up process and all its descendants " +
-            "(nats-server, coordinator, agent, replicas, bridge).",
+            "to the replicas; each pool row is parsed into a Frame once). CPU per process: 'up' is the `switchyard up` " +
+            "process (bridge, coordinator and node agent in one), then nats-server, then 'replicas' (the replica " +
+            "processes and the agent's idle warm spare).",
         );
       }
     } finally {
@@ -479,7 +519,9 @@ export const realtimeBench: Bench = {
         "req/s": x ? fmt(x.rps, 0) : "-",
         "p50 ms": x ? fmt(x.p50Ms, 3) : "-",
         "p99 ms": x ? fmt(x.p99Ms, 3) : "-",
-        "CPU s/1k req": x ? fmt(r.cpuPer1k!, 3) : "-",
+        "CPU µs/req": x ? fmt(sum(Object.values(r.cpuUs ?? {})), 0) : "-",
+        "per process µs/req": x ? perProcess(r) : "-",
+        "load gen µs/req": x && r.clientUs !== undefined ? fmt(r.clientUs, 0) : "-",
         "req/s vs (2)": x && b ? `${fmt(x.rps / b.rps, 2)}x` : "-",
         "p99 vs (2)": x && b ? `${fmt(x.p99Ms / b.p99Ms, 2)}x` : "-",
         errors: x ? x.errors + x.non2xx : "-",
@@ -487,7 +529,6 @@ export const realtimeBench: Bench = {
         status: r.status,
       });
     }
-    notes.push(...targetNotes(rows));
     const noisy = rows.filter((r) => (r.otherCores ?? 0) > NOISY_CORES);
     if (noisy.length) {
       notes.push(
@@ -497,19 +538,21 @@ export const realtimeBench: Bench = {
       );
     }
     notes.push(
-      `Machine: ${os.availableParallelism()} cores shared by the load generator (its own process: autocannon for HTTP, ` +
-        "nats.js loops for NATS) and the server processes, so figures are for client + server on one box; at 128 " +
-        "connections the load generator takes a large share of the CPU.",
-      "Latency: per request, measured by the load generator (HTTP: autocannon response events, hrtime; NATS and (1): " +
-        "performance.now() around the call), successful replies only. CPU s/1k req: utime+stime of the server " +
-        "processes and their descendants from /proc/<pid>/stat during the measured run, per 1,000 successful requests; " +
-        "for (1) process.cpuUsage() of the bench process itself (ORT + the client loops). 'other cores': busy CPU of " +
-        "the machine (/proc/stat) minus server, load generator and bench process, per second of the run — " +
-        "unrelated load that disturbs the figures.",
+      `Machine: ${os.availableParallelism()} cores shared by the load generator (its own process: wrk with one ` +
+        "thread for HTTP, the SDK loop in Node for NATS) and the server processes, so figures are for client + server " +
+        "on one box; 'load gen µs/req' is what the load generator took from them.",
+      "Latency: per request, measured by the load generator (HTTP: wrk's µs histogram of every reply, read from its " +
+        "Lua done() hook; NATS and (1): performance.now() around the call, successful replies only). errors: wrk's " +
+        "socket errors and timeouts plus replies with status ≥ 400; NATS: transport errors plus error replies. " +
+        "CPU µs/req: utime+stime of each server process (/proc/<pid>/stat) during the measured run, per successful " +
+        "request ('per process µs/req' splits it); for (1) process.cpuUsage() of the bench process itself (ORT + the " +
+        "client loops). 'load gen µs/req': wrk's CPU (this process's reaped children), the SDK loop's own while it " +
+        "sent. 'other cores': busy CPU of the machine (/proc/stat) minus server, load generator and bench process, " +
+        "per second of the run — unrelated load that disturbs the figures.",
       "ORT: default session options everywhere in (1) and (2): intraOpNumThreads 0 (ORT's default: one per physical " +
         "core), spinning on; onnxruntime-node runs session.run synchronously on the calling thread's event loop.",
       `Correctness: before measuring, each contender's replies for ${VERIFY_ROWS} rows equal the JS reference ` +
-        `(testkit linearPredict/mlpPredict) within ${TOLERANCE}.`,
+        `(testkit linearPredict/treeEnsemblePredict/mlpPredict) within ${TOLERANCE}.`,
     );
     if (failures.length) {
       throw new Error(`realtime: ${failures.length} contender(s) failed:\n${failures.join("\n")}`);
@@ -522,7 +565,7 @@ export const realtimeBench: Bench = {
         models: models.map((m) => `${m.key} (${m.features} features)`),
         bodyPool: `${POOL_ROWS} random rows per model, one row per request (dataframe_split), drawn at random`,
         loadGenerators: {
-          http: "autocannon 8, pipelining 1",
+          http: `${wrkVersion()}, -t1, a random pool line per request (bench/load/wrk.ts)`,
           nats: "SwitchyardClient.invoke (SDK: in-process router, msgpack Frame), one NATS connection",
         },
         quietWait: {
@@ -540,7 +583,9 @@ export const realtimeBench: Bench = {
         "req/s",
         "p50 ms",
         "p99 ms",
-        "CPU s/1k req",
+        "CPU µs/req",
+        "per process µs/req",
+        "load gen µs/req",
         "req/s vs (2)",
         "p99 vs (2)",
         "errors",
@@ -549,38 +594,61 @@ export const realtimeBench: Bench = {
       ],
       rows: table,
       notes,
+      targets: targets(rows),
     };
   },
 };
 
-/** The issue's targets, computed from whatever of (3)/(4) was measured. */
-function targetNotes(rows: Row[]): string[] {
+const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
+
+/** "up 70, nats-server 32, replicas 60": CPU µs per request of each server process. */
+function perProcess(r: Row): string {
+  return Object.entries(r.cpuUs ?? {})
+    .map(([name, us]) => `${name} ${fmt(us, 0)}`)
+    .join(", ");
+}
+
+/** Issue 13's targets, one line each, from what was measured (all of them in a full run). */
+function targets(rows: Row[]): string[] {
   const get = (model: string, conns: number, contender: string) =>
     rows.find((r) => r.model === model && r.conns === conns && r.contender === contender)?.result;
-  const out: string[] = [];
-  const ratio = (model: string, contender: string, target: string, p99Target?: string) => {
+  const line = (
+    what: string,
+    measured: number | undefined,
+    goal: string,
+    met: (x: number) => boolean,
+    unit = "x",
+  ) =>
+    measured === undefined || !Number.isFinite(measured)
+      ? `target ${what}: not measured (goal ${goal})`
+      : `target ${what}: measured ${fmt(measured, 2)}${unit} (goal ${goal}) ${met(measured) ? "met" : "MISSED"}`;
+  const vsBaseline = (model: string, contender: string, key: "rps" | "p99Ms") => {
     const x = get(model, 32, contender);
     const b = get(model, 32, C2);
-    if (!x || !b) return;
-    out.push(
-      `target @32 ${model} ${contender}: ${fmt(x.rps / b.rps, 2)}x the baseline's req/s (goal ${target})` +
-        (p99Target ? `, p99 ${fmt(x.p99Ms / b.p99Ms, 2)}x (goal ${p99Target})` : ""),
-    );
+    return x && b ? x[key] / b[key] : undefined;
   };
-  ratio("MLP-L", C3, "≥ 2x", "≤ 0.5x");
-  ratio("MLP-S", C3, "≥ 1.0x");
-  ratio("LR", C3, "≥ 0.7x");
-  ratio("MLP-S", C4, "≥ 1.5x");
-  for (const m of ["LR", "MLP-S", "MLP-L"]) {
-    const raw = get(m, 1, C1);
-    for (const [c, goal] of [
-      [C3, "1"],
-      [C4, "0.5"],
-    ] as const) {
-      const x = get(m, 1, c);
-      if (raw && x)
-        out.push(`target @1 ${m} ${c}: p50 +${fmt(x.p50Ms - raw.p50Ms, 3)} ms over (1) (goal ≤ ${goal} ms)`);
-    }
-  }
-  return out;
+  const rps = (model: string, contender: string, goal: number) =>
+    line(
+      `${model} @32 ${contender} req/s vs (2)`,
+      vsBaseline(model, contender, "rps"),
+      `≥ ${fmt(goal, 1)}x`,
+      (x) => x >= goal,
+    );
+  const lr1 = get("LR", 1, C3);
+  const base1 = get("LR", 1, C2);
+  return [
+    rps("LR", C3, 0.8),
+    line(
+      `LR @1 ${C3} p50 above (2)'s`,
+      lr1 && base1 ? lr1.p50Ms - base1.p50Ms : undefined,
+      "≤ 0.5 ms",
+      (x) => x <= 0.5,
+      " ms",
+    ),
+    rps("LR", C4, 1.0),
+    rps("GBT", C3, 1.0),
+    rps("MLP-S", C3, 1.5),
+    rps("MLP-L", C3, 2.5),
+    line(`MLP-L @32 ${C3} p99 vs (2)`, vsBaseline("MLP-L", C3, "p99Ms"), "≤ 0.5x", (x) => x <= 0.5),
+  ];
 }

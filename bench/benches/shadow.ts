@@ -11,7 +11,6 @@ import path from "node:path";
 import { ROUTER_STATS_INTERVAL_MS } from "@switchyard/client";
 import { buildLinear, type LinearOptions, linearPredict, prng } from "@switchyard/testkit";
 import { cpuSecondsBetween, machineBusySeconds, treeCpuTicks } from "../lib/cpu.js";
-import { benchDist, runJsonChild } from "../lib/procs.js";
 import {
   authHeaders,
   type EndpointState,
@@ -24,6 +23,7 @@ import {
   waitEndpoint,
 } from "../lib/switchyard.js";
 import type { LoadResult } from "../load/common.js";
+import { ensureWrk, runWrk, wrkVersion } from "../load/wrk.js";
 import { type Bench, type Cell, fmt } from "../types.js";
 import { checkPredictions, LR, TOLERANCE } from "./realtime.js";
 
@@ -239,9 +239,9 @@ export const shadowBench: Bench = {
   baseline: "(1) the same endpoint with no shadow_config, same cluster and load, same run",
   async run({ smoke, log }) {
     const durationS = smoke ? 1 : 10;
-    const warmupS = smoke ? 0.5 : 2;
-    const childTimeoutMs = (durationS + 60) * 1000;
-    const httpJs = path.join(benchDist, "load", "http.js");
+    // Whole seconds: wrk takes no fractions.
+    const warmupS = smoke ? 1 : 2;
+    ensureWrk(log);
     const dir = mkdtempSync(path.join(os.tmpdir(), "sy-bench-shadow-"));
     const rows: Row[] = [];
     const failures: string[] = [];
@@ -266,18 +266,14 @@ export const shadowBench: Bench = {
       }
       const primaryVersion = await registerModel(cluster, "bench-shadow-primary", primaryFile);
       const shadowVersion = await registerModel(cluster, "bench-shadow-challenger", shadowFile);
-      const headerArgs = Object.entries(authHeaders(cluster)).flatMap(([k, v]) => ["--header", `${k}: ${v}`]);
-      const loadArgs = (seconds: number) => [
-        "--url",
-        invocationUrl(cluster, ENDPOINT),
-        "--bodies",
-        bodiesFile,
-        "--connections",
-        String(CONNECTIONS),
-        "--duration",
-        String(seconds),
-        ...headerArgs,
-      ];
+      const load = (seconds: number) =>
+        runWrk({
+          url: invocationUrl(cluster, ENDPOINT),
+          bodiesFile,
+          connections: CONNECTIONS,
+          durationS: seconds,
+          headers: authHeaders(cluster),
+        });
 
       for (const [i, m] of CONFIGS.entries()) {
         const config = endpointConfig(m, primaryVersion, shadowVersion);
@@ -289,13 +285,13 @@ export const shadowBench: Bench = {
         log(`${m.label}: applied (shadow_config ${JSON.stringify(ep.config?.shadow_config ?? null)})`);
 
         await verifyPrimary(m.label, cluster, pool);
-        await runJsonChild<LoadResult>(httpJs, loadArgs(warmupS), childTimeoutMs);
+        await load(warmupS);
         const before = await settledTotals(cluster);
         const cpu0 = treeCpuTicks([cluster.pid]);
         const busy0 = machineBusySeconds();
         const self0 = process.cpuUsage();
         const t0 = performance.now();
-        const result = await runJsonChild<LoadResult>(httpJs, loadArgs(durationS), childTimeoutMs);
+        const result = await load(durationS);
         const wallS = (performance.now() - t0) / 1000;
         const cpu = cpuSecondsBetween(cpu0, treeCpuTicks([cluster.pid]));
         const self = process.cpuUsage(self0);
@@ -366,7 +362,7 @@ export const shadowBench: Bench = {
         "(GET /api/2.0/serving-endpoints/{name}/metrics) after the measured run minus before it, each read once they " +
         "settled; routed counts the primary's requests including those still in flight when the load generator " +
         "stopped. replicas: READY replicas of primary+challenger after the run (the challenger scales on its mirrors).",
-      "req/s, p50, p99: the primary as the callers saw it (autocannon response events, successful replies only). " +
+      "req/s, p50, p99: the primary as the callers saw it (wrk, one thread: every reply's latency, successes counted). " +
         "CPU s/1k req: utime+stime of `switchyard up` and all its descendants during the measured run per 1,000 " +
         "successful requests. 'other cores': busy CPU of the machine minus server, load generator and bench process.",
       `Correctness: before each measurement ${VERIFY_ROWS} replies come from '${PRIMARY}' (x-served-model) and equal ` +
@@ -408,7 +404,7 @@ export const shadowBench: Bench = {
         cluster: `switchyard up, defaults, auth on, HTTP bridge (NATS ${redact(sy!.file.natsUrl)})`,
         bodyPool: `${POOL_ROWS} random rows, one row per request (dataframe_split), drawn at random`,
         expectedAgreement: Math.round(expected * 1e4) / 1e4,
-        loadGenerator: "autocannon 8, pipelining 1, its own process",
+        loadGenerator: `${wrkVersion()}, -t1, its own process`,
         node: process.version,
         cpus: os.availableParallelism(),
       },

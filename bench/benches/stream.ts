@@ -424,7 +424,7 @@ function coresBetween(cell: Running, a: Snapshot, b: Snapshot, publisherS: numbe
 async function checkSink(env: Env, cell: Running, fromSeq: number, prefix: string, expected: number) {
   const last = await lastSeq(env, cell.sink.stream);
   const seen = new Uint8Array(expected);
-  const latency = await createRecorder();
+  const latency = createRecorder();
   const c: Check = {
     expected,
     results: 0,

@@ -72,3 +72,33 @@ export function machineBusySeconds(): number {
     ((user ?? 0) + (nice ?? 0) + (system ?? 0) + (irq ?? 0) + (softirq ?? 0) + (steal ?? 0)) / clockTicks()
   );
 }
+
+/** CPU seconds of this process's children that have exited and been reaped (cutime + cstime of /proc/self/stat). */
+export function reapedChildrenCpuSeconds(): number {
+  const text = readFileSync("/proc/self/stat", "utf8");
+  const f = text.slice(text.lastIndexOf(")") + 2).split(" ");
+  return (Number(f[13]) + Number(f[14])) / clockTicks();
+}
+
+/** The command name of a process (/proc/<pid>/comm), or "" once it has exited. */
+export function processName(pid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/comm`, "utf8").trim();
+  } catch {
+    return "";
+  }
+}
+
+/** CPU seconds per group between two snapshots of treeCpuTicks, `groupOf` naming each pid's group. */
+export function cpuSecondsByGroup(
+  before: Map<number, number>,
+  after: Map<number, number>,
+  groupOf: (pid: number) => string,
+): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const [pid, cpu] of after) {
+    const g = groupOf(pid);
+    out.set(g, (out.get(g) ?? 0) + (cpu - (before.get(pid) ?? 0)) / clockTicks());
+  }
+  return out;
+}

@@ -1,8 +1,11 @@
-// Shared by the load generators (each runs as its own process) and the realtime bench that reads their
-// output: the result they print as one JSON line, the latency recorder, and the body pool file format.
+// Shared by the load generators (nats.ts, its own process; wrk.ts, driving wrk) and the benches that read
+// their results: the result, the latency recorder, and the body pool file format.
 import { readFileSync } from "node:fs";
 
-/** What a load generator prints (one JSON line on stdout). Latencies are of 2xx / successful replies. */
+/**
+ * What a load generator returns. Latencies: of successful replies (NATS, in-process), of every reply (wrk: all
+ * HTTP replies; the benches report error replies next to them).
+ */
 export interface LoadResult {
   connections: number;
   durationS: number;
@@ -18,6 +21,8 @@ export interface LoadResult {
   non2xx: number;
   /** CPU seconds the load generator process used in all, start-up included. */
   clientCpuS: number;
+  /** CPU seconds it used while it sent load (start-up excluded). */
+  runCpuS: number;
 }
 
 export interface Recorder {
@@ -29,44 +34,8 @@ export interface Recorder {
   mean(): number;
 }
 
-interface HdrHistogram {
-  recordValue(v: number): void;
-  getValueAtPercentile(p: number): number;
-  readonly totalCount: number;
-  readonly mean: number;
-}
-interface HdrModule {
-  build(o: Record<string, unknown>): HdrHistogram;
-}
-
-// A variable, not a literal: hdr-histogram-js is optional (it comes with autocannon) and not typed here.
-const HDR_MODULE: string = "hdr-histogram-js";
-
-/** An HDR histogram in microseconds (3 significant digits) when hdr-histogram-js is installed, else a sorted array. */
-export async function createRecorder(): Promise<Recorder> {
-  try {
-    const mod = (await import(HDR_MODULE)) as HdrModule & { default?: HdrModule };
-    const hdr = mod.default ?? mod;
-    const h = hdr.build({
-      lowestDiscernibleValue: 1,
-      highestTrackableValue: 120_000_000,
-      numberOfSignificantValueDigits: 3,
-      autoResize: true,
-    });
-    return {
-      record: (ms) => h.recordValue(Math.max(1, Math.round(ms * 1000))),
-      get count() {
-        return h.totalCount;
-      },
-      percentile: (p) => (h.totalCount ? h.getValueAtPercentile(p) / 1000 : Number.NaN),
-      mean: () => (h.totalCount ? h.mean / 1000 : Number.NaN),
-    };
-  } catch {
-    return arrayRecorder();
-  }
-}
-
-export function arrayRecorder(): Recorder {
+/** Keeps every latency; percentiles are exact. */
+export function createRecorder(): Recorder {
   let values = new Float64Array(1 << 16);
   let n = 0;
   let sorted = true;
@@ -110,7 +79,14 @@ export function readBodies(file: string): string[] {
 
 export function summarize(
   rec: Recorder,
-  o: { connections: number; durationS: number; errors: number; non2xx: number; clientCpuS: number },
+  o: {
+    connections: number;
+    durationS: number;
+    errors: number;
+    non2xx: number;
+    clientCpuS: number;
+    runCpuS: number;
+  },
 ): LoadResult {
   const round = (x: number) => Math.round(x * 1000) / 1000;
   return {
@@ -124,6 +100,7 @@ export function summarize(
     errors: o.errors,
     non2xx: o.non2xx,
     clientCpuS: round(o.clientCpuS),
+    runCpuS: round(o.runCpuS),
   };
 }
 

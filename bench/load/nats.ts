@@ -24,12 +24,13 @@ if (!values.url || !values.endpoint || !values.bodies) {
 const connections = positiveNumber(values.connections, "--connections");
 const durationMs = positiveNumber(values.duration, "--duration") * 1000;
 const bodies = readBodies(values.bodies);
-const rec = await createRecorder();
+const rec = createRecorder();
 const nc = await connectNats({ servers: values.url, name: "switchyard-bench-load", reconnect: false });
 const invoke = makeInvoke(nc, values.cluster, values.endpoint);
 
 let errors = 0;
 let non2xx = 0;
+const cpu0 = processCpuSeconds();
 const start = performance.now();
 const end = start + durationMs;
 async function loop(): Promise<void> {
@@ -46,7 +47,8 @@ async function loop(): Promise<void> {
 }
 await Promise.all(Array.from({ length: connections }, loop));
 const durationS = (performance.now() - start) / 1000;
+const runCpuS = processCpuSeconds() - cpu0;
 // The whole process, start-up included: the bench subtracts it from the machine's busy time.
 const clientCpuS = processCpuSeconds();
 await nc.close();
-console.log(JSON.stringify(summarize(rec, { connections, durationS, errors, non2xx, clientCpuS })));
+console.log(JSON.stringify(summarize(rec, { connections, durationS, errors, non2xx, clientCpuS, runCpuS })));
