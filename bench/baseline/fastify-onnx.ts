@@ -2,10 +2,10 @@
 // `session.run` per request, no batching, logger off. It answers MLflow `dataframe_split` bodies on the
 // Databricks invocation path with `{"predictions": [...]}` (an [N, 1] output flattened to N values).
 //   node bench/dist/baseline/fastify-onnx.js --model <file.onnx> --port <port>   (0: any free port)
-// Threads: default ORT session options, i.e. intraOpNumThreads 0 → ORT's default of one intra-op thread
-// per physical core (2 on the 2-core bench machine, spin-waiting on), sequential execution. onnxruntime-node
-// runs `session.run` synchronously on the main thread (behind a setImmediate), so requests queue on the
-// event loop and each run fans out over the intra-op threads.
+// Threads: `intraOpNumThreads: 1`, the setting the realtime issue measured this server with (ORT's default of
+// one spinning intra-op thread per core fights the event loop for the same 2 cores on small models).
+// onnxruntime-node runs `session.run` synchronously on the main thread (behind a setImmediate), so requests
+// queue on the event loop.
 import { parseArgs } from "node:util";
 import Fastify from "fastify";
 import * as ort from "onnxruntime-node";
@@ -15,7 +15,7 @@ const { values } = parseArgs({
 });
 if (!values.model) throw new Error("usage: fastify-onnx --model <file.onnx> [--port <port>]");
 
-const session = await ort.InferenceSession.create(values.model);
+const session = await ort.InferenceSession.create(values.model, { intraOpNumThreads: 1 });
 const [inputName] = session.inputNames;
 const [outputName] = session.outputNames;
 

@@ -549,8 +549,9 @@ export const realtimeBench: Bench = {
         "client loops). 'load gen µs/req': wrk's CPU (this process's reaped children), the SDK loop's own while it " +
         "sent. 'other cores': busy CPU of the machine (/proc/stat) minus server, load generator and bench process, " +
         "per second of the run — unrelated load that disturbs the figures.",
-      "ORT: default session options everywhere in (1) and (2): intraOpNumThreads 0 (ORT's default: one per physical " +
-        "core), spinning on; onnxruntime-node runs session.run synchronously on the calling thread's event loop.",
+      "ORT: (1) default session options (intraOpNumThreads 0: one per physical core, spinning on); (2) " +
+        "intraOpNumThreads 1, as the issue measured it; onnxruntime-node runs session.run synchronously on the " +
+        "calling thread's event loop.",
       `Correctness: before measuring, each contender's replies for ${VERIFY_ROWS} rows equal the JS reference ` +
         `(testkit linearPredict/treeEnsemblePredict/mlpPredict) within ${TOLERANCE}.`,
     );
