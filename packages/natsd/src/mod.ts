@@ -21,6 +21,7 @@ export {
   natsServerVersion,
 } from "./provision.js";
 export {
+  goMaxProcs,
   type NatsCluster,
   NatsServer,
   type NatsServerOptions,

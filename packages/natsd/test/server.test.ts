@@ -6,7 +6,7 @@ import { jetstreamManager } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
 import { connect, type NatsConnection, PermissionViolationError } from "@nats-io/transport-node";
 import { afterEach, describe, expect, it } from "vitest";
-import { NatsServer, startCluster } from "../src/mod.js";
+import { goMaxProcs, NatsServer, startCluster } from "../src/mod.js";
 import { processExists } from "./process-exists.js";
 
 // Whatever a test started is stopped even when it fails half way.
@@ -49,6 +49,12 @@ describe("NatsServer", () => {
     expect(processExists(pid)).toBe(false);
     expect(existsSync(configFile)).toBe(false);
     expect(existsSync(storeDir)).toBe(false);
+  });
+
+  it("runs nats-server with GOMAXPROCS from goMaxProcs()", async () => {
+    const server = await started();
+    const environ = (await readFile(`/proc/${server.pid}/environ`, "utf8")).split("\0");
+    expect(environ).toContain(`GOMAXPROCS=${goMaxProcs()}`);
   });
 
   it("keeps the store on a plain stop", async () => {
@@ -197,6 +203,14 @@ describe("NatsServer", () => {
     await expect(NatsServer.start({ users: [{ user: "a", password: "b" }], token: "t" })).rejects.toThrow(
       /users and NatsServerOptions.token are exclusive/,
     );
+  });
+});
+
+describe("goMaxProcs", () => {
+  it("is half the cores, at least one, unless GOMAXPROCS is set", () => {
+    expect([1, 2, 3, 8].map((cores) => goMaxProcs({}, cores))).toEqual(["1", "1", "1", "4"]);
+    expect(goMaxProcs({ GOMAXPROCS: "3" }, 8)).toBe("3");
+    expect(goMaxProcs({ GOMAXPROCS: " " }, 8)).toBe("4");
   });
 });
 

@@ -74,7 +74,9 @@ export function batchFiles(o: BatchFilesOptions) {
       const ordered = [...results].sort((a, b) => a.index - b.index);
       const parts = ordered.filter((r) => r.state === "DONE").map((r) => r.part);
       const dir = job.single_file ? stagingOf(job.output) : job.output;
-      await mkdir(dir, { recursive: true });
+      // A single file's staging is never created here: an empty input is finalized twice at once (its submit and
+      // the leader's pass), and one's rm of the staging between the other's mkdir EEXIST and stat is an ENOENT.
+      if (!job.single_file) await mkdir(dir, { recursive: true });
       const errors = await gatherErrors(ordered.map((r) => r.part));
       const manifest = {
         job_id: job.id,
