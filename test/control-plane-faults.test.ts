@@ -20,9 +20,18 @@ import {
   keys,
   Lease,
   LIVENESS_TTL_MS,
+  ReplicaStatus,
 } from "@switchyard/protocol";
 import { Registry } from "@switchyard/registry";
-import { buildLinear, eventually, linearPredict, tempDir, writeTempModel } from "@switchyard/testkit";
+import {
+  alive,
+  buildLinear,
+  eventually,
+  linearPredict,
+  TcpProxy,
+  tempDir,
+  writeTempModel,
+} from "@switchyard/testkit";
 import { pino } from "pino";
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from "vitest";
 
@@ -81,6 +90,25 @@ async function setup() {
     return { code: m.headers?.get(H.errorCode) || undefined, body: m.json<Record<string, any>>() };
   };
   return { cluster, kv, liveness, api };
+}
+
+/** An in-process node agent with two threads, stopped after the test. */
+async function agentOn(
+  cluster: string,
+  nodeId: string,
+  o: { servers?: string; warmSpare?: boolean } = {},
+): Promise<NodeAgent> {
+  const agent = new NodeAgent({
+    nats: { servers: o.servers ?? inject("natsUrl") },
+    cluster,
+    nodeId,
+    threads: 2,
+    ...(o.warmSpare === undefined ? {} : { warmSpare: o.warmSpare }),
+    logger: log,
+  });
+  await agent.start();
+  cleanups.push(() => agent.stop());
+  return agent;
 }
 
 const settled = <T>(what: string, f: () => Promise<T | undefined>, ms = 60_000) => eventually(f, what, ms);
@@ -184,15 +212,7 @@ describe("faults", () => {
 
   it("hands the lease to the standby when the leader is killed, and the standby reconciles", async () => {
     const { cluster, kv, liveness, api } = await setup();
-    const agent = new NodeAgent({
-      nats: { servers: inject("natsUrl") },
-      cluster,
-      nodeId: "n1",
-      threads: 2,
-      logger: log,
-    });
-    await agent.start();
-    cleanups.push(() => agent.stop());
+    await agentOn(cluster, "n1");
     const coords = new Map([
       ["c1", start("coordinator", ["--cluster", cluster, "--id", "c1"])],
       ["c2", start("coordinator", ["--cluster", cluster, "--id", "c2"])],
@@ -235,5 +255,68 @@ describe("faults", () => {
       ready: "READY",
       config_update: "NOT_UPDATING",
     });
+  });
+
+  it("fences a partitioned node: its replica is dead before the work runs elsewhere, and stays gone on heal", async () => {
+    const { cluster, kv, liveness, api } = await setup();
+    const url = new URL(inject("natsUrl"));
+    const proxy = await TcpProxy.start({ host: url.hostname, port: Number(url.port) });
+    cleanups.push(() => proxy.close());
+    // n1 and every process it starts reach NATS only through the proxy: cutting it partitions that "host".
+    const n1 = await agentOn(cluster, "n1", { servers: proxy.via(inject("natsUrl")), warmSpare: false });
+    start("coordinator", ["--cluster", cluster, "--id", "c1"]);
+    await settled("endpoint created", async () => {
+      const r = await api("endpoints.create", {
+        name: "p",
+        config: { served_entities: [{ entity_name: "lr", entity_version: "1" }] },
+      });
+      return r.code === undefined ? r : undefined;
+    });
+    const status = async (id: string) => {
+      const e = await kv.get(keys.replica(id));
+      return e?.operation === "PUT" ? ReplicaStatus.parse(e.json()) : undefined;
+    };
+    const old = await settled("the replica READY on n1", async () => {
+      const id = n1.replicaIds[0];
+      const st = id ? await status(id) : undefined;
+      return st?.state === "READY" && st.pid !== null ? st : undefined;
+    });
+    const n2 = await agentOn(cluster, "n2");
+
+    proxy.cut();
+    // "Runs twice": n1's replica process alive while a replica on n2 is READY. Sampled until n2 serves.
+    let overlaps = 0;
+    const moved = await settled(
+      "a replica READY on n2",
+      async () => {
+        const ready = await Promise.all(
+          n2.replicaIds.map(async (id) => (await status(id))?.state === "READY"),
+        );
+        const onN2 = ready.includes(true);
+        if (onN2 && alive(old.pid!)) overlaps++;
+        return onN2 ? true : undefined;
+      },
+      LIVENESS_TTL_MS + 30_000,
+    );
+    expect(moved).toBe(true);
+    expect(overlaps).toBe(0);
+    expect(n1.isFenced).toBe(true);
+    expect(alive(old.pid!)).toBe(false);
+    expect(n1.replicaIds).toEqual([]);
+    const routes = (await routesOf(kv, "p"))!;
+    expectClose(await predict(routes.routes[0]!.subject), linearPredict(LR, ROWS));
+
+    proxy.heal();
+    await settled("n1 heartbeats again", async () => {
+      const e = await liveness.get(keys.node("n1"));
+      return e?.operation === "PUT" && !n1.isFenced ? true : undefined;
+    });
+    // Its killed replica's status is cleared, and nothing is started on n1 again: the work stays on n2.
+    await settled("the fenced replica's status cleared", async () =>
+      (await status(old.replica_id)) === undefined ? true : undefined,
+    );
+    expect(await nodesOf(kv)).toEqual(["n2"]);
+    expect(n1.replicaIds).toEqual([]);
+    expectClose(await predict(routes.routes[0]!.subject), linearPredict(LR, ROWS));
   });
 });

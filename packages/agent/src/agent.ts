@@ -22,6 +22,7 @@ import {
   isBatchWorker,
   isJobWorker,
   keys,
+  LIVENESS_TTL_MS,
   type NodeHeartbeat,
   REPLICA_ENV,
   type ReplicaLaunch,
@@ -71,6 +72,13 @@ export const AGENT_DEFAULTS = {
    * ms, which must not slow the first requests of a replica just woken from zero.
    */
   spareRefillDelayMs: 1_000,
+  /**
+   * With no heartbeat acknowledged for this long after it was sent, the agent fences itself: it kills every
+   * process it runs. The coordinator may move this node's work once the heartbeat key expires, LIVENESS_TTL_MS
+   * after the last one NATS stored — never earlier than this, so a partitioned node's work has stopped before
+   * it runs elsewhere (one heartbeat interval of margin for the kills).
+   */
+  fenceAfterMs: LIVENESS_TTL_MS - HEARTBEAT_INTERVAL_MS,
 } as const;
 
 interface Supervised {
@@ -135,6 +143,14 @@ export class NodeAgent {
   private entry = "";
   private startedAt = 0;
   private stopped = false;
+  /** When the newest acknowledged heartbeat was sent (the server stored it later, so it expires later). */
+  private beatSentAt = 0;
+  /** When the oldest heartbeat NATS has not answered yet was sent. */
+  private unansweredSince: number | undefined;
+  /** Fenced: cut off from NATS too long; it runs nothing until a fresh heartbeat is acknowledged. */
+  private fenced = false;
+  /** What the fence killed: their status keys go once NATS answers again. */
+  private fencedOut: Supervised[] = [];
   private spare: Spare | undefined;
   /** The next spare's start, when it is due later. */
   private spareRetry: NodeJS.Timeout | undefined;
@@ -166,10 +182,21 @@ export class NodeAgent {
     ]);
     this.startedAt = Date.now();
     await this.beat();
-    this.heartbeat = setInterval(() => void this.beat(), HEARTBEAT_INTERVAL_MS);
-    this.watch = await this.cluster.watch({ key: keys.assignmentsOf(this.nodeId) });
+    this.heartbeat = setInterval(() => this.tick(), HEARTBEAT_INTERVAL_MS);
+    await this.follow();
+    this.spawnSpare();
+    this.log.info(
+      { threads: this.threads, entry: this.entry, warmSpare: this.opts.warmSpare ?? true },
+      "node agent started",
+    );
+  }
+
+  /** Runs this node's assignments: the watch first delivers the current ones, then every change. */
+  private async follow(): Promise<void> {
+    const watch = await this.cluster!.watch({ key: keys.assignmentsOf(this.nodeId) });
+    this.watch = watch;
     void (async () => {
-      for await (const e of this.watch!) {
+      for await (const e of watch) {
         // One chain per replica: a replica draining for seconds never holds up the others.
         const id = e.key.slice(e.key.lastIndexOf(".") + 1);
         const next = (this.chains.get(id) ?? Promise.resolve())
@@ -181,11 +208,6 @@ export class NodeAgent {
         });
       }
     })();
-    this.spawnSpare();
-    this.log.info(
-      { threads: this.threads, entry: this.entry, warmSpare: this.opts.warmSpare ?? true },
-      "node agent started",
-    );
   }
 
   /** Stops every replica (drain, then kill), removes the heartbeat, closes the connection. */
@@ -211,6 +233,62 @@ export class NodeAgent {
     return this.spare?.waiting ? this.spare.child.pid : undefined;
   }
 
+  /** Whether the agent is fenced (see AGENT_DEFAULTS.fenceAfterMs): it runs nothing until NATS answers again. */
+  get isFenced(): boolean {
+    return this.fenced;
+  }
+
+  private tick(): void {
+    void this.beat();
+    // After this turn's I/O: an agent whose own event loop stalled finds its answers there, and is not fenced.
+    setImmediate(() => {
+      const now = Date.now();
+      const silent =
+        this.unansweredSince !== undefined && now - this.unansweredSince >= 2 * HEARTBEAT_INTERVAL_MS;
+      if (!this.fenced && !this.stopped && silent && now - this.beatSentAt >= AGENT_DEFAULTS.fenceAfterMs) {
+        void this.fence();
+      }
+    });
+  }
+
+  /**
+   * Cut off from NATS (a partition, a dead NATS node): the coordinator will give this node's work to others, so
+   * it must stop here first — killed, not drained (a drain needs NATS). Statuses are cleared once NATS is back.
+   */
+  private async fence(): Promise<void> {
+    this.fenced = true;
+    this.log.warn(
+      { sinceBeatMs: Date.now() - this.beatSentAt, processes: this.replicas.size },
+      "no heartbeat acknowledged: fencing this node, its processes are killed and its work moves elsewhere",
+    );
+    this.watch?.stop();
+    const killed = [...this.replicas.values()];
+    this.replicas.clear();
+    this.fencedOut.push(...killed);
+    await Promise.all(
+      killed.map(async (s) => {
+        s.stopping = true;
+        clearTimeout(s.retry);
+        s.child?.kill("SIGKILL");
+        await s.exited;
+      }),
+    );
+  }
+
+  private async unfence(): Promise<void> {
+    this.fenced = false;
+    const cleared = this.fencedOut.splice(0);
+    for (const s of cleared) {
+      const key = isJobWorker(s.spec) ? keys.worker(s.spec.worker_id) : keys.replica(s.spec.replica_id);
+      await this.cluster!.delete(key).catch(() => undefined);
+    }
+    this.log.info(
+      { cleared: cleared.length },
+      "heartbeat acknowledged again: following this node's assignments",
+    );
+    await this.follow();
+  }
+
   private async beat(): Promise<void> {
     const now = Date.now();
     const hb: NodeHeartbeat = {
@@ -221,14 +299,20 @@ export class NodeAgent {
       started_at: this.startedAt,
       updated_at: now,
     };
+    this.unansweredSince ??= now;
     try {
       await this.liveness!.put(keys.node(this.nodeId), JSON.stringify(hb));
+      this.unansweredSince = undefined;
+      this.beatSentAt = Math.max(this.beatSentAt, now);
+      // A put buffered through the outage and stored on reconnect is stale: only a fresh one lifts the fence.
+      if (this.fenced && Date.now() - this.beatSentAt < AGENT_DEFAULTS.fenceAfterMs) await this.unfence();
     } catch (err) {
       this.log.warn({ err: String(err) }, "heartbeat failed");
     }
   }
 
   private async onAssignment(e: KvWatchEntry): Promise<void> {
+    if (this.fenced) return;
     const replicaId = e.key.slice(e.key.lastIndexOf(".") + 1);
     if (e.operation !== "PUT") {
       await this.stopReplica(replicaId);
@@ -242,7 +326,8 @@ export class NodeAgent {
     const cur = this.replicas.get(replicaId);
     if (cur && isDeepStrictEqual(cur.spec, parsed.data)) return;
     if (cur) await this.stopReplica(replicaId);
-    if (this.stopped) return;
+    // A fence during that stop: the replicas it killed no longer include this one, so it must not start.
+    if (this.stopped || this.fenced) return;
     const s: Supervised = {
       spec: parsed.data,
       child: undefined,

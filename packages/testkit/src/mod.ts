@@ -5,4 +5,5 @@ export * from "./errors.js";
 export * from "./mlflow.js";
 export * from "./onnx.js";
 export * from "./processes.js";
+export * from "./tcp-proxy.js";
 export * from "./wait.js";
