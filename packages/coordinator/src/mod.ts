@@ -46,7 +46,7 @@ export {
   FeedbackJoin,
   type FeedbackJoinOptions,
 } from "./feedback.js";
-export { LeaderLease } from "./lease.js";
+export { LEASE_TRUST_MS, LeaderLease } from "./lease.js";
 export {
   capReplicas,
   groupKey,
