@@ -49,6 +49,7 @@ interface Waiting {
 
 /** One message on the wire: a plain request (one part) or an envelope, waiting for its reply. */
 interface Sent {
+  readonly subject: string;
   readonly parts: Waiting[];
   readonly envelope: boolean;
   open: number;
@@ -151,7 +152,7 @@ export class Coalescer {
   private send(subject: string, parts: Waiting[]): void {
     const id = ++this.seq;
     const envelope = parts.length > 1;
-    const out: Sent = { parts, envelope, open: parts.length, timer: undefined };
+    const out: Sent = { subject, parts, envelope, open: parts.length, timer: undefined };
     try {
       if (envelope) {
         const h = natsHeaders();
@@ -188,6 +189,30 @@ export class Coalescer {
     }
     if (out.open === 0) this.forget(id);
     else this.arm(id, out);
+  }
+
+  /**
+   * A replica of `subject`'s queue group died (its node agent said so): whatever this coalescer sent there and
+   * still waits for may have been handed to it and will never be answered. Each such request goes again at once,
+   * alone, keeping its deadline; the queue group hands it to a live replica, or answers no-responders (the router
+   * then holds it as for any request). The old messages are forgotten, so a reply that still comes to one is
+   * dropped: each request settles once. Inference is idempotent, so a request that had gone to a live replica
+   * only costs a second computation. Returns how many requests went again.
+   */
+  resend(subject: string): number {
+    let count = 0;
+    for (const [id, out] of [...this.sent]) {
+      if (out.subject !== subject) continue;
+      clearTimeout(out.timer);
+      this.sent.delete(id);
+      for (const w of out.parts) {
+        if (w.settled) continue;
+        this.send(subject, [w]);
+        count++;
+      }
+    }
+    this.unsubscribeWhenDone();
+    return count;
   }
 
   private onReply(err: Error | null, msg: Msg): void {

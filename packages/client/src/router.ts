@@ -8,6 +8,7 @@ import {
   type NatsConnection,
   headers as natsHeaders,
   type QueuedIterator,
+  type Subscription,
 } from "@nats-io/transport-node";
 import { openBucket } from "@switchyard/nats";
 import {
@@ -25,6 +26,7 @@ import {
   notFound,
   type RateLimit,
   RateLimits,
+  ReplicaDown,
   SwitchyardError,
   subjectToken,
 } from "@switchyard/protocol";
@@ -146,6 +148,8 @@ export class Router {
   private readonly rateLimits = new Map<string, readonly RateLimit[]>();
   private readonly limiter: RateLimiter;
   private readonly coalescer: Coalescer;
+  /** Node agents' notices of replicas that died: what was in flight on their route subject goes again. */
+  private readonly downs: Subscription;
   private closed = false;
 
   private constructor(
@@ -162,10 +166,26 @@ export class Router {
   ) {
     this.limiter = new RateLimiter(nc, names);
     this.coalescer = new Coalescer(nc);
+    this.downs = nc.subscribe(names.subjects.allReplicaDown, {
+      callback: (err, msg) => {
+        if (!err) this.onReplicaDown(msg.data);
+      },
+    });
     void this.follow();
     void this.followLimits().catch((err: unknown) =>
       this.logger?.warn({ err }, "stopped following endpoint rate limits"),
     );
+  }
+
+  private onReplicaDown(data: Uint8Array): void {
+    let down: ReplicaDown;
+    try {
+      down = ReplicaDown.parse(JSON.parse(utf8.decode(data)));
+    } catch (err) {
+      this.logger?.warn({ err }, "ignoring a replica-down notice that does not parse");
+      return;
+    }
+    this.coalescer.resend(down.subject);
   }
 
   /** Opens the cluster's buckets and starts watching `routes.*`. */
@@ -541,6 +561,7 @@ export class Router {
     if (this.closed) return;
     this.closed = true;
     this.stats?.close();
+    this.downs.unsubscribe();
     this.coalescer.close();
     this.watch.stop();
     this.endpointsWatch.stop();
