@@ -104,7 +104,9 @@ const stateOf = (kv: KV, id: string, state: ReplicaStatus["state"]) =>
 async function watchDowns(names: ReturnType<typeof clusterNames>): Promise<ReplicaDown[]> {
   const downs: ReplicaDown[] = [];
   const sub = nc.subscribe(names.subjects.allReplicaDown, {
-    callback: (_err, msg) => downs.push(ReplicaDown.parse(msg.json())),
+    callback: (_err, msg) => {
+      downs.push(ReplicaDown.parse(msg.json()));
+    },
   });
   subscriptions.push(sub);
   await nc.flush();
