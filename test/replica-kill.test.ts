@@ -14,6 +14,8 @@ import { cli, clusterClient, eventually, startUp, type Up } from "./helpers/up.j
 
 const LR = buildLinear({ inputs: 2, sigmoid: true, bias: [0.5] });
 const ROW = [1, 2];
+/** Provisioned concurrency 8 at 4 per replica: exactly two replicas. */
+const TWO_REPLICAS = { min_provisioned_concurrency: 8, max_provisioned_concurrency: 8 };
 const HTTP_LOOPS = 6;
 const NATS_LOOPS = 2;
 
@@ -44,19 +46,9 @@ describe("kill -9 of one of two replicas under load", () => {
       SWITCHYARD_DATA_DIR: up.dataDir,
     });
     expect(reg.stderr).toBe("");
-    // Provisioned concurrency 8 at 4 per replica: exactly two replicas.
     const created = await c.call("POST", "/api/2.0/serving-endpoints", {
       name: "pair",
-      config: {
-        served_entities: [
-          {
-            entity_name: "lr",
-            entity_version: "1",
-            min_provisioned_concurrency: 8,
-            max_provisioned_concurrency: 8,
-          },
-        ],
-      },
+      config: { served_entities: [{ entity_name: "lr", entity_version: "1", ...TWO_REPLICAS }] },
     });
     expect(created.status).toBe(200);
     await c.waitReady("pair");

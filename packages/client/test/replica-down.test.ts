@@ -9,17 +9,17 @@ import { type InvokeOutcome, Router, type RouterLogger } from "../src/router.js"
 import {
   natsPerFile,
   putEndpointWithRoutes,
-  type ReplicaDouble,
+  type ReceivedRequest,
+  type ReplicaReply,
   rejection,
   replicaDouble,
   route,
   uniqueCluster,
 } from "./fixtures/doubles.js";
 
-const files = natsPerFile();
-const cleanups = files.cleanups;
 const utf8 = new TextEncoder();
 const text = new TextDecoder();
+const files = natsPerFile();
 
 async function setup() {
   const cluster = uniqueCluster();
@@ -32,37 +32,34 @@ async function setup() {
     logger,
     observers: [{ observe: (o) => outcomes.push(o), holding: (_e, r) => holding.push(r.served_model_name) }],
   });
-  cleanups.push(() => router.close());
+  files.cleanups.push(() => router.close());
   await files.nc().flush();
   return { cluster, router, outcomes, warnings, holding };
 }
 
-function track(d: ReplicaDouble): ReplicaDouble {
-  cleanups.push(() => d.stop());
+/** A replica double of `r`, unsubscribed after the test. */
+function serve(
+  r: LiveRoute,
+  answer: (req: ReceivedRequest) => ReplicaReply | Promise<ReplicaReply>,
+  name?: string,
+) {
+  const d = replicaDouble(files.nc(), r, answer, name);
+  files.cleanups.push(() => d.stop());
   return d;
 }
 
-/** A double that keeps every request it gets unanswered until `answerLate()`, then answers "dead". */
-function dyingDouble(r: LiveRoute) {
+/** A double that keeps every request it gets unanswered until `answerLate()`, then answers `prediction`. */
+function heldDouble(r: LiveRoute, prediction = "dead") {
   let release!: () => void;
   const gate = new Promise<void>((resolve) => {
     release = resolve;
   });
-  const double = track(
-    replicaDouble(files.nc(), r, () => gate.then(() => ({ body: { predictions: ["dead"] } })), "dying"),
-  );
+  const double = serve(r, () => gate.then(() => ({ body: { predictions: [prediction] } })), prediction);
   return { double, answerLate: release };
 }
 
 const survivor = (r: LiveRoute) =>
-  track(
-    replicaDouble(
-      files.nc(),
-      r,
-      (req) => ({ body: { predictions: [`survivor:${text.decode(req.data)}`] } }),
-      "survivor",
-    ),
-  );
+  serve(r, (req) => ({ body: { predictions: [`survivor:${text.decode(req.data)}`] } }), "survivor");
 
 /** Every message on a route subject from now on: its request id, or `batch:<n>` for an envelope. */
 async function watch(subject: string) {
@@ -73,7 +70,7 @@ async function watch(subject: string) {
       seen.push(n ? `batch:${n}` : (msg.headers?.get(H.requestId) ?? ""));
     },
   });
-  cleanups.push(() => sub.unsubscribe());
+  files.cleanups.push(() => sub.unsubscribe());
   await files.nc().flush();
   return seen;
 }
@@ -106,7 +103,7 @@ describe("a replica's death with requests in flight", () => {
     const { cluster, router, outcomes } = await setup();
     const a = route(cluster, "ep", "a", 100);
     await putEndpointWithRoutes(files.nc(), cluster, "ep", [a]);
-    const dying = dyingDouble(a);
+    const dying = heldDouble(a);
     const deadline = Date.now() + 20_000;
     const pending = router.invoke("ep", utf8.encode("x1"), withId("req-1"), { deadlineMs: deadline });
     await expect.poll(() => dying.double.received.length).toBe(1);
@@ -141,15 +138,9 @@ describe("a replica's death with requests in flight", () => {
     const a = route(cluster, "ep", "a", 50);
     const b = route(cluster, "ep", "b", 50);
     await putEndpointWithRoutes(files.nc(), cluster, "ep", [a, b]);
-    const dying = dyingDouble(a);
+    const dying = heldDouble(a);
     // b's replica is slow but alive: its request in flight must not go twice.
-    let answerB!: () => void;
-    const bGate = new Promise<void>((resolve) => {
-      answerB = resolve;
-    });
-    const slowB = track(
-      replicaDouble(files.nc(), b, () => bGate.then(() => ({ body: { predictions: ["b"] } }))),
-    );
+    const slowB = heldDouble(b, "b");
     const ids = ["p0", "p1", "p2", "p3"];
     const seenA = await watch(a.subject);
     const seenB = await watch(b.subject);
@@ -166,7 +157,7 @@ describe("a replica's death with requests in flight", () => {
       deadlineMs: Date.now() + 20_000,
     });
     await expect.poll(() => dying.double.received.length).toBe(4);
-    await expect.poll(() => slowB.received.length).toBe(1);
+    await expect.poll(() => slowB.double.received.length).toBe(1);
     expect(seenA).toEqual(["batch:4"]);
     dying.double.stop();
     const alive = survivor(a);
@@ -183,9 +174,9 @@ describe("a replica's death with requests in flight", () => {
     expect(alive.received.map((q) => q.headers[H.requestId]).sort()).toEqual(ids);
     // b's request was not touched: it is answered by its own replica, once.
     expect(seenB).toEqual(["on-b"]);
-    answerB();
+    slowB.answerLate();
     expect(predictions((await onB).data)).toEqual(["b"]);
-    expect(slowB.received).toHaveLength(1);
+    expect(slowB.double.received).toHaveLength(1);
     dying.answerLate();
     await files.nc().flush();
     await files.nc().flush();
@@ -196,7 +187,7 @@ describe("a replica's death with requests in flight", () => {
     const { cluster, router, holding } = await setup();
     const a = route(cluster, "ep", "a", 100);
     await putEndpointWithRoutes(files.nc(), cluster, "ep", [a]);
-    const dying = dyingDouble(a);
+    const dying = heldDouble(a);
     const pending = router.invoke("ep", utf8.encode("x"), withId("held"), {
       deadlineMs: Date.now() + 20_000,
     });
@@ -216,14 +207,14 @@ describe("a replica's death with requests in flight", () => {
     const { cluster, router } = await setup();
     const a = route(cluster, "ep", "a", 100);
     await putEndpointWithRoutes(files.nc(), cluster, "ep", [a]);
-    const dying = dyingDouble(a);
+    const dying = heldDouble(a);
     const deadline = Date.now() + 2_000;
     const pending = rejection(
       router.invoke("ep", utf8.encode("x"), withId("late"), { deadlineMs: deadline }),
     );
     await expect.poll(() => dying.double.received.length).toBe(1);
     // Another replica that takes it and hangs too.
-    const hung = dyingDouble(a);
+    const hung = heldDouble(a);
     await reportDown(cluster, a);
     const err = await pending;
     expect(err.code).toBe("DEADLINE_EXCEEDED");
