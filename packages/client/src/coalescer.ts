@@ -4,6 +4,7 @@
 // Replies come back on one wildcard subscription under the connection's inbox prefix and are matched here by
 // the last token of their subject, instead of one nats.js `request()` (its timer, its error object, its mux
 // entry) per request. Each request keeps its own deadline: it fails on time even if others of its message wait on.
+// When a replica of a subject dies, what is in flight there goes again, each request alone (`resend`).
 import {
   createInbox,
   type Msg,
@@ -197,22 +198,18 @@ export class Coalescer {
    * alone, keeping its deadline; the queue group hands it to a live replica, or answers no-responders (the router
    * then holds it as for any request). The old messages are forgotten, so a reply that still comes to one is
    * dropped: each request settles once. Inference is idempotent, so a request that had gone to a live replica
-   * only costs a second computation. Returns how many requests went again.
+   * only costs a second computation.
    */
-  resend(subject: string): number {
-    let count = 0;
+  resend(subject: string): void {
     for (const [id, out] of [...this.sent]) {
       if (out.subject !== subject) continue;
       clearTimeout(out.timer);
       this.sent.delete(id);
       for (const w of out.parts) {
-        if (w.settled) continue;
-        this.send(subject, [w]);
-        count++;
+        if (!w.settled) this.send(subject, [w]);
       }
     }
     this.unsubscribeWhenDone();
-    return count;
   }
 
   private onReply(err: Error | null, msg: Msg): void {

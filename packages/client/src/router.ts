@@ -1,6 +1,7 @@
 // The router: picks a served model of an endpoint by its live traffic split and sends the request bytes to
-// that served model's queue group, with a deadline, one retry on a retryable error, and a wait while nothing
-// answers yet. It never parses request or reply bodies: this runs once per request in the bridge.
+// that served model's queue group, with a deadline, one retry on a retryable error, a wait while nothing
+// answers yet, and a re-send of what was in flight on a served model when a node agent reports one of its replicas
+// dead. It never parses request or reply bodies: this runs once per request in the bridge.
 import { randomUUID } from "node:crypto";
 import type { KV, KvEntry } from "@nats-io/kv";
 import {
