@@ -25,6 +25,7 @@ import {
   LIVENESS_TTL_MS,
   type NodeHeartbeat,
   REPLICA_ENV,
+  type ReplicaDown,
   type ReplicaLaunch,
   type ReplicaSpec,
   type ReplicaStatus,
@@ -444,6 +445,8 @@ export class NodeAgent {
     if (s.child !== child) return;
     log.info({ code, signal }, "replica exited");
     if (s.stopping) return; // stopReplica reports STOPPED
+    // A model that failed to load never subscribed: nothing was handed to it.
+    if (code !== EXIT_LOAD_FAILED) this.reportDown(s.spec, signal ?? `code ${code}`, log);
     try {
       if (code === EXIT_LOAD_FAILED) {
         const cur = await this.cluster!.get(
@@ -473,6 +476,28 @@ export class NodeAgent {
       }, delay);
     } catch (err) {
       log.error({ err }, "handling replica exit failed");
+    }
+  }
+
+  /**
+   * Tells every router at once that a replica is gone, so the requests it had been handed are sent again to its
+   * served model now rather than failing at their deadlines (a job's process serves no requests).
+   */
+  private reportDown(spec: WorkSpec, reason: string, log: Logger): void {
+    if (isJobWorker(spec)) return;
+    const down: ReplicaDown = {
+      replica_id: spec.replica_id,
+      node_id: this.nodeId,
+      endpoint: spec.endpoint,
+      served_model: spec.served_model,
+      subject: spec.subject,
+      reason,
+    };
+    try {
+      this.nc!.publish(this.names.subjects.replicaDown(spec.endpoint), JSON.stringify(down));
+    } catch (err) {
+      // The requests still end at their deadlines; a router just learns of the loss later.
+      log.warn({ err: String(err) }, "could not report the replica's exit");
     }
   }
 

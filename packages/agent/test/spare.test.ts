@@ -1,11 +1,13 @@
 // The node agent's warm spare with the real replica process and a real ONNX model: an assignment made while the spare
 // waits runs in the spare's process and answers with the model's predictions, a new spare follows, a model that
-// cannot load is still FAILED (not restarted), and stopping the agent leaves no process behind.
+// cannot load is still FAILED (not restarted), and stopping the agent leaves no process behind. A replica that dies
+// unasked (kill -9) is reported on `replicaDown` at once, so routers re-send what it held; one stopped or never
+// loaded is not.
 import { randomBytes } from "node:crypto";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { type KV, Kvm } from "@nats-io/kv";
-import { type NatsConnection, headers as natsHeaders } from "@nats-io/transport-node";
+import { type NatsConnection, headers as natsHeaders, type Subscription } from "@nats-io/transport-node";
 import { NodeAgent } from "@switchyard/agent";
 import { registerModel } from "@switchyard/ingest";
 import { connectNats } from "@switchyard/nats";
@@ -14,6 +16,7 @@ import {
   H,
   keys,
   LIVENESS_TTL_MS,
+  ReplicaDown,
   type ReplicaSpec,
   ReplicaStatus,
 } from "@switchyard/protocol";
@@ -34,11 +37,13 @@ const LR: LinearOptions = { inputs: 3, sigmoid: true, weights: [0.5, -1.25, 2], 
 const log = pino({ level: "silent" });
 let nc: NatsConnection;
 const agents: NodeAgent[] = [];
+const subscriptions: Subscription[] = [];
 
 beforeAll(async () => {
   nc = await connectNats({ servers: inject("natsUrl"), name: "agent-spare-test" });
 });
 afterEach(async () => {
+  for (const sub of subscriptions.splice(0)) sub.unsubscribe();
   await Promise.all(agents.splice(0).map((a) => a.stop()));
 });
 afterAll(async () => {
@@ -95,6 +100,19 @@ const stateOf = (kv: KV, id: string, state: ReplicaStatus["state"]) =>
     return s?.state === state ? s : undefined;
   }, `${id} ${state}`);
 
+/** Every ReplicaDown notice of the cluster from now on. */
+async function watchDowns(names: ReturnType<typeof clusterNames>): Promise<ReplicaDown[]> {
+  const downs: ReplicaDown[] = [];
+  const sub = nc.subscribe(names.subjects.allReplicaDown, {
+    callback: (_err, msg) => {
+      downs.push(ReplicaDown.parse(msg.json()));
+    },
+  });
+  subscriptions.push(sub);
+  await nc.flush();
+  return downs;
+}
+
 async function predict(subject: string, rows: number[][]): Promise<number[]> {
   const h = natsHeaders();
   h.set(H.contentType, "application/json");
@@ -139,6 +157,7 @@ describe("warm spare", () => {
 
   it("reports a model that cannot load in the spare as FAILED with the reason, and does not restart it", async () => {
     const { kv, registry, agent, names, sparePid } = await setup();
+    const downs = await watchDowns(names);
     const junk = join(tempDir("sy-agent-junk-"), "model.onnx");
     writeFileSync(junk, "this is not an ONNX model");
     await registry.addVersion(
@@ -168,11 +187,53 @@ describe("warm spare", () => {
     expect(next).not.toBe(sparePid);
     expect((await kv.get(keys.replica("rf")))?.json()).toMatchObject({ state: "FAILED", restarts: 0 });
     expect(agent.replicaIds).toEqual(["rf"]);
+    // It never subscribed, so no request was handed to it: no router is told to re-send.
+    await nc.flush();
+    expect(downs).toEqual([]);
   });
 
   it("leaves no process behind when the agent stops with only its spare", async () => {
     const { agent, sparePid } = await setup();
     await agent.stop();
     expect(alive(sparePid)).toBe(false);
+  });
+});
+
+describe("a replica's death", () => {
+  it("is reported once, at once, when the process is killed, and not when the agent stops it", async () => {
+    const { names, kv, registry } = await setup();
+    await registerModel(registry, "lr", writeTempModel(buildLinear(LR)));
+    const downs = await watchDowns(names);
+    const spec = specOf(names, "rk", "lr", 1);
+    await kv.put(keys.assignment("n1", "rk"), JSON.stringify(spec));
+    const ready = await stateOf(kv, "rk", "READY");
+    process.kill(ready.pid!, "SIGKILL");
+    await eventually(() => (downs.length > 0 ? true : undefined), "the replica-down notice");
+    expect(downs).toEqual([
+      {
+        replica_id: "rk",
+        node_id: "n1",
+        endpoint: "ep",
+        served_model: "lr-1",
+        subject: spec.subject,
+        reason: "SIGKILL",
+      },
+    ]);
+    // The agent restarts it as before.
+    const again = await eventually(async () => {
+      const e = await kv.get(keys.replica("rk"));
+      const s = e?.operation === "PUT" ? ReplicaStatus.parse(e.json()) : undefined;
+      return s?.state === "READY" && s.pid !== ready.pid ? s : undefined;
+    }, "rk READY in a new process");
+    expect(await predict(spec.subject, [[1, 0, 0]])).toHaveLength(1);
+    // A stop asked for (the assignment goes): the replica drains, and no notice.
+    await kv.delete(keys.assignment("n1", "rk"));
+    await eventually(
+      async () => ((await kv.get(keys.replica("rk")))?.operation === "PUT" ? undefined : true),
+      "rk stopped",
+    );
+    expect(alive(again.pid!)).toBe(false);
+    await nc.flush();
+    expect(downs).toHaveLength(1);
   });
 });

@@ -4,6 +4,7 @@
 // Replies come back on one wildcard subscription under the connection's inbox prefix and are matched here by
 // the last token of their subject, instead of one nats.js `request()` (its timer, its error object, its mux
 // entry) per request. Each request keeps its own deadline: it fails on time even if others of its message wait on.
+// When a replica of a subject dies, what is in flight there goes again, each request alone (`resend`).
 import {
   createInbox,
   type Msg,
@@ -49,6 +50,7 @@ interface Waiting {
 
 /** One message on the wire: a plain request (one part) or an envelope, waiting for its reply. */
 interface Sent {
+  readonly subject: string;
   readonly parts: Waiting[];
   readonly envelope: boolean;
   open: number;
@@ -151,7 +153,7 @@ export class Coalescer {
   private send(subject: string, parts: Waiting[]): void {
     const id = ++this.seq;
     const envelope = parts.length > 1;
-    const out: Sent = { parts, envelope, open: parts.length, timer: undefined };
+    const out: Sent = { subject, parts, envelope, open: parts.length, timer: undefined };
     try {
       if (envelope) {
         const h = natsHeaders();
@@ -188,6 +190,26 @@ export class Coalescer {
     }
     if (out.open === 0) this.forget(id);
     else this.arm(id, out);
+  }
+
+  /**
+   * A replica of `subject`'s queue group died (its node agent said so): whatever this coalescer sent there and
+   * still waits for may have been handed to it and will never be answered. Each such request goes again at once,
+   * alone, keeping its deadline; the queue group hands it to a live replica, or answers no-responders (the router
+   * then holds it as for any request). The old messages are forgotten, so a reply that still comes to one is
+   * dropped: each request settles once. Inference is idempotent, so a request that had gone to a live replica
+   * only costs a second computation.
+   */
+  resend(subject: string): void {
+    for (const [id, out] of [...this.sent]) {
+      if (out.subject !== subject) continue;
+      clearTimeout(out.timer);
+      this.sent.delete(id);
+      for (const w of out.parts) {
+        if (!w.settled) this.send(subject, [w]);
+      }
+    }
+    this.unsubscribeWhenDone();
   }
 
   private onReply(err: Error | null, msg: Msg): void {

@@ -1,6 +1,7 @@
 // The router: picks a served model of an endpoint by its live traffic split and sends the request bytes to
-// that served model's queue group, with a deadline, one retry on a retryable error, and a wait while nothing
-// answers yet. It never parses request or reply bodies: this runs once per request in the bridge.
+// that served model's queue group, with a deadline, one retry on a retryable error, a wait while nothing
+// answers yet, and a re-send of what was in flight on a served model when a node agent reports one of its replicas
+// dead. It never parses request or reply bodies: this runs once per request in the bridge.
 import { randomUUID } from "node:crypto";
 import type { KV, KvEntry } from "@nats-io/kv";
 import {
@@ -8,6 +9,7 @@ import {
   type NatsConnection,
   headers as natsHeaders,
   type QueuedIterator,
+  type Subscription,
 } from "@nats-io/transport-node";
 import { openBucket } from "@switchyard/nats";
 import {
@@ -25,6 +27,7 @@ import {
   notFound,
   type RateLimit,
   RateLimits,
+  ReplicaDown,
   SwitchyardError,
   subjectToken,
 } from "@switchyard/protocol";
@@ -146,6 +149,8 @@ export class Router {
   private readonly rateLimits = new Map<string, readonly RateLimit[]>();
   private readonly limiter: RateLimiter;
   private readonly coalescer: Coalescer;
+  /** Node agents' notices of replicas that died: what was in flight on their route subject goes again. */
+  private readonly downs: Subscription;
   private closed = false;
 
   private constructor(
@@ -162,10 +167,26 @@ export class Router {
   ) {
     this.limiter = new RateLimiter(nc, names);
     this.coalescer = new Coalescer(nc);
+    this.downs = nc.subscribe(names.subjects.allReplicaDown, {
+      callback: (err, msg) => {
+        if (!err) this.onReplicaDown(msg.data);
+      },
+    });
     void this.follow();
     void this.followLimits().catch((err: unknown) =>
       this.logger?.warn({ err }, "stopped following endpoint rate limits"),
     );
+  }
+
+  private onReplicaDown(data: Uint8Array): void {
+    let down: ReplicaDown;
+    try {
+      down = ReplicaDown.parse(JSON.parse(utf8.decode(data)));
+    } catch (err) {
+      this.logger?.warn({ err }, "ignoring a replica-down notice that does not parse");
+      return;
+    }
+    this.coalescer.resend(down.subject);
   }
 
   /** Opens the cluster's buckets and starts watching `routes.*`. */
@@ -541,6 +562,7 @@ export class Router {
     if (this.closed) return;
     this.closed = true;
     this.stats?.close();
+    this.downs.unsubscribe();
     this.coalescer.close();
     this.watch.stop();
     this.endpointsWatch.stop();

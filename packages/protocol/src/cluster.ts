@@ -100,6 +100,13 @@ export interface ClusterNames {
      */
     scaleWake(endpoint: string): string;
     allScaleWake: string;
+    /**
+     * A node agent publishes a ReplicaDown here the moment a replica process of `endpoint` exits unexpectedly
+     * (a crash, kill -9): routers send again what they have in flight on its route subject at once, instead of
+     * learning of the loss at each request's deadline.
+     */
+    replicaDown(endpoint: string): string;
+    allReplicaDown: string;
     /** Shard tasks of one batch job, on the batch work queue. */
     batchTasks(jobId: string): string;
     /** Every batch task subject: what the batch stream captures. */
@@ -175,6 +182,8 @@ export function clusterNames(cluster: string = DEFAULT_CLUSTER): ClusterNames {
       metricsSummary: `${cluster}.metrics.summary`,
       scaleWake: (endpoint) => `${cluster}.scale.wake.${subjectToken(endpoint)}`,
       allScaleWake: `${cluster}.scale.wake.*`,
+      replicaDown: (endpoint) => `${cluster}.replica.down.${subjectToken(endpoint)}`,
+      allReplicaDown: `${cluster}.replica.down.*`,
       batchTasks: (jobId) => `${cluster}.batch.task.${subjectToken(jobId)}`,
       allBatchTasks: `${cluster}.batch.task.>`,
       landing: (job, digest) => `${cluster}.landing.${subjectToken(job)}.${digest}`,

@@ -221,3 +221,21 @@ export type ScaleDecision = z.infer<typeof ScaleDecision>;
 /** What a router publishes on `scaleWake(endpoint)` while it holds a request nothing answers. */
 export const ScaleWake = z.object({ endpoint: z.string(), served_model: z.string() }).strict();
 export type ScaleWake = z.infer<typeof ScaleWake>;
+
+/**
+ * What a node agent publishes on `replicaDown(endpoint)` when a replica process exits without being asked to:
+ * requests it had been handed are lost, and every router re-sends those it has in flight on `subject`.
+ */
+export const ReplicaDown = z
+  .object({
+    replica_id: z.string(),
+    node_id: z.string(),
+    endpoint: z.string(),
+    served_model: z.string(),
+    /** The route subject of the replica's queue group (with its generation). */
+    subject: z.string().min(1),
+    /** How it ended: `SIGKILL`, `code 1`, … */
+    reason: z.string(),
+  })
+  .strict();
+export type ReplicaDown = z.infer<typeof ReplicaDown>;
