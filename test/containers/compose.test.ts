@@ -1,0 +1,145 @@
+// `docker compose up` of the repository's docker-compose.yml, with only the images swapped for the local base
+// (test/containers/compose.local.yml), serves an endpoint as docs/deploy.md tells a user to: the bridge URL and
+// admin token from `init`'s output, a model registered from inside a coordinator container, an endpoint created
+// over HTTP. The reference prediction comes from raw onnxruntime-node on the same model bytes.
+import { spawnSync } from "node:child_process";
+import { createServer } from "node:net";
+import path from "node:path";
+import { buildLinear, eventually } from "@switchyard/testkit";
+import * as ort from "onnxruntime-node";
+import { DockerComposeEnvironment, type StartedDockerComposeEnvironment, Wait } from "testcontainers";
+import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { root } from "../helpers/up.js";
+
+const project = `switchyard-tier-${process.pid}`;
+let compose: StartedDockerComposeEnvironment | undefined;
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer().listen(0, "127.0.0.1", () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+    server.on("error", reject);
+  });
+}
+
+/** Ids of this project's containers, volumes or networks that still exist. */
+function leftovers(kind: "container" | "volume" | "network"): string[] {
+  const args = kind === "container" ? ["ps", "-a"] : [kind, "ls"];
+  const r = spawnSync("docker", [...args, "-q", "--filter", `label=com.docker.compose.project=${project}`], {
+    encoding: "utf8",
+  });
+  if (r.status !== 0) throw new Error(`docker ${args.join(" ")} failed: ${r.stderr}`);
+  return r.stdout.split("\n").filter(Boolean);
+}
+
+beforeAll(async () => {
+  // The Compose plugin lives in the project's DOCKER_CONFIG; the reaper image cannot be pulled here, so the
+  // teardown below removes everything itself.
+  process.env.DOCKER_CONFIG = inject("dockerConfig");
+  process.env.TESTCONTAINERS_RYUK_DISABLED = "true";
+  compose = await new DockerComposeEnvironment(root, [
+    "docker-compose.yml",
+    path.join("test", "containers", "compose.local.yml"),
+  ])
+    .withProjectName(project)
+    .withEnvironment({
+      SWITCHYARD_IMAGE: inject("switchyardImage"),
+      SWITCHYARD_BASE_IMAGE: inject("baseImage"),
+      SWITCHYARD_NATS_IMAGE: inject("baseImage"),
+      SWITCHYARD_HTTP_PORT: String(await freePort()),
+      SWITCHYARD_LOG_LEVEL: "warn",
+    })
+    .withWaitStrategy("init-1", Wait.forOneShotStartup())
+    .up();
+});
+
+afterAll(async () => {
+  await compose?.down({ removeVolumes: true, timeout: 30_000 });
+  expect({
+    containers: leftovers("container"),
+    volumes: leftovers("volume"),
+    networks: leftovers("network"),
+  }).toEqual({ containers: [], volumes: [], networks: [] });
+});
+
+async function logsOf(service: string): Promise<string> {
+  const stream = await compose!.getContainer(service).logs();
+  let text = "";
+  for await (const chunk of stream) text += chunk.toString();
+  return text;
+}
+
+describe("docker compose up", () => {
+  it("serves an endpoint created through the bridge with init's token", async () => {
+    const printed = await logsOf("init-1");
+    const bridge = printed.match(/^bridge: (http:\/\/\S+)$/m)?.[1];
+    const token = printed.match(/^admin token: (\S+)$/m)?.[1];
+    expect(bridge, printed).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+    expect(token, printed).toMatch(/\S{20,}/);
+    const auth = { authorization: `Bearer ${token}` };
+
+    const anonymous = await eventually(
+      () => fetch(`${bridge}/api/2.0/serving-endpoints`).catch(() => undefined),
+      "the bridge answering",
+    );
+    expect(anonymous.status).toBe(401);
+
+    const model = buildLinear({ inputs: 2, sigmoid: true, bias: [0.25] });
+    const coordinator = compose!.getContainer("coordinator1-1");
+    await coordinator.copyContentToContainer([{ content: Buffer.from(model), target: "/tmp/model.onnx" }]);
+    const registered = await coordinator.exec([
+      "switchyard",
+      "models",
+      "register",
+      "compose_model",
+      "/tmp/model.onnx",
+      "--json",
+    ]);
+    expect(registered.exitCode, registered.output).toBe(0);
+    expect(JSON.parse(registered.stdout).version).toBe(1);
+
+    const created = await fetch(`${bridge}/api/2.0/serving-endpoints`, {
+      method: "POST",
+      headers: { ...auth, "content-type": "application/json" },
+      body: JSON.stringify({
+        name: "compose-ep",
+        config: {
+          served_entities: [{ entity_name: "compose_model", entity_version: "1", workload_size: "Small" }],
+        },
+      }),
+    });
+    expect(created.status, await created.clone().text()).toBe(200);
+    await eventually(
+      async () => {
+        const r = await fetch(`${bridge}/api/2.0/serving-endpoints/compose-ep`, { headers: auth });
+        const body = (await r.json()) as { state?: { ready?: string } };
+        return body.state?.ready === "READY" ? true : undefined;
+      },
+      "compose-ep READY",
+      120_000,
+    );
+
+    const rows = [
+      [1.0, 3.5],
+      [-2, 0.5],
+      [0.125, -4],
+    ];
+    const res = await fetch(`${bridge}/serving-endpoints/compose-ep/invocations`, {
+      method: "POST",
+      headers: { ...auth, "content-type": "application/json" },
+      body: JSON.stringify({ dataframe_split: { columns: ["feature1", "feature2"], data: rows } }),
+    });
+    expect(res.status).toBe(200);
+    const session = await ort.InferenceSession.create(model);
+    const want = (
+      await session.run({ input: new ort.Tensor("float32", Float32Array.from(rows.flat()), [3, 2]) })
+    ).output!.data as Float32Array;
+    const got = ((await res.json()) as { predictions: number[] }).predictions;
+    expect(got).toHaveLength(3);
+    got.forEach((v, i) => {
+      expect(Math.abs(v - want[i]!)).toBeLessThan(1e-5);
+    });
+  });
+});

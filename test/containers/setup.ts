@@ -1,0 +1,71 @@
+// Global setup of the container tier: builds the workspace, provisions the engine, Compose and the local base
+// image (scripts/containers.mjs), and builds the Switchyard image from the repository's Dockerfile on that base.
+// A machine where no engine can start fails the tier with the script's one line; it never skips. Teardown
+// stops the dockerd the setup started (the tests' own `down` already removed their containers and volumes).
+
+import { spawnSync } from "node:child_process";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import type { TestProject } from "vitest/node";
+import { build } from "../setup/global-nats.js";
+
+declare module "vitest" {
+  export interface ProvidedContext {
+    /** The Docker CLI config holding the Compose plugin; tests set DOCKER_CONFIG to it. */
+    dockerConfig: string;
+    /** The local base image: Dockerfile BASE and the nats-server image. */
+    baseImage: string;
+    /** The Switchyard image built from the Dockerfile on baseImage. */
+    switchyardImage: string;
+  }
+}
+
+const root = fileURLToPath(new URL("../..", import.meta.url));
+const script = path.join(root, "scripts", "containers.mjs");
+export const SWITCHYARD_TEST_IMAGE = "switchyard:container-tier";
+
+function containers(command: "up" | "down"): string {
+  const r = spawnSync(process.execPath, [script, command], {
+    cwd: root,
+    stdio: ["ignore", "pipe", "inherit"],
+    encoding: "utf8",
+  });
+  if (r.status !== 0)
+    throw new Error(`scripts/containers.mjs ${command} failed (exit ${r.status ?? r.signal})`);
+  return r.stdout;
+}
+
+export default async function setup(project: TestProject): Promise<() => Promise<void>> {
+  build();
+  const provisioned = JSON.parse(containers("up")) as {
+    dockerConfig: string;
+    baseImage: string;
+    startedDockerd: boolean;
+    seconds: number;
+  };
+  console.log(
+    `container tier: engine, Compose and ${provisioned.baseImage} ready in ${provisioned.seconds} s`,
+  );
+  const env = { ...process.env, DOCKER_CONFIG: provisioned.dockerConfig };
+  const started = Date.now();
+  const built = spawnSync(
+    "docker",
+    ["build", "--build-arg", `BASE=${provisioned.baseImage}`, "-t", SWITCHYARD_TEST_IMAGE, "."],
+    { cwd: root, env, stdio: ["ignore", "pipe", "pipe"], encoding: "utf8", maxBuffer: 64 << 20 },
+  );
+  if (built.status !== 0) {
+    if (provisioned.startedDockerd) containers("down");
+    throw new Error(
+      `docker build failed (exit ${built.status ?? built.signal}):\n${built.stdout}${built.stderr}`,
+    );
+  }
+  console.log(
+    `container tier: ${SWITCHYARD_TEST_IMAGE} built in ${((Date.now() - started) / 1000).toFixed(1)} s`,
+  );
+  project.provide("dockerConfig", provisioned.dockerConfig);
+  project.provide("baseImage", provisioned.baseImage);
+  project.provide("switchyardImage", SWITCHYARD_TEST_IMAGE);
+  return async () => {
+    if (provisioned.startedDockerd) containers("down");
+  };
+}
