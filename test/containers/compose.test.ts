@@ -6,9 +6,10 @@ import { spawnSync } from "node:child_process";
 import { createServer } from "node:net";
 import path from "node:path";
 import { buildLinear, eventually } from "@switchyard/testkit";
-import * as ort from "onnxruntime-node";
 import { DockerComposeEnvironment, type StartedDockerComposeEnvironment, Wait } from "testcontainers";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { createReadyEndpoint } from "../helpers/http-endpoint.js";
+import { expectClose, rowsReference } from "../helpers/ort-reference.js";
 import { root } from "../helpers/up.js";
 
 const project = `switchyard-tier-${process.pid}`;
@@ -100,26 +101,7 @@ describe("docker compose up", () => {
     expect(registered.exitCode, registered.output).toBe(0);
     expect(JSON.parse(registered.stdout).version).toBe(1);
 
-    const created = await fetch(`${bridge}/api/2.0/serving-endpoints`, {
-      method: "POST",
-      headers: { ...auth, "content-type": "application/json" },
-      body: JSON.stringify({
-        name: "compose-ep",
-        config: {
-          served_entities: [{ entity_name: "compose_model", entity_version: "1", workload_size: "Small" }],
-        },
-      }),
-    });
-    expect(created.status, await created.clone().text()).toBe(200);
-    await eventually(
-      async () => {
-        const r = await fetch(`${bridge}/api/2.0/serving-endpoints/compose-ep`, { headers: auth });
-        const body = (await r.json()) as { state?: { ready?: string } };
-        return body.state?.ready === "READY" ? true : undefined;
-      },
-      "compose-ep READY",
-      120_000,
-    );
+    await createReadyEndpoint(bridge!, "compose-ep", "compose_model", auth, 120_000);
 
     const rows = [
       [1.0, 3.5],
@@ -132,14 +114,7 @@ describe("docker compose up", () => {
       body: JSON.stringify({ dataframe_split: { columns: ["feature1", "feature2"], data: rows } }),
     });
     expect(res.status).toBe(200);
-    const session = await ort.InferenceSession.create(model);
-    const want = (
-      await session.run({ input: new ort.Tensor("float32", Float32Array.from(rows.flat()), [3, 2]) })
-    ).output!.data as Float32Array;
     const got = ((await res.json()) as { predictions: number[] }).predictions;
-    expect(got).toHaveLength(3);
-    got.forEach((v, i) => {
-      expect(Math.abs(v - want[i]!)).toBeLessThan(1e-5);
-    });
+    expectClose(got, await rowsReference(model, rows));
   });
 });

@@ -50,7 +50,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
   const started = Date.now();
   const built = spawnSync(
     "docker",
-    ["build", "--build-arg", `BASE=${provisioned.baseImage}`, "-t", SWITCHYARD_TEST_IMAGE, "."],
+    ["build", "--force-rm", "--build-arg", `BASE=${provisioned.baseImage}`, "-t", SWITCHYARD_TEST_IMAGE, "."],
     { cwd: root, env, stdio: ["ignore", "pipe", "pipe"], encoding: "utf8", maxBuffer: 64 << 20 },
   );
   if (built.status !== 0) {
