@@ -278,9 +278,10 @@ try {
   } else
     throw new ContainersError(`usage: node scripts/containers.mjs up|down (got ${command ?? "nothing"})`);
 } catch (err) {
-  // One line: a machine where no engine can start says so, it is never a silent skip.
-  const message = err instanceof ContainersError ? err.message.split("\n")[0] : err.stack;
-  process.stderr.write(`containers: no Docker engine for the container tier: ${message}\n`);
-  if (err instanceof ContainersError && err.message.includes("\n")) process.stderr.write(`${err.message}\n`);
+  // One line first: a machine where no engine can start says so, it is never a silent skip. A failed command's
+  // own output follows it.
+  const [first, ...rest] = String(err?.message ?? err).split("\n");
+  process.stderr.write(`containers: the container tier cannot run here: ${first}\n`);
+  if (rest.length > 0) process.stderr.write(`${rest.join("\n")}\n`);
   process.exit(1);
 }

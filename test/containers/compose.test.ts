@@ -4,13 +4,13 @@
 // over HTTP. The reference prediction comes from raw onnxruntime-node on the same model bytes.
 import { spawnSync } from "node:child_process";
 import { createServer } from "node:net";
-import path from "node:path";
 import { buildLinear, eventually } from "@switchyard/testkit";
 import { DockerComposeEnvironment, type StartedDockerComposeEnvironment, Wait } from "testcontainers";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { createReadyEndpoint } from "../helpers/http-endpoint.js";
 import { expectClose, rowsReference } from "../helpers/ort-reference.js";
 import { root } from "../helpers/up.js";
+import { COMPOSE_FILES } from "./compose-files.js";
 
 const project = `switchyard-tier-${process.pid}`;
 let compose: StartedDockerComposeEnvironment | undefined;
@@ -40,15 +40,10 @@ beforeAll(async () => {
   // teardown below removes everything itself.
   process.env.DOCKER_CONFIG = inject("dockerConfig");
   process.env.TESTCONTAINERS_RYUK_DISABLED = "true";
-  compose = await new DockerComposeEnvironment(root, [
-    "docker-compose.yml",
-    path.join("test", "containers", "compose.local.yml"),
-  ])
+  compose = await new DockerComposeEnvironment(root, COMPOSE_FILES)
     .withProjectName(project)
     .withEnvironment({
-      SWITCHYARD_IMAGE: inject("switchyardImage"),
-      SWITCHYARD_BASE_IMAGE: inject("baseImage"),
-      SWITCHYARD_NATS_IMAGE: inject("baseImage"),
+      ...inject("images"),
       SWITCHYARD_HTTP_PORT: String(await freePort()),
       SWITCHYARD_LOG_LEVEL: "warn",
     })
