@@ -65,8 +65,12 @@ export default async function setup(project: TestProject): Promise<() => Promise
     if (provisioned.startedDockerd) containers("down");
     throw new Error(`docker compose build failed (exit ${built.status ?? built.signal}):\n${built.stderr}`);
   }
+  const size = spawnSync("docker", ["image", "inspect", "--format", "{{.Size}}", SWITCHYARD_TEST_IMAGE], {
+    encoding: "utf8",
+  }).stdout;
   console.log(
-    `container tier: ${SWITCHYARD_TEST_IMAGE} built in ${((Date.now() - started) / 1000).toFixed(1)} s`,
+    `container tier: ${SWITCHYARD_TEST_IMAGE} built in ${((Date.now() - started) / 1000).toFixed(1)} s, ` +
+      `${(Number(size) / 1e6).toFixed(0)} MB`,
   );
   project.provide("dockerConfig", provisioned.dockerConfig);
   project.provide("images", images);
