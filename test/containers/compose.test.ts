@@ -1,7 +1,8 @@
 // `docker compose up` of the repository's docker-compose.yml, with only the images swapped for the local base
 // (test/containers/compose.local.yml), serves an endpoint as docs/deploy.md tells a user to: the bridge URL and
 // admin token from `init`'s output, a model registered from inside a coordinator container, an endpoint created
-// over HTTP. The reference prediction comes from raw onnxruntime-node on the same model bytes.
+// over HTTP, on three nats-servers that form one JetStream cluster. The reference prediction comes from raw
+// onnxruntime-node on the same model bytes.
 import { spawnSync } from "node:child_process";
 import { createServer } from "node:net";
 import { buildLinear, eventually } from "@switchyard/testkit";
@@ -82,8 +83,26 @@ describe("docker compose up", () => {
     );
     expect(anonymous.status).toBe(401);
 
-    const model = buildLinear({ inputs: 2, sigmoid: true, bias: [0.25] });
+    // The three nats-servers are one JetStream cluster with an elected meta leader.
     const coordinator = compose!.getContainer("coordinator1-1");
+    const meta = await eventually(async () => {
+      const jsz = await coordinator.exec([
+        "node",
+        "-e",
+        "fetch('http://nats1:8222/jsz').then((r) => r.json()).then((j) => console.log(JSON.stringify(j.meta_cluster)))",
+      ]);
+      const cluster = JSON.parse(jsz.stdout || "{}") as {
+        cluster_size?: number;
+        leader?: string;
+        replicas?: { name: string; current: boolean }[];
+      };
+      // The group grows as the servers find each other: wait for all three, as the file promises.
+      return cluster.leader && cluster.cluster_size === 3 ? cluster : undefined;
+    }, "a JetStream meta group of three with a leader");
+    const peers = [meta.leader, ...(meta.replicas ?? []).map((r) => r.name)].sort();
+    expect(peers).toEqual(["nats1", "nats2", "nats3"]);
+
+    const model = buildLinear({ inputs: 2, sigmoid: true, bias: [0.25] });
     await coordinator.copyContentToContainer([{ content: Buffer.from(model), target: "/tmp/model.onnx" }]);
     const registered = await coordinator.exec([
       "switchyard",
