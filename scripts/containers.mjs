@@ -9,9 +9,19 @@
 //
 // Progress goes to stderr. It needs the built tree (`npm run bootstrap`): the Debian fetch is @switchyard/natsd's.
 
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import {
+  chmodSync,
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -83,8 +93,6 @@ function ensurePackages() {
 async function ensureEngine() {
   if (engineAnswers()) return false;
   say(`starting dockerd (log: ${dockerdLog})`);
-  const { spawn } = await import("node:child_process");
-  const { openSync } = await import("node:fs");
   const out = openSync(dockerdLog, "a");
   const child = spawn("dockerd", ["--storage-driver", "overlay2"], {
     detached: true,
@@ -146,7 +154,7 @@ async function ensureCompose(natsd) {
       mkdirSync(dirname(plugin), { recursive: true });
       copyFileSync(binary, `${plugin}.partial`);
       chmodSync(`${plugin}.partial`, 0o755);
-      run("mv", [`${plugin}.partial`, plugin]);
+      renameSync(`${plugin}.partial`, plugin);
       say(`installed Compose from ${deb} into ${plugin}`);
     },
   );
