@@ -1,5 +1,5 @@
 import { fileURLToPath } from "node:url";
-import { defineConfig } from "vitest/config";
+import { configDefaults, defineConfig } from "vitest/config";
 
 // Tests import the workspace packages from source, so no build is needed for in-process tests;
 // tests that spawn processes (switchyard up, replicas) run the built dist/ that `npm test` builds first.
@@ -16,6 +16,8 @@ export default defineConfig({
   },
   test: {
     include: ["packages/*/test/**/*.test.ts", "test/**/*.test.ts"],
+    // The container tier needs a Docker engine: vitest.containers.config.ts runs it.
+    exclude: [...configDefaults.exclude, "test/containers/**"],
     globalSetup: ["test/setup/global-nats.ts"],
     testTimeout: 60_000,
     hookTimeout: 60_000,

@@ -20,7 +20,7 @@ declare module "vitest" {
  * `dist/`: an edited worker or flavor would otherwise be tested as it was at the last build. `tsc -b` is
  * incremental (a few seconds when nothing changed), so every run — `npm test` or one file — builds first.
  */
-function build(): void {
+export function build(): void {
   const tsc = createRequire(import.meta.url).resolve("typescript/bin/tsc");
   const root = fileURLToPath(new URL("../..", import.meta.url));
   const r = spawnSync(process.execPath, [tsc, "-b"], { cwd: root, stdio: ["ignore", "inherit", "inherit"] });

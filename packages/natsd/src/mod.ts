@@ -1,6 +1,8 @@
-// Public entry of @switchyard/natsd: finding a nats-server ≥ 2.10 and running it as a child process.
+// Public entry of @switchyard/natsd: finding a nats-server ≥ 2.10 and running it as a child process, and the
+// Debian package fetch it uses (the container tier takes its Compose plugin the same way).
 // It must never export the probe internals; callers talk to servers with a real NATS client.
 
+export { DEFAULT_APT_DIR, readAptSources, trixieSourceLines } from "./apt-sources.js";
 export {
   type NatsPermissions,
   type NatsUser,
@@ -9,6 +11,7 @@ export {
   type SubjectRules,
   writeAuthorizationFile,
 } from "./authorization.js";
+export { type DebianPackageOptions, withDebianPackage } from "./debian-package.js";
 export {
   type DownloadOptions,
   defaultNatsServerCacheDir,

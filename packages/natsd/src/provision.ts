@@ -2,24 +2,14 @@
 // from the mirror the machine's apt sources already name.
 // It must never change the system: no apt sources added, nothing installed or upgraded, only the project cache written.
 
-import { execFile, spawn } from "node:child_process";
+import { execFile } from "node:child_process";
 import { constants, existsSync, readFileSync } from "node:fs";
-import {
-  access,
-  chmod,
-  copyFile,
-  mkdir,
-  mkdtemp,
-  readdir,
-  realpath,
-  rename,
-  rm,
-  writeFile,
-} from "node:fs/promises";
-import { homedir, tmpdir } from "node:os";
+import { access, chmod, copyFile, mkdir, readdir, realpath, rename } from "node:fs/promises";
+import { homedir } from "node:os";
 import { delimiter, dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { DEFAULT_APT_DIR, readAptSources, trixieSourceLines } from "./apt-sources.js";
+import { withDebianPackage } from "./debian-package.js";
 import {
   compareNatsServerVersions,
   isSupportedNatsServerVersion,
@@ -252,43 +242,18 @@ export async function downloadDebianNatsServer(opts: DownloadOptions): Promise<s
 }
 
 /**
- * Downloads nats-server with apt-get pointed at a private sources.list holding only `source`, lists and
- * cache in a temp dir (the system's apt state is only read), unpacks it with `dpkg -x` and copies the
- * binary to `<cacheDir>/<version>/nats-server`. Returns that path.
+ * Downloads nats-server from `source` (a private sources.list holding only that line), and copies its binary
+ * to `<cacheDir>/<version>/nats-server`. Returns that path.
  */
 async function downloadFromSource(source: string, opts: DownloadOptions): Promise<string> {
   const log = opts.log ?? (() => {});
-  const tmp = await mkdtemp(join(tmpdir(), "switchyard-nats-apt-"));
-  try {
-    await writeFile(join(tmp, "sources.list"), `${source}\n`);
-    await mkdir(join(tmp, "lists", "partial"), { recursive: true });
-    await mkdir(join(tmp, "cache", "archives", "partial"), { recursive: true });
-    const aptOptions = [
-      ["Dir::Etc::SourceList", join(tmp, "sources.list")],
-      ["Dir::Etc::SourceParts", "/dev/null"],
-      ["Dir::State::Lists", join(tmp, "lists")],
-      ["Dir::Cache", join(tmp, "cache")],
-    ];
-    // As root apt drops to the _apt user, which cannot enter our 0700 temp dir; it would fall back
-    // to root anyway, with a warning. Saying so up front only silences the warning.
-    if (process.getuid?.() === 0) aptOptions.push(["APT::Sandbox::User", "root"]);
-    const aptArgs = aptOptions.flatMap(([k, v]) => ["-o", `${k}=${v}`]);
-    const env = { ...(opts.env ?? process.env), DEBIAN_FRONTEND: "noninteractive", LC_ALL: "C" };
-
-    log(`fetching the nats-server package index of Debian trixie (${source})`);
-    await runTool("apt-get", [...aptArgs, "update"], { cwd: tmp, env });
-    log("downloading Debian trixie's nats-server package");
-    await runTool("apt-get", [...aptArgs, "download", "nats-server"], { cwd: tmp, env });
-    const deb = (await readdir(tmp)).find((f) => f.startsWith("nats-server_") && f.endsWith(".deb"));
-    if (!deb) throw new Error(`apt-get download left no nats-server_*.deb in ${tmp}`);
-    await runTool("dpkg", ["-x", join(tmp, deb), join(tmp, "x")], { cwd: tmp, env });
-
-    const unpacked = [
-      join(tmp, "x", "usr", "sbin", "nats-server"),
-      join(tmp, "x", "usr", "bin", "nats-server"),
+  return withDebianPackage({ source, name: "nats-server", log, env: opts.env }, async (unpacked, deb) => {
+    const binary = [
+      join(unpacked, "usr", "sbin", "nats-server"),
+      join(unpacked, "usr", "bin", "nats-server"),
     ].find((p) => existsSync(p));
-    if (!unpacked) throw new Error(`${deb} holds no usr/sbin/nats-server`);
-    const version = await natsServerVersion(unpacked);
+    if (!binary) throw new Error(`${deb} holds no usr/sbin/nats-server`);
+    const version = await natsServerVersion(binary);
     if (!isSupportedNatsServerVersion(version)) {
       throw new Error(`${deb} holds nats-server ${version.text}, older than ${MIN_NATS_SERVER_VERSION.text}`);
     }
@@ -298,41 +263,11 @@ async function downloadFromSource(source: string, opts: DownloadOptions): Promis
     const target = join(targetDir, "nats-server");
     await mkdir(targetDir, { recursive: true });
     const partial = `${target}.partial-${process.pid}`;
-    await copyFile(unpacked, partial);
+    await copyFile(binary, partial);
     await chmod(partial, 0o755);
     await rename(partial, target);
     log(`installed nats-server ${version.text} from ${deb} into ${target}`);
     return target;
-  } finally {
-    await rm(tmp, { recursive: true, force: true });
-  }
-}
-
-/** Runs a tool with stdin closed (it must never wait for an answer) and keeps its output for errors. */
-function runTool(
-  command: string,
-  args: string[],
-  opts: { cwd: string; env: NodeJS.ProcessEnv; timeoutMs?: number },
-): Promise<void> {
-  return new Promise((resolvePromise, reject) => {
-    const child = spawn(command, args, { cwd: opts.cwd, env: opts.env, stdio: ["ignore", "pipe", "pipe"] });
-    let output = "";
-    const keep = (chunk: Buffer) => {
-      output = (output + chunk.toString()).slice(-4000);
-    };
-    child.stdout.on("data", keep);
-    child.stderr.on("data", keep);
-    const timer = setTimeout(() => child.kill("SIGKILL"), opts.timeoutMs ?? 300_000);
-    child.on("error", (err) => {
-      clearTimeout(timer);
-      reject(new Error(`${command}: ${err.message}`));
-    });
-    child.on("close", (code, signal) => {
-      clearTimeout(timer);
-      if (code === 0) return resolvePromise();
-      const how = signal ? `was killed by ${signal}` : `exited with code ${code}`;
-      reject(new Error(`${command} ${args.at(-1)} ${how}:\n${output.trim()}`));
-    });
   });
 }
 
