@@ -11,7 +11,13 @@ import { createInterface } from "node:readline";
 import { isDeepStrictEqual } from "node:util";
 import type { KV, KvWatchEntry } from "@nats-io/kv";
 import type { NatsConnection, QueuedIterator } from "@nats-io/transport-node";
-import { connectNats, type NatsOptions, openBucket } from "@switchyard/nats";
+import {
+  connectNats,
+  DEFAULT_REPLICATION,
+  type NatsOptions,
+  openBucket,
+  provisionBuckets,
+} from "@switchyard/nats";
 import {
   BATCH_WORKER_ENV,
   type BatchWorkerLaunch,
@@ -57,6 +63,11 @@ export interface NodeAgentOptions {
    * next replica assignment to take (default true). It holds no model and no ORT thread until it is taken.
    */
   warmSpare?: boolean;
+  /**
+   * How many NATS servers keep each KV bucket (1..5, default 1): the agent creates the buckets it finds missing
+   * with it, so the cluster's buckets are replicated whichever role starts first.
+   */
+  replication?: number;
   logger?: Logger;
 }
 
@@ -160,6 +171,10 @@ export class NodeAgent {
   async start(): Promise<void> {
     this.entry = this.opts.replicaEntry ?? REPLICA_ENTRY;
     this.nc = await connectNats({ ...this.opts.nats, name: `agent-${this.nodeId}` });
+    await provisionBuckets(this.nc, this.names, {
+      replicas: this.opts.replication ?? DEFAULT_REPLICATION,
+      log: this.log,
+    });
     [this.cluster, this.liveness] = await Promise.all([
       openBucket(this.nc, this.names, "cluster"),
       openBucket(this.nc, this.names, "liveness"),

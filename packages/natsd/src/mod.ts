@@ -21,6 +21,7 @@ export {
   natsServerVersion,
 } from "./provision.js";
 export {
+  type MetaGroup,
   type NatsCluster,
   NatsServer,
   type NatsServerOptions,

@@ -1,4 +1,5 @@
 // Flag values every job command reads the same way: numbers checked here (naming the flag), lists split on commas.
+import { parseReplication } from "@switchyard/nats";
 import { invalid, parseDuration } from "@switchyard/protocol";
 import { Option } from "commander";
 
@@ -39,4 +40,19 @@ export function durationFlag(value: string, flag: string): number {
     throw invalid(`${flag}: expected a duration such as 30s, 30m, 2h, 500ms or milliseconds, got '${value}'`);
   }
   return ms;
+}
+
+/**
+ * `--replication <n>` of `up`, `coordinator`, `node` and `bridge`: how many NATS servers keep each stream, bucket
+ * and object store the cluster creates.
+ */
+export const replicationOption = () =>
+  new Option(
+    "--replication <n>",
+    "NATS servers keeping each stream, KV bucket and object store the cluster creates, 1-5 (default 1)",
+  ).env("SWITCHYARD_REPLICATION");
+
+/** The value of --replication (or SWITCHYARD_REPLICATION), checked; undefined when neither is given. */
+export function replicationFlag(value: string | undefined): number | undefined {
+  return value === undefined ? undefined : parseReplication(value, "--replication");
 }

@@ -7,13 +7,21 @@ import path from "node:path";
 import { AGENT_DEFAULTS, NodeAgent } from "@switchyard/agent";
 import { COORDINATOR_DEFAULTS, Coordinator } from "@switchyard/coordinator";
 import { batchFiles, underDataRoots } from "@switchyard/jobs";
+import { DEFAULT_REPLICATION } from "@switchyard/nats";
 import { AUTOSCALER_DEFAULTS, STREAM_DEFAULTS } from "@switchyard/protocol";
 import { type Command, Option } from "commander";
 import { pino } from "pino";
 import { defaultCacheDir, defaultDataDir, natsOptionsOf, resolveTarget } from "../cluster-file.js";
 import { startBridgeRole } from "../roles.js";
 import type { GlobalOptions } from "./context.js";
-import { durationFlag, type LogLevel, logLevelOption, positiveInteger } from "./flags.js";
+import {
+  durationFlag,
+  type LogLevel,
+  logLevelOption,
+  positiveInteger,
+  replicationFlag,
+  replicationOption,
+} from "./flags.js";
 
 function untilSignal(): Promise<string> {
   return new Promise((resolve) => {
@@ -31,6 +39,7 @@ interface CoordinatorFlags {
   rolloutTimeoutMs?: string;
   streamAckWaitMs?: string;
   dataRoot?: string[] | string;
+  replication?: string;
 }
 
 export function roleCommands(program: Command, globals: () => GlobalOptions): void {
@@ -54,6 +63,7 @@ export function roleCommands(program: Command, globals: () => GlobalOptions): vo
       ).env("SWITCHYARD_STREAM_ACK_WAIT_MS"),
     )
     .addOption(logLevelOption())
+    .addOption(replicationOption())
     .addOption(
       new Option(
         "--scale-to-zero-after <duration>",
@@ -71,6 +81,7 @@ export function roleCommands(program: Command, globals: () => GlobalOptions): vo
       const target = await resolveTarget(globals());
       const rolloutTimeoutMs = positiveInteger(opts.rolloutTimeoutMs, "--rollout-timeout-ms");
       const streamAckWaitMs = positiveInteger(opts.streamAckWaitMs, "--stream-ack-wait-ms");
+      const replication = replicationFlag(opts.replication);
       // From the environment commander hands one string: the roots joined like PATH.
       const roots =
         typeof opts.dataRoot === "string" ? opts.dataRoot.split(path.delimiter) : (opts.dataRoot ?? []);
@@ -83,6 +94,7 @@ export function roleCommands(program: Command, globals: () => GlobalOptions): vo
         id: opts.id ?? `${hostname()}-${process.pid}`,
         ...(rolloutTimeoutMs ? { rolloutTimeoutMs } : {}),
         ...(streamAckWaitMs ? { streamAckWaitMs } : {}),
+        ...(replication ? { replication } : {}),
         ...(opts.scaleToZeroAfter !== undefined
           ? {
               autoscaler: {
@@ -118,17 +130,20 @@ export function roleCommands(program: Command, globals: () => GlobalOptions): vo
         `how long a stopping replica may drain before it is killed (default ${AGENT_DEFAULTS.drainTimeoutMs})`,
       ).env("SWITCHYARD_DRAIN_TIMEOUT_MS"),
     )
+    .addOption(replicationOption())
     .action(
       async (opts: {
         nodeId?: string;
         threads?: string;
         cacheDir?: string;
         drainTimeoutMs?: string;
+        replication?: string;
         logLevel: LogLevel;
       }) => {
         const g = globals();
         const target = await resolveTarget(g);
         const drainTimeoutMs = positiveInteger(opts.drainTimeoutMs, "--drain-timeout-ms");
+        const replication = replicationFlag(opts.replication);
         const agent = new NodeAgent({
           nats: natsOptionsOf(target, "switchyard-node"),
           cluster: target.cluster,
@@ -136,6 +151,7 @@ export function roleCommands(program: Command, globals: () => GlobalOptions): vo
           threads: positiveInteger(opts.threads, "--threads") ?? availableParallelism(),
           cacheDir: path.resolve(opts.cacheDir ?? defaultCacheDir(g.dataDir ?? defaultDataDir())),
           ...(drainTimeoutMs ? { drainTimeoutMs } : {}),
+          ...(replication ? { replication } : {}),
           logger: logger(opts.logLevel),
         });
         await agent.start();
@@ -163,6 +179,7 @@ export function roleCommands(program: Command, globals: () => GlobalOptions): vo
       "how long a client may take to send a request body (500ms, 30s); slower gets 408 and is disconnected (default 30s)",
     )
     .addOption(logLevelOption())
+    .addOption(replicationOption())
     .action(
       async (opts: {
         host: string;
@@ -170,9 +187,11 @@ export function roleCommands(program: Command, globals: () => GlobalOptions): vo
         auth: boolean;
         maxInFlight?: string;
         bodyTimeout?: string;
+        replication?: string;
         logLevel: LogLevel;
       }) => {
         const target = await resolveTarget(globals());
+        const replication = replicationFlag(opts.replication) ?? DEFAULT_REPLICATION;
         if (!opts.auth) process.stderr.write("WARNING: authentication is OFF (--no-auth)\n");
         const bridge = await startBridgeRole({
           nats: natsOptionsOf(target, "switchyard-bridge"),
@@ -180,6 +199,7 @@ export function roleCommands(program: Command, globals: () => GlobalOptions): vo
           host: opts.host,
           port: Number(opts.httpPort),
           auth: opts.auth,
+          replication,
           logger: logger(opts.logLevel),
           ...(opts.maxInFlight !== undefined
             ? { maxInFlight: positiveInteger(opts.maxInFlight, "--max-in-flight")! }
