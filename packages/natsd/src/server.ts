@@ -399,7 +399,6 @@ export async function startCluster(
 }
 
 interface Jsz {
-  server_name?: string;
   meta_cluster?: {
     leader?: string;
     cluster_size?: number;
@@ -407,7 +406,10 @@ interface Jsz {
   };
 }
 
-/** Only the leader's `/jsz` lists the other peers, so every running node is asked and the leader answers. */
+/**
+ * Only the leader's `/jsz` lists the other peers (`/jsz` does not name its own server), so every running node
+ * is asked and the view with the peers is the leader's.
+ */
 async function metaGroupOf(servers: NatsServer[], host: string): Promise<MetaGroup | undefined> {
   if (servers.some((s) => s.monitorPort === undefined)) {
     throw new Error("NatsCluster.metaGroup(): start the cluster with monitorPort (-1: any free port)");
@@ -420,7 +422,7 @@ async function metaGroupOf(servers: NatsServer[], host: string): Promise<MetaGro
         return res?.ok ? ((await res.json()) as Jsz) : undefined;
       }),
   );
-  const lead = views.find((v) => v?.meta_cluster?.leader && v.meta_cluster.leader === v.server_name);
+  const lead = views.find((v) => v?.meta_cluster?.leader && v.meta_cluster.replicas);
   const meta = lead?.meta_cluster;
   if (!meta?.leader) return undefined;
   return {
