@@ -1,7 +1,12 @@
 // Replication: how many servers of a NATS cluster keep each JetStream stream, KV bucket and object store the
 // cluster creates. One setting (cluster.replication, SWITCHYARD_REPLICATION, --replication) decides it for all of
 // them; the roles create what is missing with it and bring an existing stream with another count to it.
-import { type JetStreamManager, jetstreamManager, type StreamConfig } from "@nats-io/jetstream";
+import {
+  type JetStreamManager,
+  jetstreamManager,
+  type StreamConfig,
+  type StreamInfo,
+} from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { type ClusterNames, invalid, MAX_REPLICATION } from "@switchyard/protocol";
@@ -10,28 +15,43 @@ import { BUCKET_OPTIONS, type BucketName } from "./kv.js";
 /** One server keeps everything: what a single nats-server (`switchyard up`) can do. */
 export const DEFAULT_REPLICATION = 1;
 
-/** How long a role waits for a NATS cluster that is still forming before its start fails. */
-export const CLUSTER_FORMING_WAIT_MS = 60_000;
+/** How long a role waits for a NATS cluster that is still settling before its start fails. */
+export const CLUSTER_SETTLING_WAIT_MS = 60_000;
 
 /**
- * Runs `create` again while the servers say the cluster has too few peers yet: JetStream answers as soon as a
- * meta leader exists, which can be before it has heard from the other servers ("no suitable peers for
- * placement"), so roles started together with their NATS cluster would otherwise fail their first creation.
+ * What a NATS cluster answers while it is still settling, never for good: JetStream answers as soon as a meta
+ * leader exists, possibly before it has heard from the other servers ("no suitable peers for placement"); a
+ * stream just created may not be known yet to the server a request lands on ("stream not found"); a server
+ * whose JetStream has not caught up, or a stream electing its leader, does not answer in time.
  */
-export async function whileClusterForms<T>(
-  create: () => Promise<T>,
-  waitMs = CLUSTER_FORMING_WAIT_MS,
+const SETTLING =
+  /no suitable peers|insufficient resources|stream not found|jetstream (is )?not enabled|timeout|no responders/i;
+
+/**
+ * Runs `op` (idempotent: create if missing, then check) again while the cluster is settling, for up to `waitMs`,
+ * so roles started together with their NATS cluster, or with each other, do not fail their start.
+ */
+export async function whileClusterSettles<T>(
+  op: () => Promise<T>,
+  waitMs = CLUSTER_SETTLING_WAIT_MS,
 ): Promise<T> {
   const end = Date.now() + waitMs;
   for (;;) {
     try {
-      return await create();
+      return await op();
     } catch (err) {
-      const forming = /no suitable peers|insufficient resources/i.test((err as Error).message ?? "");
-      if (!forming || Date.now() > end) throw err;
+      if (!SETTLING.test(String((err as Error)?.message ?? err)) || Date.now() > end) throw err;
       await new Promise((r) => setTimeout(r, 500));
     }
   }
+}
+
+/** The stream's info, or undefined when the server says it does not exist (any other error propagates). */
+async function infoOrNone(jsm: JetStreamManager, name: string): Promise<StreamInfo | undefined> {
+  return jsm.streams.info(name).catch((err: unknown) => {
+    if (/stream not found/i.test((err as Error).message ?? "")) return undefined;
+    throw err;
+  });
 }
 
 /** The replica count from a flag or variable (`field` names it in the error): an integer 1..5. */
@@ -84,7 +104,8 @@ export async function followReplication(
   stream: string,
   { replicas, log }: ReplicationSetting,
 ): Promise<void> {
-  await reconcileReplicas(await jetstreamManager(nc, { checkAPI: false }), stream, replicas, log);
+  const jsm = await jetstreamManager(nc, { checkAPI: false });
+  await whileClusterSettles(() => reconcileReplicas(jsm, stream, replicas, log));
 }
 
 /** The replication setting as the code that creates streams takes it: the count, and where to say what differs. */
@@ -96,25 +117,25 @@ export interface ReplicationSetting {
 /**
  * Creates stream `cfg.name` unless it exists; an existing one keeps its settings except its replica count, which
  * `setting` brings to its own (see reconcileReplicas). Without a setting a new stream has one replica and an
- * existing one is left as it is. A concurrent creation by another role is not an error.
+ * existing one is left as it is. It returns once the stream answers, so a consumer can be added at once.
  */
 export async function ensureStream(
   jsm: JetStreamManager,
   cfg: Partial<StreamConfig> & { name: string },
   setting?: ReplicationSetting,
 ): Promise<void> {
-  const replicas = setting?.replicas ?? DEFAULT_REPLICATION;
-  if (!(await jsm.streams.info(cfg.name).catch(() => undefined))) {
-    const created = await whileClusterForms(() => jsm.streams.add({ ...cfg, num_replicas: replicas })).then(
-      () => true,
-      async (err: unknown) => {
-        if (!(await jsm.streams.info(cfg.name).catch(() => undefined))) throw err;
-        return false;
-      },
-    );
-    if (created) return;
-  }
-  if (setting) await reconcileReplicas(jsm, cfg.name, setting.replicas, setting.log);
+  await whileClusterSettles(async () => {
+    if (!(await infoOrNone(jsm, cfg.name))) {
+      await jsm.streams
+        .add({ ...cfg, num_replicas: setting?.replicas ?? DEFAULT_REPLICATION })
+        .catch(async (err: unknown) => {
+          // Another role created it at the same moment.
+          if (!(await infoOrNone(jsm, cfg.name))) throw err;
+        });
+    }
+    if (setting) await reconcileReplicas(jsm, cfg.name, setting.replicas, setting.log);
+    else await jsm.streams.info(cfg.name);
+  });
 }
 
 /**
@@ -132,12 +153,13 @@ export async function provisionBuckets(
   await Promise.all(
     (Object.keys(BUCKET_OPTIONS) as BucketName[]).map(async (bucket) => {
       const name = names.buckets[bucket];
-      // A client that opened the bucket at the same moment created it with the default count: not an error.
-      const create = () => kvm.create(name, { ...BUCKET_OPTIONS[bucket], replicas });
-      await whileClusterForms(create).catch(async (err: unknown) => {
-        if (!(await jsm.streams.info(`KV_${name}`).catch(() => undefined))) throw err;
+      await whileClusterSettles(async () => {
+        // A client that opened the bucket at the same moment created it with the default count: not an error.
+        await kvm.create(name, { ...BUCKET_OPTIONS[bucket], replicas }).catch(async (err: unknown) => {
+          if (!(await infoOrNone(jsm, `KV_${name}`))) throw err;
+        });
+        await reconcileReplicas(jsm, `KV_${name}`, replicas, log);
       });
-      await reconcileReplicas(jsm, `KV_${name}`, replicas, log);
     }),
   );
 }

@@ -13,7 +13,7 @@ import {
   type ReplicationSetting,
   readAll,
   readValue,
-  whileClusterForms,
+  whileClusterSettles,
 } from "@switchyard/nats";
 import {
   type Artifact,
@@ -64,7 +64,7 @@ export class Registry {
     const replicas = opts.replication?.replicas;
     const [kv, os] = await Promise.all([
       openBucket(nc, names, "models"),
-      whileClusterForms(() => new Objm(nc).create(names.buckets.artifacts, replicas ? { replicas } : {})),
+      whileClusterSettles(() => new Objm(nc).create(names.buckets.artifacts, replicas ? { replicas } : {})),
     ]);
     if (opts.replication) await followReplication(nc, `OBJ_${names.buckets.artifacts}`, opts.replication);
     return new Registry(kv, os, names);

@@ -54,5 +54,5 @@ export const replicationOption = () =>
 
 /** The value of --replication (or SWITCHYARD_REPLICATION), checked; undefined when neither is given. */
 export function replicationFlag(value: string | undefined): number | undefined {
-  return value === undefined ? undefined : parseReplication(value, "--replication");
+  return value === undefined ? undefined : parseReplication(value, "--replication (SWITCHYARD_REPLICATION)");
 }
