@@ -4,7 +4,6 @@
 // request loop loses no acknowledged write, and the endpoint answers again; a stream job scoring across the
 // kill writes exactly one result per acknowledged event; the server rejoins on restart.
 // References come from raw onnxruntime-node.
-import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import path from "node:path";
 import { jetstream, jetstreamManager, type StreamInfo } from "@nats-io/jetstream";
@@ -15,40 +14,14 @@ import { clusterNames, ERROR_CATALOG, isErrorCode } from "@switchyard/protocol";
 import { buildLinear, tempDir, writeTempModel } from "@switchyard/testkit";
 import * as ort from "onnxruntime-node";
 import { afterAll, describe, expect, it, onTestFailed } from "vitest";
-import { BIN, cli, eventually, root } from "./helpers/up.js";
+import { endpointReady, role, roles, stopRoles } from "./helpers/roles.js";
+import { cli, eventually } from "./helpers/up.js";
 
-const procs: ChildProcess[] = [];
-/** Each role's output, shown when a test fails. */
-const outputs: Array<{ args: string[]; output: () => string }> = [];
 let nats: NatsCluster | undefined;
 let nc: NatsConnection | undefined;
 
-function role(args: string[]): { proc: ChildProcess; output: () => string } {
-  const proc = spawn(process.execPath, [BIN, ...args], {
-    cwd: root,
-    stdio: ["ignore", "pipe", "pipe"],
-    env: { ...process.env, SWITCHYARD_LOG_LEVEL: "warn" },
-  });
-  procs.push(proc);
-  let out = "";
-  proc.stdout!.on("data", (d) => (out += d));
-  proc.stderr!.on("data", (d) => (out += d));
-  proc.on("exit", (code, signal) => (out += `\n[exited: ${code ?? signal}]`));
-  outputs.push({ args: args.slice(0, 1), output: () => out });
-  return { proc, output: () => out };
-}
-
 afterAll(async () => {
-  await Promise.all(
-    procs.map(
-      (p) =>
-        new Promise<void>((resolve) => {
-          if (p.exitCode !== null || p.signalCode !== null) return resolve();
-          p.once("exit", () => resolve());
-          p.kill("SIGTERM");
-        }),
-    ),
-  );
+  await stopRoles();
   await nc?.close();
   await nats?.stop({ removeData: true });
 }, 120_000);
@@ -65,6 +38,10 @@ async function allPeersCurrent(cluster: NatsCluster, what: string, ms: number): 
     ms,
   );
 }
+
+/** The reference predictions, within float32 rounding. */
+const matches = (got: number[] | undefined, want: Float32Array) =>
+  got?.length === want.length && got.every((v, i) => Math.abs(v - want[i]!) < 1e-5);
 
 interface Outcomes {
   ok: number;
@@ -100,11 +77,7 @@ async function requestLoop(
         signal: AbortSignal.timeout(60_000),
       });
       const json = (await res.json()) as { predictions?: number[]; error_code?: string; message?: string };
-      const right =
-        res.status === 200 &&
-        json.predictions?.length === want.length &&
-        json.predictions.every((v, i) => Math.abs(v - want[i]!) < 1e-5);
-      if (right) {
+      if (res.status === 200 && matches(json.predictions, want)) {
         const now = Date.now();
         if (out.lastOkAt) out.longestGapMs = Math.max(out.longestGapMs, now - out.lastOkAt);
         out.ok++;
@@ -193,7 +166,7 @@ async function api(
 describe("a three-node NATS cluster with replication 3", () => {
   it("replicates what the cluster creates and serves through the loss and return of one server", async () => {
     onTestFailed(() => {
-      for (const o of outputs) console.log(`--- ${o.args[0]}:\n${o.output().slice(-4000)}`);
+      for (const r of roles()) console.log(`--- ${r.command}:\n${r.output().slice(-4000)}`);
     });
     nats = await startCluster(3, { monitorPort: -1 });
     await allPeersCurrent(nats, "the meta group's 3 peers current", 120_000);
@@ -237,16 +210,7 @@ describe("a three-node NATS cluster with replication 3", () => {
       return res.status === 503 ? undefined : res;
     }, "the management API answering");
     expect(created.status).toBe(200);
-    await eventually(
-      async () => {
-        const r = (await (await fetch(`${url}/api/2.0/serving-endpoints/ha-ep`)).json()) as {
-          state?: { ready?: string };
-        };
-        return r.state?.ready === "READY" ? true : undefined;
-      },
-      "ha-ep READY",
-      90_000,
-    );
+    await endpointReady(url, "ha-ep");
 
     nc = await connectNats({ servers: nats.urls, name: "nats-cluster-test" });
     const jsm = await jetstreamManager(nc);
@@ -306,7 +270,7 @@ describe("a three-node NATS cluster with replication 3", () => {
     expect(first.status).toBe(200);
     const got = ((await first.json()) as { predictions: number[] }).predictions;
     expect(got).toHaveLength(2);
-    got.forEach((v, i) => expect(Math.abs(v - want[i]!)).toBeLessThan(1e-5));
+    expect(matches(got, want)).toBe(true);
 
     // A write acknowledged before the kill, in a key nothing else reads; the server killed is the leader of
     // that bucket's stream, so the write survives only if a follower had it.

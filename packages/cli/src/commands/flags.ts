@@ -44,15 +44,12 @@ export function durationFlag(value: string, flag: string): number {
 
 /**
  * `--replication <n>` of `up`, `coordinator`, `node` and `bridge`: how many NATS servers keep each stream, bucket
- * and object store the cluster creates.
+ * and object store the cluster creates. Checked as it is read, from the flag or the variable.
  */
 export const replicationOption = () =>
   new Option(
     "--replication <n>",
     "NATS servers keeping each stream, KV bucket and object store the cluster creates, 1-5 (default 1)",
-  ).env("SWITCHYARD_REPLICATION");
-
-/** The value of --replication (or SWITCHYARD_REPLICATION), checked; undefined when neither is given. */
-export function replicationFlag(value: string | undefined): number | undefined {
-  return value === undefined ? undefined : parseReplication(value, "--replication (SWITCHYARD_REPLICATION)");
-}
+  )
+    .env("SWITCHYARD_REPLICATION")
+    .argParser((value) => parseReplication(value, "--replication (SWITCHYARD_REPLICATION)"));

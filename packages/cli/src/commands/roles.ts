@@ -14,14 +14,7 @@ import { pino } from "pino";
 import { defaultCacheDir, defaultDataDir, natsOptionsOf, resolveTarget } from "../cluster-file.js";
 import { startBridgeRole } from "../roles.js";
 import type { GlobalOptions } from "./context.js";
-import {
-  durationFlag,
-  type LogLevel,
-  logLevelOption,
-  positiveInteger,
-  replicationFlag,
-  replicationOption,
-} from "./flags.js";
+import { durationFlag, type LogLevel, logLevelOption, positiveInteger, replicationOption } from "./flags.js";
 
 function untilSignal(): Promise<string> {
   return new Promise((resolve) => {
@@ -39,7 +32,7 @@ interface CoordinatorFlags {
   rolloutTimeoutMs?: string;
   streamAckWaitMs?: string;
   dataRoot?: string[] | string;
-  replication?: string;
+  replication?: number;
 }
 
 export function roleCommands(program: Command, globals: () => GlobalOptions): void {
@@ -81,7 +74,6 @@ export function roleCommands(program: Command, globals: () => GlobalOptions): vo
       const target = await resolveTarget(globals());
       const rolloutTimeoutMs = positiveInteger(opts.rolloutTimeoutMs, "--rollout-timeout-ms");
       const streamAckWaitMs = positiveInteger(opts.streamAckWaitMs, "--stream-ack-wait-ms");
-      const replication = replicationFlag(opts.replication);
       // From the environment commander hands one string: the roots joined like PATH.
       const roots =
         typeof opts.dataRoot === "string" ? opts.dataRoot.split(path.delimiter) : (opts.dataRoot ?? []);
@@ -94,7 +86,7 @@ export function roleCommands(program: Command, globals: () => GlobalOptions): vo
         id: opts.id ?? `${hostname()}-${process.pid}`,
         ...(rolloutTimeoutMs ? { rolloutTimeoutMs } : {}),
         ...(streamAckWaitMs ? { streamAckWaitMs } : {}),
-        ...(replication ? { replication } : {}),
+        ...(opts.replication ? { replication: opts.replication } : {}),
         ...(opts.scaleToZeroAfter !== undefined
           ? {
               autoscaler: {
@@ -137,13 +129,12 @@ export function roleCommands(program: Command, globals: () => GlobalOptions): vo
         threads?: string;
         cacheDir?: string;
         drainTimeoutMs?: string;
-        replication?: string;
+        replication?: number;
         logLevel: LogLevel;
       }) => {
         const g = globals();
         const target = await resolveTarget(g);
         const drainTimeoutMs = positiveInteger(opts.drainTimeoutMs, "--drain-timeout-ms");
-        const replication = replicationFlag(opts.replication);
         const agent = new NodeAgent({
           nats: natsOptionsOf(target, "switchyard-node"),
           cluster: target.cluster,
@@ -151,7 +142,7 @@ export function roleCommands(program: Command, globals: () => GlobalOptions): vo
           threads: positiveInteger(opts.threads, "--threads") ?? availableParallelism(),
           cacheDir: path.resolve(opts.cacheDir ?? defaultCacheDir(g.dataDir ?? defaultDataDir())),
           ...(drainTimeoutMs ? { drainTimeoutMs } : {}),
-          ...(replication ? { replication } : {}),
+          ...(opts.replication ? { replication: opts.replication } : {}),
           logger: logger(opts.logLevel),
         });
         await agent.start();
@@ -187,11 +178,10 @@ export function roleCommands(program: Command, globals: () => GlobalOptions): vo
         auth: boolean;
         maxInFlight?: string;
         bodyTimeout?: string;
-        replication?: string;
+        replication?: number;
         logLevel: LogLevel;
       }) => {
         const target = await resolveTarget(globals());
-        const replication = replicationFlag(opts.replication) ?? DEFAULT_REPLICATION;
         if (!opts.auth) process.stderr.write("WARNING: authentication is OFF (--no-auth)\n");
         const bridge = await startBridgeRole({
           nats: natsOptionsOf(target, "switchyard-bridge"),
@@ -199,7 +189,7 @@ export function roleCommands(program: Command, globals: () => GlobalOptions): vo
           host: opts.host,
           port: Number(opts.httpPort),
           auth: opts.auth,
-          replication,
+          replication: opts.replication ?? DEFAULT_REPLICATION,
           logger: logger(opts.logLevel),
           ...(opts.maxInFlight !== undefined
             ? { maxInFlight: positiveInteger(opts.maxInFlight, "--max-in-flight")! }

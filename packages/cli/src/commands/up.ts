@@ -4,14 +4,7 @@ import { AutoscalerConfig, LocalClusterConfig } from "@switchyard/protocol";
 import type { Command } from "commander";
 import { findConfigFile, loadClusterConfig } from "../config-file.js";
 import { startLocalCluster } from "../local-cluster.js";
-import {
-  durationFlag,
-  type LogLevel,
-  logLevelOption,
-  positiveInteger,
-  replicationFlag,
-  replicationOption,
-} from "./flags.js";
+import { durationFlag, type LogLevel, logLevelOption, positiveInteger, replicationOption } from "./flags.js";
 
 interface UpOptions {
   config?: string;
@@ -24,7 +17,7 @@ interface UpOptions {
   scaleToZeroAfter?: string;
   maxInFlight?: string;
   bodyTimeout?: string;
-  replication?: string;
+  replication?: number;
   logLevel: LogLevel;
 }
 
@@ -77,7 +70,7 @@ export function upCommand(program: Command, dataDirFlag: () => string | undefine
           ? { nodeThreads: positiveInteger(opts.nodeThreads, "--node-threads")! }
           : {}),
         ...(opts.auth === false ? { auth: false } : {}),
-        ...(opts.replication !== undefined ? { replication: replicationFlag(opts.replication) } : {}),
+        ...(opts.replication !== undefined ? { replication: opts.replication } : {}),
       });
       const autoscaler = AutoscalerConfig.parse({
         ...file.autoscaler,
