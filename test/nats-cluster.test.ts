@@ -7,8 +7,10 @@
 import { existsSync } from "node:fs";
 import path from "node:path";
 import { jetstream, jetstreamManager, type StreamInfo } from "@nats-io/jetstream";
+import { Kvm } from "@nats-io/kv";
+import { Objm } from "@nats-io/obj";
 import type { NatsConnection } from "@nats-io/transport-node";
-import { connectNats, openBucket } from "@switchyard/nats";
+import { BUCKET_OPTIONS, connectNats, openBucket } from "@switchyard/nats";
 import { type NatsCluster, startCluster } from "@switchyard/natsd";
 import { clusterNames, ERROR_CATALOG, isErrorCode } from "@switchyard/protocol";
 import { buildLinear, tempDir, writeTempModel } from "@switchyard/testkit";
@@ -172,6 +174,10 @@ describe("a three-node NATS cluster with replication 3", () => {
     await allPeersCurrent(nats, "the meta group's 3 peers current", 120_000);
     const cluster = `h${Math.random().toString(36).slice(2, 9)}`;
     const names = clusterNames(cluster);
+    // Two stores a client made first, with one copy: the roles bring them to the setting.
+    nc = await connectNats({ servers: nats.urls, name: "nats-cluster-test" });
+    await new Kvm(nc).create(names.buckets.endpoints, { ...BUCKET_OPTIONS.endpoints, replicas: 1 });
+    await new Objm(nc).create(names.buckets.artifacts, { replicas: 1 });
     const flags = ["--nats", nats.urls.join(","), "--cluster", cluster, "--replication", "3"];
     // A short ack wait, so the stream job's inputs held by a scorer cut off by the kill come back in seconds.
     role(["coordinator", ...flags, "--id", "c1", "--stream-ack-wait-ms", "3000"]);
@@ -212,7 +218,6 @@ describe("a three-node NATS cluster with replication 3", () => {
     expect(created.status).toBe(200);
     await endpointReady(url, "ha-ep");
 
-    nc = await connectNats({ servers: nats.urls, name: "nats-cluster-test" });
     const jsm = await jetstreamManager(nc);
     // A stream job from a user's R3 stream into a sink subject: the coordinator creates the sink stream.
     const source = { stream: `IN_${cluster}`, subject: `${cluster}in.ha` };
@@ -231,7 +236,7 @@ describe("a three-node NATS cluster with replication 3", () => {
 
     // Every stream there is, read from the JetStream API: the six KV buckets, the artifact object store, the
     // capture, feedback, outcome and batch streams and the job's sink stream, all created by the roles, and the
-    // user's source stream — each kept by three servers.
+    // user's source stream — each kept by three servers (the two a client made with one copy included).
     const streams: StreamInfo[] = [];
     for await (const s of jsm.streams.list()) streams.push(s);
     const byName = Object.fromEntries(streams.map((s) => [s.config.name, s.config.num_replicas]));
