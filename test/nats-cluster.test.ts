@@ -16,7 +16,7 @@ import { clusterNames, ERROR_CATALOG, isErrorCode } from "@switchyard/protocol";
 import { buildLinear, tempDir, writeTempModel } from "@switchyard/testkit";
 import * as ort from "onnxruntime-node";
 import { afterAll, describe, expect, it, onTestFailed } from "vitest";
-import { endpointReady, role, roles, stopRoles } from "./helpers/roles.js";
+import { createEndpoint, endpointReady, role, roles, stopRoles } from "./helpers/roles.js";
 import { cli, eventually } from "./helpers/up.js";
 
 let nats: NatsCluster | undefined;
@@ -34,7 +34,9 @@ async function allPeersCurrent(cluster: NatsCluster, what: string, ms: number): 
     async () => {
       const meta = await cluster.metaGroup();
       const current = meta?.peers.filter((p) => p.current).map((p) => p.name) ?? [];
-      return meta?.size === 3 && current.length === 3 ? current.sort() : undefined;
+      // Thrown, so a timeout says what the group looked like last.
+      if (meta?.size !== 3 || current.length !== 3) throw new Error(`meta group: ${JSON.stringify(meta)}`);
+      return current.sort();
     },
     what,
     ms,
@@ -201,20 +203,7 @@ describe("a three-node NATS cluster with replication 3", () => {
     ]);
     expect(reg.stderr).toBe("");
     expect(JSON.parse(reg.stdout).version).toBe(1);
-    // The bridge can listen before the coordinator answers the management API (503, retryable: nothing made).
-    const created = await eventually(async () => {
-      const res = await fetch(`${url}/api/2.0/serving-endpoints`, {
-        method: "POST",
-        headers: { "content-type": "application/json" },
-        body: JSON.stringify({
-          name: "ha-ep",
-          config: {
-            served_entities: [{ entity_name: "ha_model", entity_version: "1", workload_size: "Small" }],
-          },
-        }),
-      });
-      return res.status === 503 ? undefined : res;
-    }, "the management API answering");
+    const created = await createEndpoint(url, "ha-ep", "ha_model");
     expect(created.status).toBe(200);
     await endpointReady(url, "ha-ep");
 

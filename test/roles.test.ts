@@ -5,7 +5,7 @@ import path from "node:path";
 import { buildLinear, tempDir, writeTempModel } from "@switchyard/testkit";
 import * as ort from "onnxruntime-node";
 import { afterAll, describe, expect, inject, it } from "vitest";
-import { endpointReady, role, stopRoles } from "./helpers/roles.js";
+import { createEndpoint, endpointReady, role, stopRoles } from "./helpers/roles.js";
 import { cli, eventually } from "./helpers/up.js";
 
 afterAll(stopRoles);
@@ -29,16 +29,7 @@ describe("switchyard coordinator | node | bridge as separate processes", () => {
     expect(reg.stderr).toBe("");
     expect(JSON.parse(reg.stdout).version).toBe(1);
 
-    const created = await fetch(`${url}/api/2.0/serving-endpoints`, {
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      body: JSON.stringify({
-        name: "roles-ep",
-        config: {
-          served_entities: [{ entity_name: "roles_model", entity_version: "1", workload_size: "Small" }],
-        },
-      }),
-    });
+    const created = await createEndpoint(url, "roles-ep", "roles_model");
     expect(created.status).toBe(200);
     await endpointReady(url, "roles-ep");
 

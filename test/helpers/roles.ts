@@ -59,3 +59,22 @@ export async function endpointReady(url: string, name: string): Promise<void> {
     90_000,
   );
 }
+
+/**
+ * Creates endpoint `name` serving version 1 of `model` through the bridge at `url`, and returns the answer.
+ * The bridge can listen before a coordinator answers the management API: that 503 (retryable, nothing made) is
+ * retried.
+ */
+export async function createEndpoint(url: string, name: string, model: string): Promise<Response> {
+  return eventually(async () => {
+    const res = await fetch(`${url}/api/2.0/serving-endpoints`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({
+        name,
+        config: { served_entities: [{ entity_name: model, entity_version: "1", workload_size: "Small" }] },
+      }),
+    });
+    return res.status === 503 ? undefined : res;
+  }, "the management API answering");
+}
