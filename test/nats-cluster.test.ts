@@ -10,6 +10,8 @@ import { jetstream, jetstreamManager, type StreamInfo } from "@nats-io/jetstream
 import { Kvm } from "@nats-io/kv";
 import { Objm } from "@nats-io/obj";
 import type { NatsConnection } from "@nats-io/transport-node";
+import { NodeAgent } from "@switchyard/agent";
+import { Coordinator } from "@switchyard/coordinator";
 import { BUCKET_OPTIONS, connectNats, openBucket } from "@switchyard/nats";
 import { type NatsCluster, startCluster } from "@switchyard/natsd";
 import { clusterNames, ERROR_CATALOG, isErrorCode } from "@switchyard/protocol";
@@ -411,5 +413,16 @@ describe("the replication setting on the command line", () => {
       /^error: replication: `switchyard up` runs one nats-server, which keeps one copy of each stream, so it takes 1, not 3;/,
     );
     expect(existsSync(dataDir)).toBe(false);
+  });
+});
+
+describe("the replication option of the roles' classes", () => {
+  it("is checked when a coordinator or a node agent is made, naming the option", () => {
+    expect(() => new Coordinator({ nats: { servers: "nats://127.0.0.1:1" }, replication: 0 })).toThrow(
+      "options.replication: expected an integer from 1 to 5, got '0'",
+    );
+    expect(() => new NodeAgent({ nats: { servers: "nats://127.0.0.1:1" }, replication: 6 })).toThrow(
+      "options.replication: expected an integer from 1 to 5, got '6'",
+    );
   });
 });

@@ -16,6 +16,7 @@ import {
   DEFAULT_REPLICATION,
   type NatsOptions,
   openBucket,
+  parseReplication,
   provisionBuckets,
 } from "@switchyard/nats";
 import {
@@ -159,6 +160,7 @@ export class NodeAgent {
       throw new TypeError(`options.nodeId '${this.nodeId}' must be 1-63 letters, digits, '_' or '-'`);
     }
     this.threads = opts.threads ?? availableParallelism();
+    if (opts.replication !== undefined) parseReplication(opts.replication, "options.replication");
     if (!Number.isInteger(this.threads) || this.threads < 1) {
       throw new TypeError(`options.threads must be a positive integer, got ${opts.threads}`);
     }

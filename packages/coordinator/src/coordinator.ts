@@ -10,6 +10,7 @@ import {
   connectNats,
   DEFAULT_REPLICATION,
   type NatsOptions,
+  parseReplication,
   provisionBuckets,
   type ReplicationSetting,
 } from "@switchyard/nats";
@@ -99,6 +100,7 @@ export class Coordinator {
 
   constructor(private readonly opts: CoordinatorOptions) {
     if (!opts.nc && !opts.nats) throw new TypeError("options.nc or options.nats is required");
+    if (opts.replication !== undefined) parseReplication(opts.replication, "options.replication");
     this.names = clusterNames(opts.cluster);
     this.id = opts.id ?? `coord-${randomBytes(4).toString("hex")}`;
     this.log = (opts.logger ?? pino({ name: "coordinator" })).child({
