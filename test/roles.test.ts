@@ -1,40 +1,14 @@
 // A cluster assembled from the per-role commands a multi-host deployment runs — `switchyard coordinator`,
 // `switchyard node` and `switchyard bridge`, each its own process against one NATS server — serving the
 // notes' request end to end. References come from raw onnxruntime-node.
-import { type ChildProcess, spawn } from "node:child_process";
 import path from "node:path";
 import { buildLinear, tempDir, writeTempModel } from "@switchyard/testkit";
 import * as ort from "onnxruntime-node";
 import { afterAll, describe, expect, inject, it } from "vitest";
-import { BIN, cli, eventually, root } from "./helpers/up.js";
+import { createEndpoint, endpointReady, role, stopRoles } from "./helpers/roles.js";
+import { cli, eventually } from "./helpers/up.js";
 
-const procs: ChildProcess[] = [];
-
-function role(args: string[]): { proc: ChildProcess; output: () => string } {
-  const proc = spawn(process.execPath, [BIN, ...args], {
-    cwd: root,
-    stdio: ["ignore", "pipe", "pipe"],
-    env: { ...process.env, SWITCHYARD_LOG_LEVEL: "warn" },
-  });
-  procs.push(proc);
-  let out = "";
-  proc.stdout!.on("data", (d) => (out += d));
-  proc.stderr!.on("data", (d) => (out += d));
-  return { proc, output: () => out };
-}
-
-afterAll(async () => {
-  await Promise.all(
-    procs.map(
-      (p) =>
-        new Promise<void>((resolve) => {
-          if (p.exitCode !== null || p.signalCode !== null) return resolve();
-          p.once("exit", () => resolve());
-          p.kill("SIGTERM");
-        }),
-    ),
-  );
-});
+afterAll(stopRoles);
 
 describe("switchyard coordinator | node | bridge as separate processes", () => {
   it("serve an endpoint created over HTTP", async () => {
@@ -55,27 +29,9 @@ describe("switchyard coordinator | node | bridge as separate processes", () => {
     expect(reg.stderr).toBe("");
     expect(JSON.parse(reg.stdout).version).toBe(1);
 
-    const created = await fetch(`${url}/api/2.0/serving-endpoints`, {
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      body: JSON.stringify({
-        name: "roles-ep",
-        config: {
-          served_entities: [{ entity_name: "roles_model", entity_version: "1", workload_size: "Small" }],
-        },
-      }),
-    });
+    const created = await createEndpoint(url, "roles-ep", "roles_model");
     expect(created.status).toBe(200);
-    await eventually(
-      async () => {
-        const r = (await (await fetch(`${url}/api/2.0/serving-endpoints/roles-ep`)).json()) as {
-          state?: { ready?: string };
-        };
-        return r.state?.ready === "READY" ? true : undefined;
-      },
-      "roles-ep READY",
-      90_000,
-    );
+    await endpointReady(url, "roles-ep");
 
     const rows = [
       [1.0, 3.5],

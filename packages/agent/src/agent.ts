@@ -11,7 +11,14 @@ import { createInterface } from "node:readline";
 import { isDeepStrictEqual } from "node:util";
 import type { KV, KvWatchEntry } from "@nats-io/kv";
 import type { NatsConnection, QueuedIterator } from "@nats-io/transport-node";
-import { connectNats, type NatsOptions, openBucket } from "@switchyard/nats";
+import {
+  connectNats,
+  DEFAULT_REPLICATION,
+  type NatsOptions,
+  openBucket,
+  parseReplication,
+  provisionBuckets,
+} from "@switchyard/nats";
 import {
   BATCH_WORKER_ENV,
   type BatchWorkerLaunch,
@@ -59,6 +66,11 @@ export interface NodeAgentOptions {
    * next replica assignment to take (default true). It holds no model and no ORT thread until it is taken.
    */
   warmSpare?: boolean;
+  /**
+   * How many NATS servers keep each KV bucket (1..5, default 1): the agent creates the buckets it finds missing
+   * with it, so the cluster's buckets are replicated whichever role starts first.
+   */
+  replication?: number;
   logger?: Logger;
 }
 
@@ -165,6 +177,7 @@ export class NodeAgent {
       throw new TypeError(`options.nodeId '${this.nodeId}' must be 1-63 letters, digits, '_' or '-'`);
     }
     this.threads = opts.threads ?? availableParallelism();
+    if (opts.replication !== undefined) parseReplication(opts.replication, "options.replication");
     if (!Number.isInteger(this.threads) || this.threads < 1) {
       throw new TypeError(`options.threads must be a positive integer, got ${opts.threads}`);
     }
@@ -177,6 +190,10 @@ export class NodeAgent {
   async start(): Promise<void> {
     this.entry = this.opts.replicaEntry ?? REPLICA_ENTRY;
     this.nc = await connectNats({ ...this.opts.nats, name: `agent-${this.nodeId}` });
+    await provisionBuckets(this.nc, this.names, {
+      replicas: this.opts.replication ?? DEFAULT_REPLICATION,
+      log: this.log,
+    });
     [this.cluster, this.liveness] = await Promise.all([
       openBucket(this.nc, this.names, "cluster"),
       openBucket(this.nc, this.names, "liveness"),

@@ -15,6 +15,7 @@ import {
   AutoscalerConfig,
   type ClusterFile,
   clusterNames,
+  invalid,
   type LocalClusterConfig,
   SwitchyardError,
 } from "@switchyard/protocol";
@@ -77,6 +78,14 @@ export async function startLocalCluster(
     bodyTimeoutMs?: number;
   } = {},
 ): Promise<StartedCluster> {
+  if (config.replication > 1) {
+    // The embedded nats-server is one server: JetStream refuses every stream kept by more than one.
+    throw invalid(
+      `replication: \`switchyard up\` runs one nats-server, which keeps one copy of each stream, so it takes 1, ` +
+        `not ${config.replication}; for ${config.replication} copies run the roles against a NATS cluster ` +
+        "(switchyard coordinator|node|bridge --nats <url,url,…> --replication <n>)",
+    );
+  }
   const dataDir = path.resolve(config.dataDir);
   const scaling = opts.autoscaler ?? AutoscalerConfig.parse({});
   const names = clusterNames(config.name);
@@ -138,7 +147,10 @@ export async function startLocalCluster(
   try {
     const nc = await connectNats({ ...internal, name: "switchyard-up" });
     try {
-      await Registry.open(nc, { cluster: names.cluster });
+      await Registry.open(nc, {
+        cluster: names.cluster,
+        replication: { replicas: config.replication, log: logger },
+      });
     } finally {
       await nc.close();
     }
@@ -153,6 +165,7 @@ export async function startLocalCluster(
       batchFiles: batchFiles({ dataRoots }),
       dataPath: (p, field) => underDataRoots(p, dataRoots, field),
       id: `${names.cluster}-local`,
+      replication: config.replication,
       autoscaler: {
         scaleToZeroAfterMs: scaling.scaleToZeroAfter,
         upStabilizationMs: scaling.upStabilization,
@@ -176,6 +189,7 @@ export async function startLocalCluster(
       cluster: names.cluster,
       threads,
       cacheDir: defaultCacheDir(dataDir),
+      replication: config.replication,
       logger,
     });
     await agent.start();
@@ -190,6 +204,7 @@ export async function startLocalCluster(
       port: config.httpPort,
       auth: config.auth,
       bodyTimeoutMs: opts.bodyTimeoutMs,
+      replication: config.replication,
       logger,
       ...(opts.maxInFlight !== undefined ? { maxInFlight: opts.maxInFlight } : {}),
     });

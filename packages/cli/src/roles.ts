@@ -2,7 +2,9 @@
 // `switchyard up` and `switchyard bridge` run exactly the same thing.
 import { listenBridge } from "@switchyard/bridge";
 import { serveInvoke, startCapturingRouter } from "@switchyard/client";
-import { connectNats, type NatsOptions } from "@switchyard/nats";
+import { connectNats, type NatsOptions, provisionBuckets } from "@switchyard/nats";
+import { clusterNames } from "@switchyard/protocol";
+import { Registry } from "@switchyard/registry";
 import type { Logger } from "pino";
 
 export interface BridgeRoleOptions {
@@ -16,6 +18,8 @@ export interface BridgeRoleOptions {
   logger: Logger;
   /** Requests the HTTP bridge holds at once before answering 503 (default: the bridge's). */
   maxInFlight?: number;
+  /** How many NATS servers keep the buckets and object store it creates when missing (1..5). */
+  replication: number;
 }
 
 export interface RunningBridgeRole {
@@ -26,6 +30,9 @@ export interface RunningBridgeRole {
 export async function startBridgeRole(o: BridgeRoleOptions): Promise<RunningBridgeRole> {
   const nc = await connectNats({ ...o.nats, name: "switchyard-bridge" });
   try {
+    const replication = { replicas: o.replication, log: o.logger.child({ role: "bridge" }) };
+    await provisionBuckets(nc, clusterNames(o.cluster), replication);
+    await Registry.open(nc, { cluster: o.cluster, replication });
     // One router for HTTP and raw-NATS invocations, so its stats and captures count both.
     const { router } = await startCapturingRouter(nc, {
       cluster: o.cluster,

@@ -14,7 +14,14 @@ import {
 } from "@nats-io/jetstream";
 import type { KV } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/transport-node";
-import { casUpdate, listKeys, readAll, readValue } from "@switchyard/nats";
+import {
+  casUpdate,
+  ensureStream,
+  listKeys,
+  type ReplicationSetting,
+  readAll,
+  readValue,
+} from "@switchyard/nats";
 import {
   BATCH_ACK_WAIT_MS,
   BATCH_MAX_DELIVER,
@@ -72,6 +79,8 @@ export interface BatchJobsOptions {
   now?: () => number;
   /** A shard not acked within this is redelivered (default BATCH_ACK_WAIT_MS); workers ping at a third of it. */
   ackWaitMs?: number;
+  /** The replica count of the work-queue stream (default: one, an existing stream as it is). */
+  replication?: ReplicationSetting;
 }
 
 const newJobId = () => `b${randomBytes(6).toString("hex")}`;
@@ -88,17 +97,15 @@ export class BatchJobs {
   /** Creates the batch work-queue stream if missing (work-queue retention: an acked task is gone). */
   async start(): Promise<void> {
     this.jsm = await jetstreamManager(this.o.nc);
-    const name = this.o.names.streams.batch;
-    try {
-      await this.jsm.streams.info(name);
-    } catch {
-      await this.jsm.streams
-        .add({ name, subjects: [this.o.names.subjects.allBatchTasks], retention: RetentionPolicy.Workqueue })
-        .catch(async (err: unknown) => {
-          // Another coordinator created it at the same moment.
-          if (!(await this.jsm!.streams.info(name).catch(() => undefined))) throw err;
-        });
-    }
+    await ensureStream(
+      this.jsm,
+      {
+        name: this.o.names.streams.batch,
+        subjects: [this.o.names.subjects.allBatchTasks],
+        retention: RetentionPolicy.Workqueue,
+      },
+      this.o.replication,
+    );
   }
 
   async submit(body: unknown, opts: { schedule?: string } = {}): Promise<BatchJobView> {

@@ -6,7 +6,14 @@ import { randomBytes } from "node:crypto";
 import type { KvWatchEntry } from "@nats-io/kv";
 import type { NatsConnection, QueuedIterator } from "@nats-io/transport-node";
 import { AccuracyFeed, SCALE_DEFAULTS, type ScaleSettings } from "@switchyard/autoscaler";
-import { connectNats, type NatsOptions } from "@switchyard/nats";
+import {
+  connectNats,
+  DEFAULT_REPLICATION,
+  type NatsOptions,
+  parseReplication,
+  provisionBuckets,
+  type ReplicationSetting,
+} from "@switchyard/nats";
 import { type ClusterNames, clusterNames, keys } from "@switchyard/protocol";
 import { Registry } from "@switchyard/registry";
 import { type Logger, pino } from "pino";
@@ -52,6 +59,11 @@ export interface CoordinatorOptions {
   accuracy?: AccuracySource;
   /** How often running canaries are judged (default 1 s). */
   canaryIntervalMs?: number;
+  /**
+   * How many NATS servers keep each stream, bucket and object store it creates (1..5, default 1); an existing
+   * one with another count is changed to it where the server allows, else the difference is logged.
+   */
+  replication?: number;
 }
 
 export interface AutoscalerOptions extends Partial<ScaleSettings> {
@@ -88,6 +100,7 @@ export class Coordinator {
 
   constructor(private readonly opts: CoordinatorOptions) {
     if (!opts.nc && !opts.nats) throw new TypeError("options.nc or options.nats is required");
+    if (opts.replication !== undefined) parseReplication(opts.replication, "options.replication");
     this.names = clusterNames(opts.cluster);
     this.id = opts.id ?? `coord-${randomBytes(4).toString("hex")}`;
     this.log = (opts.logger ?? pino({ name: "coordinator" })).child({
@@ -104,15 +117,21 @@ export class Coordinator {
     this.nc =
       this.opts.nc ?? (await connectNats({ ...this.opts.nats!, name: this.opts.nats?.name ?? this.id }));
     this.ownsConnection = !this.opts.nc;
+    const replication: ReplicationSetting = {
+      replicas: this.opts.replication ?? DEFAULT_REPLICATION,
+      log: this.log,
+    };
+    await provisionBuckets(this.nc, this.names, replication);
     this.stores = await openStores(this.nc, this.names);
-    const registry = await Registry.open(this.nc, { cluster: this.names.cluster });
-    await ensureCaptureStream(this.nc, this.names);
+    const registry = await Registry.open(this.nc, { cluster: this.names.cluster, replication });
+    await ensureCaptureStream(this.nc, this.names, replication);
     // Every coordinator joins labels (not only the leader): they share one durable consumer.
     this.feedback = await FeedbackJoin.start({
       nc: this.nc,
       names: this.names,
       endpoints: this.stores.endpoints,
       log: this.log,
+      replication,
     });
     if (this.opts.batchFiles) {
       this.batch = new BatchJobs({
@@ -122,6 +141,7 @@ export class Coordinator {
         registry,
         files: this.opts.batchFiles,
         log: this.log,
+        replication,
         ...(this.opts.batchAckWaitMs ? { ackWaitMs: this.opts.batchAckWaitMs } : {}),
       });
       await this.batch.start();
@@ -132,6 +152,7 @@ export class Coordinator {
       stores: this.stores,
       registry,
       log: this.log,
+      replication,
       ...(this.opts.dataPath ? { dataPath: this.opts.dataPath } : {}),
       ...(this.opts.streamAckWaitMs ? { ackWaitMs: this.opts.streamAckWaitMs } : {}),
     });

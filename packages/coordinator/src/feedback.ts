@@ -19,6 +19,7 @@ import {
 } from "@nats-io/jetstream";
 import type { KV } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/transport-node";
+import type { ReplicationSetting } from "@switchyard/nats";
 import {
   CaptureRecord,
   type ClusterNames,
@@ -56,12 +57,19 @@ export interface FeedbackJoinOptions {
   log: Logger;
   joinWaitMs?: number;
   retryMs?: number;
+  /** The replica count of the feedback and outcome streams (default: one, an existing stream as it is). */
+  replication?: ReplicationSetting;
 }
 
-/** Creates the feedback and outcome streams unless they exist. */
-export async function ensureFeedbackStreams(nc: NatsConnection, names: ClusterNames): Promise<void> {
-  await ensureLimitsStream(nc, names.streams.feedback, names.subjects.allFeedback, FEEDBACK_STREAM_LIMITS);
-  await ensureLimitsStream(nc, names.streams.outcomes, names.subjects.allOutcomes, OUTCOME_STREAM_LIMITS);
+/** Creates the feedback and outcome streams unless they exist (then only their replica count follows `replication`). */
+export async function ensureFeedbackStreams(
+  nc: NatsConnection,
+  names: ClusterNames,
+  replication?: ReplicationSetting,
+): Promise<void> {
+  const { feedback, outcomes } = names.streams;
+  await ensureLimitsStream(nc, feedback, names.subjects.allFeedback, FEEDBACK_STREAM_LIMITS, replication);
+  await ensureLimitsStream(nc, outcomes, names.subjects.allOutcomes, OUTCOME_STREAM_LIMITS, replication);
 }
 
 const NS_PER_MS = 1_000_000;
@@ -90,7 +98,7 @@ export class FeedbackJoin {
   /** Ensures the streams and the shared consumer, and starts joining. */
   static async start(o: FeedbackJoinOptions): Promise<FeedbackJoin> {
     const join = new FeedbackJoin(o);
-    await ensureFeedbackStreams(o.nc, o.names);
+    await ensureFeedbackStreams(o.nc, o.names, o.replication);
     join.jsm = await jetstreamManager(o.nc);
     const stream = o.names.streams.feedback;
     const durable = o.names.feedbackConsumer;

@@ -12,7 +12,7 @@ import {
   type StreamConfig,
 } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
-import { casUpdate, readAll, readValue } from "@switchyard/nats";
+import { casUpdate, ensureStream, type ReplicationSetting, readAll, readValue } from "@switchyard/nats";
 import {
   type ClusterNames,
   invalid,
@@ -49,6 +49,8 @@ export interface StreamJobsOptions {
   now?: () => number;
   /** A message held this long unacked is redelivered (default STREAM_DEFAULTS.ack_wait_ms; tests shorten it). */
   ackWaitMs?: number;
+  /** The replica count of the landing and sink streams it creates (default: one, existing streams as they are). */
+  replication?: ReplicationSetting;
 }
 
 /** A scorer report older than this is from a scorer that is gone. */
@@ -303,13 +305,11 @@ export class StreamJobs {
   private async ensureStream(
     cfg: Partial<StreamConfig> & { name: string; subjects: string[] },
   ): Promise<void> {
-    if (await this.jsm!.streams.info(cfg.name).catch(() => undefined)) return;
-    await this.jsm!.streams.add({ storage: StorageType.File, ...cfg }).catch(async (err: unknown) => {
-      // Another coordinator created it at the same moment.
-      if (!(await this.jsm!.streams.info(cfg.name).catch(() => undefined))) {
+    await ensureStream(this.jsm!, { storage: StorageType.File, ...cfg }, this.o.replication).catch(
+      (err: unknown) => {
         throw invalid(`could not create stream '${cfg.name}': ${(err as Error).message}`);
-      }
-    });
+      },
+    );
   }
 
   private async view(job: StreamJob): Promise<StreamJobView> {

@@ -22,7 +22,10 @@ export const NatsOptions = z
     name: z.string().optional(),
     /** Milliseconds to wait for the first connection. */
     timeout: z.number().int().positive().default(5_000),
-    /** Keep reconnecting forever (components) or give up fast (CLI commands). */
+    /**
+     * Keep reconnecting forever, to whichever server of the list answers (components), or give up fast (CLI
+     * commands).
+     */
     reconnect: z.boolean().default(true),
     /** nats.js async stack traces: ~15 µs per request on the hot path, so off unless debugging. */
     asyncTraces: z.boolean().default(false),
@@ -44,10 +47,22 @@ export function splitNatsUrl(url: string): { server: string; user?: string; pass
   return { server, user, pass };
 }
 
+/**
+ * The servers of a NATS cluster, from one URL, a comma-separated list (`--nats`, SWITCHYARD_NATS_URL) or an
+ * array of either: the client connects to any of them and moves to another when its server goes away.
+ */
+export function serverList(servers: string | string[]): string[] {
+  const list = (Array.isArray(servers) ? servers : [servers])
+    .flatMap((s) => s.split(","))
+    .map((s) => s.trim())
+    .filter(Boolean);
+  if (list.length === 0) throw new TypeError(`servers: no NATS server URL in '${String(servers)}'`);
+  return list;
+}
+
 export async function connectNats(options: NatsOptions): Promise<NatsConnection> {
   const o = NatsOptions.parse(options);
-  const urls = Array.isArray(o.servers) ? o.servers : [o.servers];
-  const parts = urls.map(splitNatsUrl);
+  const parts = serverList(o.servers).map(splitNatsUrl);
   const fromUrl = parts.find((p) => p.user !== undefined || p.token !== undefined);
   return connect({
     servers: parts.map((p) => p.server),

@@ -1,9 +1,23 @@
 // The KV helpers against a real nats-server: listings never miss a key being rewritten, reads go through a
-// schema with one failure rule each way, and compare-and-set loses no concurrent update.
+// schema with one failure rule each way, compare-and-set loses no concurrent update, and buckets are
+// provisioned with the replication setting.
+
+import { jetstreamManager } from "@nats-io/jetstream";
 import { clusterNames, SwitchyardError } from "@switchyard/protocol";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { z } from "zod";
-import { casUpdate, connectNats, listKeys, openBucket, readAll, readValue } from "../src/mod.js";
+import {
+  BUCKET_OPTIONS,
+  casUpdate,
+  connectNats,
+  ensureStream,
+  listKeys,
+  openBucket,
+  provisionBuckets,
+  type ReplicationLog,
+  readAll,
+  readValue,
+} from "../src/mod.js";
 
 const freshBucket = () =>
   openBucket(nc, clusterNames(`t${Math.random().toString(36).slice(2, 10)}`), "cluster");
@@ -110,5 +124,49 @@ describe("casUpdate", () => {
       casUpdate(kv, "count", Counter, () => ({ n: 0.5 }), { what: "counter" }),
     ).rejects.toMatchObject({ code: "INTERNAL_ERROR" });
     expect(await kv.get("count")).toBeNull();
+  });
+});
+
+// The replication setting against one server: provisioning creates every bucket with the count, and a new
+// stream the server cannot keep (one server, three copies) is refused with the server's reason. Three servers,
+// and existing streams brought to the count: test/nats-cluster.test.ts.
+/** A log that keeps what it was told. */
+function recording(): ReplicationLog & { lines: Array<{ level: string; detail: object; msg: string }> } {
+  const lines: Array<{ level: string; detail: object; msg: string }> = [];
+  return {
+    lines,
+    info: (detail, msg) => lines.push({ level: "info", detail, msg }),
+    warn: (detail, msg) => lines.push({ level: "warn", detail, msg }),
+  };
+}
+
+const fresh = () => clusterNames(`t${Math.random().toString(36).slice(2, 10)}`);
+
+describe("provisionBuckets", () => {
+  it("creates every bucket of the cluster with the replica count, once however often it runs", async () => {
+    const names = fresh();
+    const log = recording();
+    await provisionBuckets(nc, names, { replicas: 1, log });
+    await provisionBuckets(nc, names, { replicas: 1, log });
+    const jsm = await jetstreamManager(nc);
+    const buckets = Object.keys(BUCKET_OPTIONS) as Array<keyof typeof BUCKET_OPTIONS>;
+    const infos = await Promise.all(buckets.map((b) => jsm.streams.info(`KV_${names.buckets[b]}`)));
+    expect(infos.map((i) => i.config.num_replicas)).toEqual(buckets.map(() => 1));
+    expect(log.lines).toEqual([]);
+  });
+});
+
+describe("ensureStream", () => {
+  it("refuses to create a stream the server cannot keep, with the server's reason", async () => {
+    const names = fresh();
+    const jsm = await jetstreamManager(nc);
+    const log = recording();
+    await expect(
+      ensureStream(
+        jsm,
+        { name: names.streams.capture, subjects: [`${names.cluster}.y.>`] },
+        { replicas: 3, log },
+      ),
+    ).rejects.toThrow(/replicas > 1 not supported in non-clustered mode/);
   });
 });

@@ -25,6 +25,7 @@ export {
 } from "./provision.js";
 export {
   goMaxProcs,
+  type MetaGroup,
   type NatsCluster,
   NatsServer,
   type NatsServerOptions,

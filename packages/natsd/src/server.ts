@@ -337,10 +337,24 @@ export class NatsServer {
   }
 }
 
+/** The JetStream meta group (the Raft group holding every stream's placement) as its leader reports it. */
+export interface MetaGroup {
+  leader: string;
+  /** Servers the group is configured for. */
+  size: number;
+  /** Every peer, the leader included: `current` once it has caught up with the leader's log. */
+  peers: Array<{ name: string; current: boolean }>;
+}
+
 export interface NatsCluster {
   servers: NatsServer[];
   /** Client URLs of all nodes, in node order. */
   urls: string[];
+  /**
+   * The meta group as its leader's monitoring endpoint (`/jsz`) reports it; undefined while no running node
+   * leads it. Needs the cluster started with `monitorPort`.
+   */
+  metaGroup(): Promise<MetaGroup | undefined>;
   /** Stops every node (in parallel); `removeData` as for `NatsServer.stop`. */
   stop(opts?: StopOptions): Promise<void>;
 }
@@ -389,9 +403,47 @@ export async function startCluster(
   return {
     servers,
     urls: servers.map((s) => s.url),
+    metaGroup: () => metaGroupOf(servers, host),
     stop: async (stopOpts) => {
       await Promise.all(servers.map((s) => s.stop(stopOpts)));
     },
+  };
+}
+
+interface Jsz {
+  meta_cluster?: {
+    leader?: string;
+    cluster_size?: number;
+    replicas?: Array<{ name: string; current?: boolean }>;
+  };
+}
+
+/**
+ * Only the leader's `/jsz` lists the other peers (`/jsz` does not name its own server), so every running node
+ * is asked and the view with the peers is the leader's.
+ */
+async function metaGroupOf(servers: NatsServer[], host: string): Promise<MetaGroup | undefined> {
+  if (servers.some((s) => s.monitorPort === undefined)) {
+    throw new Error("NatsCluster.metaGroup(): start the cluster with monitorPort (-1: any free port)");
+  }
+  const views = await Promise.all(
+    servers
+      .filter((s) => s.running)
+      .map(async (s) => {
+        const res = await fetch(`http://${urlHost(host)}:${s.monitorPort}/jsz`).catch(() => undefined);
+        return res?.ok ? ((await res.json()) as Jsz) : undefined;
+      }),
+  );
+  const lead = views.find((v) => v?.meta_cluster?.leader && v.meta_cluster.replicas);
+  const meta = lead?.meta_cluster;
+  if (!meta?.leader) return undefined;
+  return {
+    leader: meta.leader,
+    size: meta.cluster_size ?? 0,
+    peers: [
+      { name: meta.leader, current: true },
+      ...(meta.replicas ?? []).map((r) => ({ name: r.name, current: r.current === true })),
+    ],
   };
 }
 

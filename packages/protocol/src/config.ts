@@ -9,6 +9,9 @@ import { Duration } from "./duration.js";
 // Kept here too: `Duration` was first exported from this module.
 export { Duration } from "./duration.js";
 
+/** nats-server's bound: a stream is kept by at most five servers of a cluster. */
+export const MAX_REPLICATION = 5;
+
 export const LocalClusterConfig = z
   .object({
     /** Prefix of every bucket, stream and subject, so clusters can share a NATS server. */
@@ -31,6 +34,11 @@ export const LocalClusterConfig = z
      * working directory of `switchyard up` and its data dir.
      */
     dataRoots: z.array(z.string().min(1)).default([]),
+    /**
+     * How many NATS servers keep each stream, KV bucket and object store the cluster creates. `switchyard up`
+     * runs one nats-server, so 1; a NATS cluster of three takes 3 (the compose file's).
+     */
+    replication: z.number().int().min(1).max(MAX_REPLICATION).default(1),
   })
   .strict();
 export type LocalClusterConfig = z.infer<typeof LocalClusterConfig>;

@@ -13,7 +13,17 @@ describe("cluster config", () => {
       nodeThreads: null,
       auth: true,
       dataRoots: [],
+      replication: 1,
     });
+  });
+
+  it("takes a replication from 1 to 5 and refuses others, naming the field", () => {
+    expect(defineConfig({ cluster: { replication: 3 } }).cluster.replication).toBe(3);
+    for (const replication of [0, 6, 2.5]) {
+      const r = ClusterConfig.safeParse({ cluster: { replication } });
+      expect(r.success).toBe(false);
+      expect(r.error?.issues.map((i) => i.path.join("."))).toEqual(["cluster.replication"]);
+    }
   });
 
   it("rejects unknown keys, naming them", () => {

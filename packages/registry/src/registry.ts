@@ -6,7 +6,15 @@ import { dirname, isAbsolute, relative, resolve as resolvePath } from "node:path
 import type { KV } from "@nats-io/kv";
 import { type ObjectStore, Objm } from "@nats-io/obj";
 import type { NatsConnection } from "@nats-io/transport-node";
-import { casUpdate, openBucket, readAll, readValue } from "@switchyard/nats";
+import {
+  casUpdate,
+  followReplication,
+  openBucket,
+  type ReplicationSetting,
+  readAll,
+  readValue,
+  whileClusterSettles,
+} from "@switchyard/nats";
 import {
   type Artifact,
   assertAlias,
@@ -27,6 +35,11 @@ import { keys, objectPrefix } from "./keys.js";
 export interface RegistryOptions {
   /** Cluster name (default `sy`): buckets are `<cluster>_models` and `<cluster>_artifacts`. */
   cluster?: string;
+  /**
+   * The replica count of the object store when this creates it, and the one an existing store is brought to;
+   * without it a new store has one replica and an existing one is left as it is (clients and replicas).
+   */
+  replication?: ReplicationSetting;
 }
 
 /** A version's record before the registry gives it a number and artifacts. */
@@ -48,10 +61,12 @@ export class Registry {
   /** Opens the registry of a cluster, creating its KV bucket and object store if missing. */
   static async open(nc: NatsConnection, opts: RegistryOptions = {}): Promise<Registry> {
     const names = clusterNames(opts.cluster);
+    const replicas = opts.replication?.replicas;
     const [kv, os] = await Promise.all([
       openBucket(nc, names, "models"),
-      new Objm(nc).create(names.buckets.artifacts),
+      whileClusterSettles(() => new Objm(nc).create(names.buckets.artifacts, replicas ? { replicas } : {})),
     ]);
+    if (opts.replication) await followReplication(nc, `OBJ_${names.buckets.artifacts}`, opts.replication);
     return new Registry(kv, os, names);
   }
 

@@ -24,7 +24,7 @@ export async function withConnection<T>(
   try {
     nc = await connectNats({ ...natsOptionsOf(target, "switchyard-cli"), reconnect: false });
   } catch (err) {
-    const where = target.natsUrl.replace(/\/\/[^@/]*@/, "//");
+    const where = target.natsUrl.replace(/\/\/[^@/,]*@/g, "//");
     throw new Error(`cannot connect to NATS at ${where}: ${(err as Error).message}`);
   }
   try {

@@ -1,4 +1,5 @@
 // Flag values every job command reads the same way: numbers checked here (naming the flag), lists split on commas.
+import { parseReplication } from "@switchyard/nats";
 import { invalid, parseDuration } from "@switchyard/protocol";
 import { Option } from "commander";
 
@@ -40,3 +41,15 @@ export function durationFlag(value: string, flag: string): number {
   }
   return ms;
 }
+
+/**
+ * `--replication <n>` of `up`, `coordinator`, `node` and `bridge`: how many NATS servers keep each stream, bucket
+ * and object store the cluster creates. Checked as it is read, from the flag or the variable.
+ */
+export const replicationOption = () =>
+  new Option(
+    "--replication <n>",
+    "NATS servers keeping each stream, KV bucket and object store the cluster creates, 1-5 (default 1)",
+  )
+    .env("SWITCHYARD_REPLICATION")
+    .argParser((value) => parseReplication(value, "--replication (SWITCHYARD_REPLICATION)"));

@@ -7,13 +7,14 @@ import path from "node:path";
 import { AGENT_DEFAULTS, NodeAgent } from "@switchyard/agent";
 import { COORDINATOR_DEFAULTS, Coordinator } from "@switchyard/coordinator";
 import { batchFiles, underDataRoots } from "@switchyard/jobs";
+import { DEFAULT_REPLICATION } from "@switchyard/nats";
 import { AUTOSCALER_DEFAULTS, STREAM_DEFAULTS } from "@switchyard/protocol";
 import { type Command, Option } from "commander";
 import { pino } from "pino";
 import { defaultCacheDir, defaultDataDir, natsOptionsOf, resolveTarget } from "../cluster-file.js";
 import { startBridgeRole } from "../roles.js";
 import type { GlobalOptions } from "./context.js";
-import { durationFlag, type LogLevel, logLevelOption, positiveInteger } from "./flags.js";
+import { durationFlag, type LogLevel, logLevelOption, positiveInteger, replicationOption } from "./flags.js";
 
 function untilSignal(): Promise<string> {
   return new Promise((resolve) => {
@@ -31,6 +32,7 @@ interface CoordinatorFlags {
   rolloutTimeoutMs?: string;
   streamAckWaitMs?: string;
   dataRoot?: string[] | string;
+  replication?: number;
 }
 
 export function roleCommands(program: Command, globals: () => GlobalOptions): void {
@@ -54,6 +56,7 @@ export function roleCommands(program: Command, globals: () => GlobalOptions): vo
       ).env("SWITCHYARD_STREAM_ACK_WAIT_MS"),
     )
     .addOption(logLevelOption())
+    .addOption(replicationOption())
     .addOption(
       new Option(
         "--scale-to-zero-after <duration>",
@@ -83,6 +86,7 @@ export function roleCommands(program: Command, globals: () => GlobalOptions): vo
         id: opts.id ?? `${hostname()}-${process.pid}`,
         ...(rolloutTimeoutMs ? { rolloutTimeoutMs } : {}),
         ...(streamAckWaitMs ? { streamAckWaitMs } : {}),
+        ...(opts.replication ? { replication: opts.replication } : {}),
         ...(opts.scaleToZeroAfter !== undefined
           ? {
               autoscaler: {
@@ -118,12 +122,14 @@ export function roleCommands(program: Command, globals: () => GlobalOptions): vo
         `how long a stopping replica may drain before it is killed (default ${AGENT_DEFAULTS.drainTimeoutMs})`,
       ).env("SWITCHYARD_DRAIN_TIMEOUT_MS"),
     )
+    .addOption(replicationOption())
     .action(
       async (opts: {
         nodeId?: string;
         threads?: string;
         cacheDir?: string;
         drainTimeoutMs?: string;
+        replication?: number;
         logLevel: LogLevel;
       }) => {
         const g = globals();
@@ -136,6 +142,7 @@ export function roleCommands(program: Command, globals: () => GlobalOptions): vo
           threads: positiveInteger(opts.threads, "--threads") ?? availableParallelism(),
           cacheDir: path.resolve(opts.cacheDir ?? defaultCacheDir(g.dataDir ?? defaultDataDir())),
           ...(drainTimeoutMs ? { drainTimeoutMs } : {}),
+          ...(opts.replication ? { replication: opts.replication } : {}),
           logger: logger(opts.logLevel),
         });
         await agent.start();
@@ -163,6 +170,7 @@ export function roleCommands(program: Command, globals: () => GlobalOptions): vo
       "how long a client may take to send a request body (500ms, 30s); slower gets 408 and is disconnected (default 30s)",
     )
     .addOption(logLevelOption())
+    .addOption(replicationOption())
     .action(
       async (opts: {
         host: string;
@@ -170,6 +178,7 @@ export function roleCommands(program: Command, globals: () => GlobalOptions): vo
         auth: boolean;
         maxInFlight?: string;
         bodyTimeout?: string;
+        replication?: number;
         logLevel: LogLevel;
       }) => {
         const target = await resolveTarget(globals());
@@ -180,6 +189,7 @@ export function roleCommands(program: Command, globals: () => GlobalOptions): vo
           host: opts.host,
           port: Number(opts.httpPort),
           auth: opts.auth,
+          replication: opts.replication ?? DEFAULT_REPLICATION,
           logger: logger(opts.logLevel),
           ...(opts.maxInFlight !== undefined
             ? { maxInFlight: positiveInteger(opts.maxInFlight, "--max-in-flight")! }

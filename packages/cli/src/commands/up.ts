@@ -4,7 +4,7 @@ import { AutoscalerConfig, LocalClusterConfig } from "@switchyard/protocol";
 import type { Command } from "commander";
 import { findConfigFile, loadClusterConfig } from "../config-file.js";
 import { startLocalCluster } from "../local-cluster.js";
-import { durationFlag, type LogLevel, logLevelOption, positiveInteger } from "./flags.js";
+import { durationFlag, type LogLevel, logLevelOption, positiveInteger, replicationOption } from "./flags.js";
 
 interface UpOptions {
   config?: string;
@@ -17,6 +17,7 @@ interface UpOptions {
   scaleToZeroAfter?: string;
   maxInFlight?: string;
   bodyTimeout?: string;
+  replication?: number;
   logLevel: LogLevel;
 }
 
@@ -52,6 +53,7 @@ export function upCommand(program: Command, dataDirFlag: () => string | undefine
       "how long a client may take to send a request body (500ms, 30s); slower gets 408 and is disconnected (default 30s)",
     )
     .addOption(logLevelOption())
+    .addOption(replicationOption())
     .action(async (opts: UpOptions) => {
       const file = await loadClusterConfig(opts.config ?? findConfigFile());
       // Flags and environment override the config file; the schema re-validates the merge.
@@ -68,6 +70,7 @@ export function upCommand(program: Command, dataDirFlag: () => string | undefine
           ? { nodeThreads: positiveInteger(opts.nodeThreads, "--node-threads")! }
           : {}),
         ...(opts.auth === false ? { auth: false } : {}),
+        ...(opts.replication !== undefined ? { replication: opts.replication } : {}),
       });
       const autoscaler = AutoscalerConfig.parse({
         ...file.autoscaler,
