@@ -118,6 +118,21 @@ describe("docker compose up", () => {
 
     await createReadyEndpoint(bridge!, "compose-ep", "compose_model", auth, 120_000);
 
+    // SWITCHYARD_REPLICATION=3: every stream the roles created (KV buckets, the artifact store, capture,
+    // feedback, outcomes, batch) is kept by all three servers.
+    const replicas = await coordinator.exec([
+      "node",
+      "-e",
+      "fetch('http://nats1:8222/jsz?accounts=true&streams=true&config=true').then((r) => r.json()).then((j) => " +
+        "console.log(JSON.stringify(Object.fromEntries(j.account_details.flatMap((a) => a.stream_detail ?? [])" +
+        ".map((s) => [s.name, s.config.num_replicas])))))",
+    ]);
+    const counts = JSON.parse(replicas.stdout) as Record<string, number>;
+    expect(Object.keys(counts)).toEqual(
+      expect.arrayContaining(["KV_sy_cluster", "KV_sy_endpoints", "OBJ_sy_artifacts"]),
+    );
+    expect(new Set(Object.values(counts))).toEqual(new Set([3]));
+
     const rows = [
       [1.0, 3.5],
       [-2, 0.5],
