@@ -86,12 +86,14 @@ export const AGENT_DEFAULTS = {
    */
   spareRefillDelayMs: 1_000,
   /**
-   * With no heartbeat acknowledged for this long after it was sent, the agent fences itself: it kills every
-   * process it runs. The coordinator may move this node's work once the heartbeat key expires, LIVENESS_TTL_MS
-   * after the last one NATS stored — never earlier than this, so a partitioned node's work has stopped before
-   * it runs elsewhere (one heartbeat interval of margin for the kills).
+   * Cut off from every NATS server this long after its last acknowledged heartbeat was sent, the agent fences
+   * itself: it kills every process it runs. The coordinator may move this node's work once the heartbeat key
+   * expires, LIVENESS_TTL_MS after the last one NATS stored — never earlier than this, so a partitioned node's
+   * work has stopped before it runs elsewhere (one heartbeat interval of margin for the kills).
    */
   fenceAfterMs: LIVENESS_TTL_MS - HEARTBEAT_INTERVAL_MS,
+  /** The agent's pings: a silent partition (no closed socket) is known after two unanswered ones. */
+  pingIntervalMs: 1_000,
 } as const;
 
 interface Supervised {
@@ -158,8 +160,8 @@ export class NodeAgent {
   private stopped = false;
   /** When the newest acknowledged heartbeat was sent (the server stored it later, so it expires later). */
   private beatSentAt = 0;
-  /** When the oldest heartbeat NATS has not answered yet was sent. */
-  private unansweredSince: number | undefined;
+  /** Whether the agent's connection has a server (nats.js `disconnect` until `reconnect`). */
+  private connected = true;
   /** Fenced: cut off from NATS too long; it runs nothing until a fresh heartbeat is acknowledged. */
   private fenced = false;
   /** What the fence killed: their status keys go once NATS answers again. */
@@ -189,7 +191,17 @@ export class NodeAgent {
 
   async start(): Promise<void> {
     this.entry = this.opts.replicaEntry ?? REPLICA_ENTRY;
-    this.nc = await connectNats({ ...this.opts.nats, name: `agent-${this.nodeId}` });
+    this.nc = await connectNats({
+      ...this.opts.nats,
+      name: `agent-${this.nodeId}`,
+      pingIntervalMs: AGENT_DEFAULTS.pingIntervalMs,
+    });
+    void (async () => {
+      for await (const s of this.nc!.status()) {
+        if (s.type === "disconnect") this.connected = false;
+        else if (s.type === "reconnect") this.connected = true;
+      }
+    })().catch(() => {});
     await provisionBuckets(this.nc, this.names, {
       replicas: this.opts.replication ?? DEFAULT_REPLICATION,
       log: this.log,
@@ -256,17 +268,16 @@ export class NodeAgent {
     return this.fenced;
   }
 
+  /**
+   * Only a lost connection fences. A JetStream that answers with errors or not at all while the agent's server
+   * is there (one server of three died, its streams are electing leaders) stops every coordinator as well — its
+   * lease renewals fail the same way — so nobody moves this node's work, and killing it would only cost service.
+   */
   private tick(): void {
     void this.beat();
-    // After this turn's I/O: an agent whose own event loop stalled finds its answers there, and is not fenced.
-    setImmediate(() => {
-      const now = Date.now();
-      const silent =
-        this.unansweredSince !== undefined && now - this.unansweredSince >= 2 * HEARTBEAT_INTERVAL_MS;
-      if (!this.fenced && !this.stopped && silent && now - this.beatSentAt >= AGENT_DEFAULTS.fenceAfterMs) {
-        void this.fence();
-      }
-    });
+    if (!this.fenced && !this.stopped && !this.connected) {
+      if (Date.now() - this.beatSentAt >= AGENT_DEFAULTS.fenceAfterMs) void this.fence();
+    }
   }
 
   /**
@@ -317,10 +328,8 @@ export class NodeAgent {
       started_at: this.startedAt,
       updated_at: now,
     };
-    this.unansweredSince ??= now;
     try {
       await this.liveness!.put(keys.node(this.nodeId), JSON.stringify(hb));
-      this.unansweredSince = undefined;
       this.beatSentAt = Math.max(this.beatSentAt, now);
       // A put buffered through the outage and stored on reconnect is stale: only a fresh one lifts the fence.
       if (this.fenced && Date.now() - this.beatSentAt < AGENT_DEFAULTS.fenceAfterMs) await this.unfence();

@@ -27,6 +27,11 @@ export const NatsOptions = z
      * commands).
      */
     reconnect: z.boolean().default(true),
+    /**
+     * Milliseconds between the client's pings (nats.js default 2 min). A connection whose server stops answering
+     * without closing the socket (a network partition) is known lost after 2 unanswered pings.
+     */
+    pingIntervalMs: z.number().int().positive().optional(),
     /** nats.js async stack traces: ~15 µs per request on the hot path, so off unless debugging. */
     asyncTraces: z.boolean().default(false),
   })
@@ -74,6 +79,7 @@ export async function connectNats(options: NatsOptions): Promise<NatsConnection>
     ...(o.inboxPrefix ? { inboxPrefix: o.inboxPrefix } : {}),
     timeout: o.timeout,
     maxReconnectAttempts: o.reconnect ? -1 : 0,
+    ...(o.pingIntervalMs ? { pingInterval: o.pingIntervalMs, maxPingOut: 2 } : {}),
     noAsyncTraces: !o.asyncTraces,
   });
 }
