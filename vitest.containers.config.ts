@@ -14,5 +14,8 @@ export default defineConfig({
     testTimeout: 300_000,
     hookTimeout: 600_000,
     fileParallelism: false,
+    // Testcontainers copies every container's output to stderr (through `debug`), so a role that crashed or
+    // restarted while the cluster came up is in the run's log, not lost with the containers.
+    env: { ...base.test?.env, DEBUG: "testcontainers:containers" },
   },
 });

@@ -53,7 +53,7 @@ beforeAll(async () => {
     // restarted by its restart policy, and a port check on a restarting container would fail the run instead.
     .withWaitStrategy(
       "bridge-1",
-      Wait.forHttp("/api/2.0/serving-endpoints", 8080).forStatusCode(401).withStartupTimeout(120_000),
+      Wait.forHttp("/api/2.0/serving-endpoints", 8080).forStatusCode(401).withStartupTimeout(240_000),
     )
     .up();
 });
