@@ -6,7 +6,7 @@
 // References come from raw onnxruntime-node.
 import { existsSync } from "node:fs";
 import path from "node:path";
-import { jetstream, jetstreamManager, type StreamInfo } from "@nats-io/jetstream";
+import { jetstreamManager, type StreamInfo } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
 import { Objm } from "@nats-io/obj";
 import type { NatsConnection } from "@nats-io/transport-node";
@@ -18,6 +18,7 @@ import { clusterNames, ERROR_CATALOG, isErrorCode } from "@switchyard/protocol";
 import { buildLinear, tempDir, writeTempModel } from "@switchyard/testkit";
 import * as ort from "onnxruntime-node";
 import { afterAll, describe, expect, it, onTestFailed } from "vitest";
+import { countById, events, publishAcked, readSink } from "./helpers/events.js";
 import { createEndpoint, endpointReady, role, roles, stopRoles } from "./helpers/roles.js";
 import { cli, eventually } from "./helpers/up.js";
 
@@ -100,59 +101,6 @@ async function requestLoop(
       out.failures.push(String(err));
     }
   }
-}
-
-/** Events of the stream job: id and the model's two inputs. */
-function events(from: number, n: number): Array<{ id: string; feature1: number; feature2: number }> {
-  return Array.from({ length: n }, (_, k) => {
-    const i = from + k;
-    return { id: `e${i}`, feature1: ((i * 37) % 200) / 50 - 2, feature2: ((i * 91) % 160) / 40 - 2 };
-  });
-}
-
-/**
- * Publishes each event until JetStream acknowledges it: a publish that times out while the stream elects a new
- * leader is sent again under the same msg id, which the stream's duplicate window drops if it had arrived.
- */
-async function publishAcked(
-  nc: NatsConnection,
-  subject: string,
-  evs: Array<{ id: string }>,
-): Promise<number> {
-  const js = jetstream(nc);
-  let retries = 0;
-  for (let i = 0; i < evs.length; i += 50) {
-    await Promise.all(
-      evs.slice(i, i + 50).map(async (e) => {
-        for (;;) {
-          try {
-            return await js.publish(subject, JSON.stringify(e), { msgID: e.id, timeout: 5_000 });
-          } catch {
-            retries++;
-            await new Promise((r) => setTimeout(r, 200));
-          }
-        }
-      }),
-    );
-  }
-  return retries;
-}
-
-/** Every message of `subject` in `stream`, as JSON, read with an ordered consumer. */
-async function readSink(
-  nc: NatsConnection,
-  stream: string,
-  subject: string,
-): Promise<Array<Record<string, unknown>>> {
-  const info = await (await jetstreamManager(nc)).streams.info(stream, { subjects_filter: subject });
-  const total = info.state.subjects?.[subject] ?? 0;
-  const c = await jetstream(nc).consumers.get(stream, { filter_subjects: [subject] });
-  const out: Array<Record<string, unknown>> = [];
-  while (out.length < total) {
-    const batch = await c.fetch({ max_messages: Math.min(500, total - out.length), expires: 2_000 });
-    for await (const m of batch) out.push(m.json());
-  }
-  return out;
 }
 
 /** A management API call over NATS, as the CLI makes it. */
@@ -350,10 +298,7 @@ describe("a three-node NATS cluster with replication 3", () => {
     });
     const results = await readSink(nc, names.streams.sink("ha"), sink);
     // Counted by event id (the job's key): exactly one result each, from distinct source messages.
-    const byId = new Map<string, Array<Record<string, unknown>>>();
-    for (const r of results) byId.set(String(r.id), [...(byId.get(String(r.id)) ?? []), r]);
-    const missing = evs.filter((e) => !byId.has(e.id)).map((e) => e.id);
-    const duplicated = [...byId].filter(([, rs]) => rs.length > 1).map(([id, rs]) => `${id}x${rs.length}`);
+    const { byId, missing, duplicated } = countById(evs, results);
     const sourceSeqs = new Set(results.map((r) => (r.source as { seq: number }).seq));
     expect({
       missing,
