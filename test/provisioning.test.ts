@@ -7,10 +7,10 @@ import { jetstreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { NodeAgent } from "@switchyard/agent";
 import { Coordinator } from "@switchyard/coordinator";
-import { BUCKET_OPTIONS, connectNats } from "@switchyard/nats";
+import { BUCKET_OPTIONS, type BucketName, connectNats } from "@switchyard/nats";
 import { clusterNames } from "@switchyard/protocol";
 import { tempDir } from "@switchyard/testkit";
-import { pino } from "pino";
+import { type Logger, pino } from "pino";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { startBridgeRole } from "../packages/cli/src/roles.js";
 import { startUp, type Up } from "./helpers/up.js";
@@ -27,9 +27,6 @@ afterAll(async () => {
   await nc?.close();
 }, 60_000);
 
-const freshCluster = () => `p${Math.random().toString(36).slice(2, 9)}`;
-const logger = pino({ level: "silent" });
-
 /** The KV buckets and object stores of `cluster` (their stream names), sorted. */
 async function storesOf(conn: NatsConnection, cluster: string): Promise<string[]> {
   const jsm = await jetstreamManager(conn);
@@ -40,101 +37,72 @@ async function storesOf(conn: NatsConnection, cluster: string): Promise<string[]
   return names.sort();
 }
 
-/** Every KV bucket's stream, as provisionBuckets makes them. */
-const everyBucket = (cluster: string) => {
+/** The streams of `cluster`'s KV buckets `kv` and object stores `obj`, sorted as storesOf sorts them. */
+function streams(cluster: string, kv: readonly BucketName[], obj: readonly "artifacts"[]): string[] {
   const { buckets } = clusterNames(cluster);
-  return Object.keys(BUCKET_OPTIONS).map((b) => `KV_${buckets[b as keyof typeof BUCKET_OPTIONS]}`);
+  return [...kv.map((b) => `KV_${buckets[b]}`), ...obj.map((o) => `OBJ_${buckets[o]}`)].sort();
+}
+
+const EVERY_BUCKET = Object.keys(BUCKET_OPTIONS) as BucketName[];
+
+/** Each role as `up` starts it in-process, with what every role shares: the server, the cluster, the option. */
+type Start = (common: {
+  nats: { servers: string };
+  cluster: string;
+  logger: Logger;
+  bucketsProvisioned?: boolean;
+}) => Promise<() => Promise<unknown>>;
+
+const ROLES: Record<string, Start> = {
+  "node agent": async (common) => {
+    const agent = new NodeAgent({ ...common, threads: 1, cacheDir: tempDir("sy-prov-"), warmSpare: false });
+    await agent.start();
+    return () => agent.stop();
+  },
+  coordinator: async (common) => {
+    const coordinator = new Coordinator(common);
+    await coordinator.start();
+    return () => coordinator.stop();
+  },
+  bridge: async (common) => {
+    const bridge = await startBridgeRole({
+      ...common,
+      host: "127.0.0.1",
+      port: 0,
+      auth: false,
+      replication: 1,
+    });
+    return () => bridge.stop();
+  },
 };
 
-async function startAgent(cluster: string, bucketsProvisioned?: boolean): Promise<void> {
-  const agent = new NodeAgent({
-    nats: { servers: inject("natsUrl") },
-    cluster,
-    nodeId: "prov-node",
-    threads: 1,
-    cacheDir: tempDir("sy-prov-"),
-    warmSpare: false,
-    logger,
-    ...(bucketsProvisioned !== undefined ? { bucketsProvisioned } : {}),
-  });
-  await agent.start();
-  stops.push(() => agent.stop());
-}
-
-async function startCoordinator(cluster: string, bucketsProvisioned?: boolean): Promise<void> {
-  const coordinator = new Coordinator({
-    nats: { servers: inject("natsUrl") },
-    cluster,
-    logger,
-    ...(bucketsProvisioned !== undefined ? { bucketsProvisioned } : {}),
-  });
-  await coordinator.start();
-  stops.push(() => coordinator.stop());
-}
-
-async function startBridge(cluster: string, bucketsProvisioned?: boolean): Promise<void> {
-  const bridge = await startBridgeRole({
-    nats: { servers: inject("natsUrl") },
-    cluster,
-    host: "127.0.0.1",
-    port: 0,
-    auth: false,
-    replication: 1,
-    logger,
-    ...(bucketsProvisioned !== undefined ? { bucketsProvisioned } : {}),
-  });
-  stops.push(() => bridge.stop());
+/** Starts `role` against a new cluster and returns the cluster's name. */
+async function startOnFreshCluster(role: string, bucketsProvisioned?: boolean): Promise<string> {
+  const cluster = `p${Math.random().toString(36).slice(2, 9)}`;
+  const common = { nats: { servers: inject("natsUrl") }, cluster, logger: pino({ level: "silent" }) };
+  stops.push(await ROLES[role]!(bucketsProvisioned ? { ...common, bucketsProvisioned } : common));
+  return cluster;
 }
 
 describe("a role started on its own", () => {
   it.each([
-    ["node agent", startAgent, []],
-    ["coordinator", startCoordinator, ["artifacts"]],
-    ["bridge", startBridge, ["artifacts"]],
-  ] as const)("(%s) makes every KV bucket of the cluster at start", async (_, start, objectStores) => {
-    const cluster = freshCluster();
-    await start(cluster);
-    const { buckets } = clusterNames(cluster);
-    expect(await storesOf(nc, cluster)).toEqual(
-      [...everyBucket(cluster), ...objectStores.map((o) => `OBJ_${buckets[o]}`)].sort(),
-    );
+    ["node agent", []],
+    ["coordinator", ["artifacts"]],
+    ["bridge", ["artifacts"]],
+  ] as const)("(%s) makes every KV bucket of the cluster at start", async (role, obj) => {
+    const cluster = await startOnFreshCluster(role);
+    expect(await storesOf(nc, cluster)).toEqual(streams(cluster, EVERY_BUCKET, obj));
   });
 });
 
 describe("a role told the buckets are provisioned", () => {
-  it("(node agent) opens only the buckets it uses", async () => {
-    const cluster = freshCluster();
-    await startAgent(cluster, true);
-    expect(await storesOf(nc, cluster)).toEqual([`KV_${cluster}_cluster`, `KV_${cluster}_liveness`]);
-  });
-
-  it("(coordinator) opens only the buckets it uses", async () => {
-    const cluster = freshCluster();
-    await startCoordinator(cluster, true);
-    expect(await storesOf(nc, cluster)).toEqual(
-      [
-        `KV_${cluster}_cluster`,
-        `KV_${cluster}_endpoints`,
-        `KV_${cluster}_jobs`,
-        `KV_${cluster}_liveness`,
-        `KV_${cluster}_models`,
-        `OBJ_${cluster}_artifacts`,
-      ].sort(),
-    );
-  });
-
-  it("(bridge) opens only the buckets it uses", async () => {
-    const cluster = freshCluster();
-    await startBridge(cluster, true);
-    expect(await storesOf(nc, cluster)).toEqual(
-      [
-        `KV_${cluster}_cluster`,
-        `KV_${cluster}_endpoints`,
-        `KV_${cluster}_liveness`,
-        `KV_${cluster}_models`,
-        `OBJ_${cluster}_artifacts`,
-      ].sort(),
-    );
+  it.each([
+    ["node agent", ["cluster", "liveness"], []],
+    ["coordinator", ["cluster", "endpoints", "jobs", "liveness", "models"], ["artifacts"]],
+    ["bridge", ["cluster", "endpoints", "liveness", "models"], ["artifacts"]],
+  ] as const)("(%s) opens only the buckets it uses", async (role, kv, obj) => {
+    const cluster = await startOnFreshCluster(role, true);
+    expect(await storesOf(nc, cluster)).toEqual(streams(cluster, kv, obj));
   });
 });
 
@@ -149,12 +117,10 @@ describe("switchyard up", () => {
     const { cluster, natsUrl } = up.info();
     const admin = await connectNats({ servers: natsUrl, name: "provisioning-test-up" });
     try {
-      const streams = await storesOf(admin, cluster);
-      expect(streams).toEqual(
-        [...everyBucket(cluster), `OBJ_${clusterNames(cluster).buckets.artifacts}`].sort(),
-      );
+      const found = await storesOf(admin, cluster);
+      expect(found).toEqual(streams(cluster, EVERY_BUCKET, ["artifacts"]));
       const jsm = await jetstreamManager(admin);
-      for (const name of streams) expect((await jsm.streams.info(name)).config.num_replicas).toBe(1);
+      for (const name of found) expect((await jsm.streams.info(name)).config.num_replicas).toBe(1);
     } finally {
       await admin.close();
     }
