@@ -30,7 +30,8 @@ FROM ${BASE}
 # The roles run as an unprivileged user with a fixed uid, so a host directory mounted for them can be given to
 # it (docs/deploy.md). groupadd/useradd are Debian's `passwd` package, in slim and minbase images alike. The
 # directories volumes mount on belong to it: Docker gives a new named volume the ownership of the directory it
-# is mounted on, so the roles can write to a fresh volume.
+# is mounted on, so the roles can write to a fresh volume. Its home is the state directory, where onnxruntime
+# keeps its small ~/.cache.
 RUN groupadd --gid 10001 switchyard \
  && useradd --uid 10001 --gid 10001 --no-log-init --no-create-home --home-dir /var/lib/switchyard \
       --shell /usr/sbin/nologin switchyard \
