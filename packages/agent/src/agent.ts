@@ -71,6 +71,12 @@ export interface NodeAgentOptions {
    * with it, so the cluster's buckets are replicated whichever role starts first.
    */
   replication?: number;
+  /**
+   * The cluster's KV buckets already exist with the replication setting: whoever composes the roles in one
+   * process (`switchyard up`) made them once, so this agent does not again (default false: an agent started on
+   * its own, in any order with the other roles, provisions them at start).
+   */
+  bucketsProvisioned?: boolean;
   logger?: Logger;
 }
 
@@ -202,10 +208,12 @@ export class NodeAgent {
         else if (s.type === "reconnect") this.connected = true;
       }
     })().catch(() => {});
-    await provisionBuckets(this.nc, this.names, {
-      replicas: this.opts.replication ?? DEFAULT_REPLICATION,
-      log: this.log,
-    });
+    if (!this.opts.bucketsProvisioned) {
+      await provisionBuckets(this.nc, this.names, {
+        replicas: this.opts.replication ?? DEFAULT_REPLICATION,
+        log: this.log,
+      });
+    }
     [this.cluster, this.liveness] = await Promise.all([
       openBucket(this.nc, this.names, "cluster"),
       openBucket(this.nc, this.names, "liveness"),

@@ -9,7 +9,7 @@ import { NodeAgent } from "@switchyard/agent";
 import { TokenStore } from "@switchyard/bridge";
 import { Coordinator } from "@switchyard/coordinator";
 import { batchFiles, underDataRoots } from "@switchyard/jobs";
-import { connectNats, type NatsOptions } from "@switchyard/nats";
+import { connectNats, type NatsOptions, provisionBuckets } from "@switchyard/nats";
 import { NatsServer } from "@switchyard/natsd";
 import {
   AutoscalerConfig,
@@ -145,12 +145,13 @@ export async function startLocalCluster(
   stops.push(() => nats.stop({ removeData: false }));
 
   try {
+    // The cluster's buckets and object store, made here once for the three roles below, which skip it
+    // (bucketsProvisioned); roles started on their own hosts each provision at start instead.
     const nc = await connectNats({ ...internal, name: "switchyard-up" });
     try {
-      await Registry.open(nc, {
-        cluster: names.cluster,
-        replication: { replicas: config.replication, log: logger },
-      });
+      const replication = { replicas: config.replication, log: logger };
+      await provisionBuckets(nc, names, replication);
+      await Registry.open(nc, { cluster: names.cluster, replication });
     } finally {
       await nc.close();
     }
@@ -166,6 +167,7 @@ export async function startLocalCluster(
       dataPath: (p, field) => underDataRoots(p, dataRoots, field),
       id: `${names.cluster}-local`,
       replication: config.replication,
+      bucketsProvisioned: true,
       autoscaler: {
         scaleToZeroAfterMs: scaling.scaleToZeroAfter,
         upStabilizationMs: scaling.upStabilization,
@@ -190,6 +192,7 @@ export async function startLocalCluster(
       threads,
       cacheDir: defaultCacheDir(dataDir),
       replication: config.replication,
+      bucketsProvisioned: true,
       logger,
     });
     await agent.start();
@@ -205,6 +208,7 @@ export async function startLocalCluster(
       auth: config.auth,
       bodyTimeoutMs: opts.bodyTimeoutMs,
       replication: config.replication,
+      bucketsProvisioned: true,
       logger,
       ...(opts.maxInFlight !== undefined ? { maxInFlight: opts.maxInFlight } : {}),
     });

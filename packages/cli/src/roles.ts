@@ -20,6 +20,11 @@ export interface BridgeRoleOptions {
   maxInFlight?: number;
   /** How many NATS servers keep the buckets and object store it creates when missing (1..5). */
   replication: number;
+  /**
+   * The cluster's KV buckets and object store already exist with the replication setting (`switchyard up` made
+   * them once for all its roles); a bridge started on its own leaves this unset and provisions them at start.
+   */
+  bucketsProvisioned?: boolean;
 }
 
 export interface RunningBridgeRole {
@@ -30,9 +35,11 @@ export interface RunningBridgeRole {
 export async function startBridgeRole(o: BridgeRoleOptions): Promise<RunningBridgeRole> {
   const nc = await connectNats({ ...o.nats, name: "switchyard-bridge" });
   try {
-    const replication = { replicas: o.replication, log: o.logger.child({ role: "bridge" }) };
-    await provisionBuckets(nc, clusterNames(o.cluster), replication);
-    await Registry.open(nc, { cluster: o.cluster, replication });
+    if (!o.bucketsProvisioned) {
+      const replication = { replicas: o.replication, log: o.logger.child({ role: "bridge" }) };
+      await provisionBuckets(nc, clusterNames(o.cluster), replication);
+      await Registry.open(nc, { cluster: o.cluster, replication });
+    }
     // One router for HTTP and raw-NATS invocations, so its stats and captures count both.
     const { router } = await startCapturingRouter(nc, {
       cluster: o.cluster,

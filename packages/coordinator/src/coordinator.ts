@@ -64,6 +64,12 @@ export interface CoordinatorOptions {
    * one with another count is changed to it where the server allows, else the difference is logged.
    */
   replication?: number;
+  /**
+   * The cluster's KV buckets and object store already exist with the replication setting: whoever composes the
+   * roles in one process (`switchyard up`) made them once, so this coordinator does not again (default false:
+   * a coordinator started on its own, in any order with the other roles, provisions them at start).
+   */
+  bucketsProvisioned?: boolean;
 }
 
 export interface AutoscalerOptions extends Partial<ScaleSettings> {
@@ -121,9 +127,13 @@ export class Coordinator {
       replicas: this.opts.replication ?? DEFAULT_REPLICATION,
       log: this.log,
     };
-    await provisionBuckets(this.nc, this.names, replication);
+    const provision = !this.opts.bucketsProvisioned;
+    if (provision) await provisionBuckets(this.nc, this.names, replication);
     this.stores = await openStores(this.nc, this.names);
-    const registry = await Registry.open(this.nc, { cluster: this.names.cluster, replication });
+    const registry = await Registry.open(this.nc, {
+      cluster: this.names.cluster,
+      ...(provision ? { replication } : {}),
+    });
     await ensureCaptureStream(this.nc, this.names, replication);
     // Every coordinator joins labels (not only the leader): they share one durable consumer.
     this.feedback = await FeedbackJoin.start({
