@@ -214,6 +214,20 @@ describe("faults under load", () => {
     return out;
   }
 
+  /** Pids (in its container) of the processes doing work on `node`: replicas and job workers. */
+  async function workPids(node: string): Promise<number[]> {
+    const kv = await bucket("cluster");
+    const pids: number[] = [];
+    for (const key of [...(await listKeys(kv, "replica.*")), ...(await listKeys(kv, "worker.*"))]) {
+      const e = await kv.get(key);
+      if (e?.operation !== "PUT") continue;
+      const s = e.json<{ node_id: string; pid: number | null; state: string }>();
+      if (s.node_id === node && s.pid !== null && s.state !== "STOPPED" && s.state !== "FAILED")
+        pids.push(s.pid);
+    }
+    return pids;
+  }
+
   const twoReady = (what: string, ok: (rs: ReplicaStatus[]) => boolean = () => true) =>
     eventually(
       async () => {
@@ -533,25 +547,31 @@ describe("faults under load", () => {
       const replicas = await readyReplicas();
       const victim = replicas[0]!.node_id;
       const other = victim === "node1" ? "node2" : "node1";
-      // Replicas, batch workers and stream scorers all run the replica package's entry; the agent does not.
-      const isReplica = (line: string) => line.includes("/packages/replica/");
-      expect(project.processes(victim).filter(isReplica).length).toBeGreaterThan(0);
+      // The node's work (replicas, batch workers, stream scorers) by pid: its warm spare holds none and is
+      // not fenced.
+      const work = await workPids(victim);
+      expect(work.length).toBeGreaterThan(0);
       project.disconnect(victim);
       const t = Date.now();
       let overlaps = 0;
-      await eventually(
-        async () => {
-          const rs = await readyReplicas();
-          const moved = rs.length === 2 && rs.every((r) => r.node_id === other);
-          if (moved && project.processes(victim).some(isReplica)) overlaps++;
-          return moved ? true : undefined;
-        },
-        `two READY replicas on ${other}`,
-        120_000,
-      );
-      const moved = Date.now() - t;
-      const fenced = project.processes(victim).filter(isReplica);
-      project.connect(victim);
+      let moved: number;
+      let fenced: number[];
+      try {
+        await eventually(
+          async () => {
+            const rs = await readyReplicas();
+            const there = rs.length === 2 && rs.every((r) => r.node_id === other);
+            if (there && project.alive(victim, work).length > 0) overlaps++;
+            return there ? true : undefined;
+          },
+          `two READY replicas on ${other}`,
+          120_000,
+        );
+        moved = Date.now() - t;
+        fenced = project.alive(victim, work);
+      } finally {
+        project.connect(victim);
+      }
       await eventually(
         async () => {
           const e = await (await bucket("liveness")).get(keys.node(victim));

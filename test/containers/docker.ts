@@ -1,6 +1,6 @@
 // What an operator's faults look like to a compose project, done with the docker CLI: kill a container (SIGKILL,
 // as a host losing power), start it again, restart it (SIGTERM, then SIGKILL after the grace period), cut it off
-// the project's network and plug it back, list the processes it runs.
+// the project's network and plug it back, see which processes still run in it.
 import { spawnSync } from "node:child_process";
 
 export function docker(...args: string[]): string {
@@ -53,12 +53,14 @@ export class Project {
     );
   }
 
-  /** Command lines of the processes running in the container, as the host sees them (works while cut off). */
-  processes(service: string): string[] {
-    return docker("top", this.container(service), "-o", "pid,args")
-      .split("\n")
-      .slice(1)
-      .map((l) => l.trim());
+  /** Which of `pids` (in the container's pid namespace) still run there; works while the container is cut off. */
+  alive(service: string, pids: number[]): number[] {
+    const out = this.exec(service, [
+      "sh",
+      "-c",
+      `for p in ${pids.join(" ")}; do [ -d /proc/$p ] && echo $p; done; true`,
+    ]);
+    return out.split("\n").filter(Boolean).map(Number);
   }
 
   /** Runs `command` in the service's container; fails with its output when it exits non-zero. */

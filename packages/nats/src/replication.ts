@@ -27,6 +27,20 @@ export const CLUSTER_SETTLING_WAIT_MS = 60_000;
 const SETTLING =
   /no suitable peers|insufficient resources|stream not found|jetstream (is )?not enabled|timeout|no responders/i;
 
+/** JetStream found fewer servers than a stream's replica count. */
+const PLACEMENT = /no suitable peers|insufficient resources/i;
+
+/** The server's words, and what an operator checks (docs/deploy.md, "The JetStream meta group"). */
+function placementError(message: string, cause: unknown): Error {
+  return new Error(
+    `${message}: JetStream has fewer servers to place the stream on than its replica count (the replication ` +
+      "setting). Check that every nats-server runs and that the JetStream meta group holds them all (monitoring " +
+      "/jsz, meta_cluster.cluster_size); nats-server 2.10 may leave one out on a first start, and restarting it " +
+      "brings it in",
+    { cause },
+  );
+}
+
 /**
  * Runs `op` (idempotent: create if missing, then check) again while the cluster is settling, for up to `waitMs`,
  * so roles started together with their NATS cluster, or with each other, do not fail their start.
@@ -40,7 +54,9 @@ export async function whileClusterSettles<T>(
     try {
       return await op();
     } catch (err) {
-      if (!SETTLING.test(String((err as Error)?.message ?? err)) || Date.now() > end) throw err;
+      const message = String((err as Error)?.message ?? err);
+      if (!SETTLING.test(message)) throw err;
+      if (Date.now() > end) throw PLACEMENT.test(message) ? placementError(message, err) : err;
       await new Promise((r) => setTimeout(r, 500));
     }
   }
