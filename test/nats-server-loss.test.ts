@@ -3,8 +3,9 @@
 // (the server is stopped with SIGSTOP, so what it is handed sits unread, then killed with SIGKILL) on a server only
 // one side uses, so that side's reconnect is the one thing that can bring the answer:
 // - the router's own server: the router reconnects elsewhere and sends all it still waits for again;
-// - the replica's server: the replica reconnects elsewhere and says so on its endpoint's replica-down subject, and
-//   the router sends again what it has in flight on that replica's route subject.
+// - the replica's server, with the request on its way to the replica or with the replica's reply on its way back:
+//   the replica reconnects elsewhere and says so on its endpoint's replica-down subject, and the router sends again
+//   what it has in flight on that replica's route subject.
 // The deadline is 60 s and the test gives up after 30: only the re-send can explain an answer. A real replica
 // serves a real model; the reference comes from raw onnxruntime-node.
 import { Kvm } from "@nats-io/kv";
@@ -70,7 +71,7 @@ interface Setup {
  * Servers n1, n2, n3: the router starts on `routerOn` and may move to n3; the replica starts on `replicaOn`
  * and may move to n3. n3 is where the survivor of a kill goes; the test kills n1 or n2.
  */
-async function setup(routerOn: 0 | 1, replicaOn: 0 | 1): Promise<Setup> {
+async function setup(routerOn: 0 | 1, replicaOn: 0 | 1, maxDelayUs = 0): Promise<Setup> {
   const nats = await startCluster(3, { monitorPort: -1 });
   cleanups.push(() => nats.stop({ removeData: true }));
   const [n1, n2, n3] = nats.urls as [string, string, string];
@@ -91,7 +92,7 @@ async function setup(routerOn: 0 | 1, replicaOn: 0 | 1): Promise<Setup> {
     model_version: version.version,
     threads: 1,
     max_batch_size: 8,
-    max_delay_us: 0,
+    max_delay_us: maxDelayUs,
     max_queue: 64,
     generation: "g1",
   };
@@ -234,6 +235,36 @@ describe("a nats-server dies with a request passing through it", () => {
         reason: `reconnected to NATS (${new URL(s.nats.urls[2]!).host})`,
       },
     ]);
+    expect(s.infos).toEqual([
+      {
+        event: "resend",
+        count: 1,
+        subject: s.spec.subject,
+        replicaId: "r-loss",
+        nodeId: "node-1",
+        reason: s.downs[0]!.reason,
+      },
+    ]);
+  }, 120_000);
+
+  it("the replica's server, with the reply on it: the replica reconnects and says so, and the router sends the request again", async () => {
+    const want = await reference();
+    // A lone request waits max_delay_us (1 s) in the replica's batcher for others: time to freeze n2 before
+    // the replica answers.
+    const s = await setup(0, 1, 1_000_000);
+    const pending = s.router.invoke("ep", BODY, json(), { deadlineMs: Date.now() + DEADLINE_MS });
+    await eventually(
+      () => (s.replica.stats.requests === 2 ? true : undefined),
+      "the replica has the request",
+    );
+    freeze(s.nats, 1);
+    // The replica answered into n2, which will never pass the reply on.
+    await eventually(() => (s.replica.stats.succeeded === 2 ? true : undefined), "the replica answered");
+    await s.nats.servers[1]!.kill();
+
+    expect(await answerOf(pending)).toBeCloseTo(want, 5);
+    expect(s.replica.stats.requests).toBe(3);
+    expect(s.downs.map((d) => d.reason)).toEqual([`reconnected to NATS (${new URL(s.nats.urls[2]!).host})`]);
     expect(s.infos).toEqual([
       {
         event: "resend",
