@@ -155,8 +155,15 @@ const json = () => {
 /** Freezes a server: what it is handed from now on stays unread, and is lost when it is killed. */
 const freeze = (nats: NatsCluster, i: number) => process.kill(nats.servers[i]!.pid, "SIGSTOP");
 
-/** The invocation's prediction, or a failure if it did not come within GIVE_UP_MS. */
-async function answerOf(pending: ReturnType<Router["invoke"]>): Promise<number> {
+/**
+ * The invocation's prediction, or a failure if it did not come within GIVE_UP_MS; logs how long after the kill
+ * it came (for the record, not asserted).
+ */
+async function answerOf(
+  pending: ReturnType<Router["invoke"]>,
+  what: string,
+  killedAt: number,
+): Promise<number> {
   let timer: NodeJS.Timeout | undefined;
   const giveUp = new Promise<never>((_, reject) => {
     timer = setTimeout(
@@ -166,6 +173,7 @@ async function answerOf(pending: ReturnType<Router["invoke"]>): Promise<number> 
   });
   try {
     const r = await Promise.race([pending, giveUp]);
+    console.log(`nats-server-loss: ${what}: answered ${Date.now() - killedAt} ms after the kill`);
     expect(r.errorCode).toBeUndefined();
     return (JSON.parse(new TextDecoder().decode(r.data)) as { predictions: number[] }).predictions[0]!;
   } finally {
@@ -193,8 +201,9 @@ describe("a nats-server dies with a request passing through it", () => {
     // The request left the router for n1, which will never read it.
     await eventually(() => (s.routerNc.stats().outMsgs > sent ? true : undefined), "the request published");
     await s.nats.servers[0]!.kill();
+    const killedAt = Date.now();
 
-    expect(await answerOf(pending)).toBeCloseTo(want, 5);
+    expect(await answerOf(pending, "the router's server", killedAt)).toBeCloseTo(want, 5);
     // The replica saw the first request and the one sent again; the lost one never reached it.
     expect(s.replica.stats.requests).toBe(2);
     expect(s.infos).toEqual([
@@ -222,8 +231,9 @@ describe("a nats-server dies with a request passing through it", () => {
       "n1 received the request",
     );
     await s.nats.servers[1]!.kill();
+    const killedAt = Date.now();
 
-    expect(await answerOf(pending)).toBeCloseTo(want, 5);
+    expect(await answerOf(pending, "the replica's server, request on it", killedAt)).toBeCloseTo(want, 5);
     expect(s.replica.stats.requests).toBe(2);
     expect(s.downs).toEqual([
       {
@@ -261,8 +271,9 @@ describe("a nats-server dies with a request passing through it", () => {
     // The replica answered into n2, which will never pass the reply on.
     await eventually(() => (s.replica.stats.succeeded === 2 ? true : undefined), "the replica answered");
     await s.nats.servers[1]!.kill();
+    const killedAt = Date.now();
 
-    expect(await answerOf(pending)).toBeCloseTo(want, 5);
+    expect(await answerOf(pending, "the replica's server, reply on it", killedAt)).toBeCloseTo(want, 5);
     expect(s.replica.stats.requests).toBe(3);
     expect(s.downs.map((d) => d.reason)).toEqual([`reconnected to NATS (${new URL(s.nats.urls[2]!).host})`]);
     expect(s.infos).toEqual([
