@@ -156,14 +156,17 @@ const json = () => {
 const freeze = (nats: NatsCluster, i: number) => process.kill(nats.servers[i]!.pid, "SIGSTOP");
 
 /**
- * The invocation's prediction, or a failure if it did not come within GIVE_UP_MS; logs how long after the kill
- * it came (for the record, not asserted).
+ * Kills the frozen server `i` and returns the invocation's prediction, or fails if it did not come within
+ * GIVE_UP_MS; logs how long after the kill it came (for the record, not asserted).
  */
-async function answerOf(
+async function killAndAnswer(
+  s: Setup,
+  i: number,
   pending: ReturnType<Router["invoke"]>,
   what: string,
-  killedAt: number,
 ): Promise<number> {
+  await s.nats.servers[i]!.kill();
+  const killedAt = Date.now();
   let timer: NodeJS.Timeout | undefined;
   const giveUp = new Promise<never>((_, reject) => {
     timer = setTimeout(
@@ -190,6 +193,27 @@ async function inMsgsFrom(nats: NatsCluster, i: number, name: string): Promise<n
   return conn.in_msgs;
 }
 
+/**
+ * The replica, moved from n2 to n3, said so once on its endpoint's replica-down subject, and the router sent the
+ * one request it had in flight there again, saying so once.
+ */
+function expectReplicaNotice(s: Setup): void {
+  const reason = `reconnected to NATS (${new URL(s.nats.urls[2]!).host})`;
+  expect(s.downs).toEqual([
+    {
+      replica_id: "r-loss",
+      node_id: "node-1",
+      endpoint: "ep",
+      served_model: "loss_model-1",
+      subject: s.spec.subject,
+      reason,
+    },
+  ]);
+  expect(s.infos).toEqual([
+    { event: "resend", count: 1, subject: s.spec.subject, replicaId: "r-loss", nodeId: "node-1", reason },
+  ]);
+}
+
 describe("a nats-server dies with a request passing through it", () => {
   it("the router's server: the router reconnects and sends the request again at once", async () => {
     const want = await reference();
@@ -200,10 +224,7 @@ describe("a nats-server dies with a request passing through it", () => {
     const pending = s.router.invoke("ep", BODY, json(), { deadlineMs: Date.now() + DEADLINE_MS });
     // The request left the router for n1, which will never read it.
     await eventually(() => (s.routerNc.stats().outMsgs > sent ? true : undefined), "the request published");
-    await s.nats.servers[0]!.kill();
-    const killedAt = Date.now();
-
-    expect(await answerOf(pending, "the router's server", killedAt)).toBeCloseTo(want, 5);
+    expect(await killAndAnswer(s, 0, pending, "the router's server")).toBeCloseTo(want, 5);
     // The replica saw the first request and the one sent again; the lost one never reached it.
     expect(s.replica.stats.requests).toBe(2);
     expect(s.infos).toEqual([
@@ -230,31 +251,9 @@ describe("a nats-server dies with a request passing through it", () => {
       async () => ((await inMsgsFrom(s.nats, 0, "test-router")) > before ? true : undefined),
       "n1 received the request",
     );
-    await s.nats.servers[1]!.kill();
-    const killedAt = Date.now();
-
-    expect(await answerOf(pending, "the replica's server, request on it", killedAt)).toBeCloseTo(want, 5);
+    expect(await killAndAnswer(s, 1, pending, "the replica's server, request on it")).toBeCloseTo(want, 5);
     expect(s.replica.stats.requests).toBe(2);
-    expect(s.downs).toEqual([
-      {
-        replica_id: "r-loss",
-        node_id: "node-1",
-        endpoint: "ep",
-        served_model: "loss_model-1",
-        subject: s.spec.subject,
-        reason: `reconnected to NATS (${new URL(s.nats.urls[2]!).host})`,
-      },
-    ]);
-    expect(s.infos).toEqual([
-      {
-        event: "resend",
-        count: 1,
-        subject: s.spec.subject,
-        replicaId: "r-loss",
-        nodeId: "node-1",
-        reason: s.downs[0]!.reason,
-      },
-    ]);
+    expectReplicaNotice(s);
   }, 120_000);
 
   it("the replica's server, with the reply on it: the replica reconnects and says so, and the router sends the request again", async () => {
@@ -270,21 +269,8 @@ describe("a nats-server dies with a request passing through it", () => {
     freeze(s.nats, 1);
     // The replica answered into n2, which will never pass the reply on.
     await eventually(() => (s.replica.stats.succeeded === 2 ? true : undefined), "the replica answered");
-    await s.nats.servers[1]!.kill();
-    const killedAt = Date.now();
-
-    expect(await answerOf(pending, "the replica's server, reply on it", killedAt)).toBeCloseTo(want, 5);
+    expect(await killAndAnswer(s, 1, pending, "the replica's server, reply on it")).toBeCloseTo(want, 5);
     expect(s.replica.stats.requests).toBe(3);
-    expect(s.downs.map((d) => d.reason)).toEqual([`reconnected to NATS (${new URL(s.nats.urls[2]!).host})`]);
-    expect(s.infos).toEqual([
-      {
-        event: "resend",
-        count: 1,
-        subject: s.spec.subject,
-        replicaId: "r-loss",
-        nodeId: "node-1",
-        reason: s.downs[0]!.reason,
-      },
-    ]);
+    expectReplicaNotice(s);
   }, 120_000);
 });
