@@ -4,7 +4,8 @@
 // Replies come back on one wildcard subscription under the connection's inbox prefix and are matched here by
 // the last token of their subject, instead of one nats.js `request()` (its timer, its error object, its mux
 // entry) per request. Each request keeps its own deadline: it fails on time even if others of its message wait on.
-// When a replica of a subject dies, what is in flight there goes again, each request alone (`resend`).
+// When a replica of a subject dies or loses its NATS server, what is in flight there goes again, each request alone
+// (`resend`); when the router's own connection moves to another server, everything in flight does (`resendAll`).
 import {
   createInbox,
   type Msg,
@@ -193,23 +194,41 @@ export class Coalescer {
   }
 
   /**
-   * A replica of `subject`'s queue group died (its node agent said so): whatever this coalescer sent there and
-   * still waits for may have been handed to it and will never be answered. Each such request goes again at once,
-   * alone, keeping its deadline; the queue group hands it to a live replica, or answers no-responders (the router
-   * then holds it as for any request). The old messages are forgotten, so a reply that still comes to one is
-   * dropped: each request settles once. Inference is idempotent, so a request that had gone to a live replica
-   * only costs a second computation.
+   * A replica of `subject`'s queue group died (its node agent said so) or lost its NATS server: whatever this
+   * coalescer sent there and still waits for may have been handed to it, or answered through that server, and
+   * will never be answered. Each such request goes again at once, alone, keeping its deadline; the queue group
+   * hands it to a live replica, or answers no-responders (the router then holds it as for any request). The old
+   * messages are forgotten, so a reply that still comes to one is dropped: each request settles once. Inference
+   * is idempotent, so a request that had gone to a live replica only costs a second computation. Returns how
+   * many requests went again.
    */
-  resend(subject: string): void {
+  resend(subject: string): number {
+    return this.resendWhere((out) => out.subject === subject);
+  }
+
+  /**
+   * This coalescer's own connection moved to another server: its reply subscription now lives there, and a reply
+   * routed through the old server is gone. Every request still waiting goes again as `resend` sends them.
+   * Returns how many did.
+   */
+  resendAll(): number {
+    return this.resendWhere(() => true);
+  }
+
+  private resendWhere(lost: (out: Sent) => boolean): number {
+    let count = 0;
     for (const [id, out] of [...this.sent]) {
-      if (out.subject !== subject) continue;
+      if (!lost(out)) continue;
       clearTimeout(out.timer);
       this.sent.delete(id);
       for (const w of out.parts) {
-        if (!w.settled) this.send(subject, [w]);
+        if (w.settled) continue;
+        this.send(out.subject, [w]);
+        count++;
       }
     }
     this.unsubscribeWhenDone();
+    return count;
   }
 
   private onReply(err: Error | null, msg: Msg): void {

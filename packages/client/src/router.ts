@@ -1,7 +1,8 @@
 // The router: picks a served model of an endpoint by its live traffic split and sends the request bytes to
 // that served model's queue group, with a deadline, one retry on a retryable error, a wait while nothing
 // answers yet, and a re-send of what was in flight on a served model when a node agent reports one of its replicas
-// dead. It never parses request or reply bodies: this runs once per request in the bridge.
+// dead or a replica reports it lost its NATS server, and of everything in flight when the router's own connection
+// moves to another server. It never parses request or reply bodies: this runs once per request in the bridge.
 import { randomUUID } from "node:crypto";
 import type { KV, KvEntry } from "@nats-io/kv";
 import {
@@ -11,7 +12,7 @@ import {
   type QueuedIterator,
   type Subscription,
 } from "@nats-io/transport-node";
-import { openBucket } from "@switchyard/nats";
+import { onReconnect, openBucket } from "@switchyard/nats";
 import {
   type ClusterNames,
   clusterNames,
@@ -62,6 +63,8 @@ export interface InvokeResult {
 
 export interface RouterLogger {
   warn(obj: object, msg: string): void;
+  /** Requests sent again after a replica or a NATS server was lost (a pino logger has it). */
+  info?(obj: object, msg: string): void;
 }
 
 /** What became of one invocation, for observers (metrics, inference tables). */
@@ -149,8 +152,13 @@ export class Router {
   private readonly rateLimits = new Map<string, readonly RateLimit[]>();
   private readonly limiter: RateLimiter;
   private readonly coalescer: Coalescer;
-  /** Node agents' notices of replicas that died: what was in flight on their route subject goes again. */
+  /**
+   * Notices of replicas that died (from their node agent) or lost their NATS server (from the replica): what was
+   * in flight on their route subject goes again.
+   */
   private readonly downs: Subscription;
+  /** Stops re-sending on this router's own reconnects. */
+  private readonly stopReconnects: () => void;
   private closed = false;
 
   private constructor(
@@ -172,6 +180,7 @@ export class Router {
         if (!err) this.onReplicaDown(msg.data);
       },
     });
+    this.stopReconnects = onReconnect(nc, (server) => this.onReconnect(server));
     void this.follow();
     void this.followLimits().catch((err: unknown) =>
       this.logger?.warn({ err }, "stopped following endpoint rate limits"),
@@ -186,7 +195,36 @@ export class Router {
       this.logger?.warn({ err }, "ignoring a replica-down notice that does not parse");
       return;
     }
-    this.coalescer.resend(down.subject);
+    const count = this.coalescer.resend(down.subject);
+    if (count > 0) {
+      this.logger?.info?.(
+        {
+          event: "resend",
+          count,
+          subject: down.subject,
+          replicaId: down.replica_id,
+          nodeId: down.node_id,
+          reason: down.reason,
+        },
+        `sent ${count} request(s) in flight on served model '${down.served_model}' again: ` +
+          `replica ${down.replica_id} on node ${down.node_id}: ${down.reason}`,
+      );
+    }
+  }
+
+  /**
+   * This router's connection moved to another server: its reply subscription moved with it, so a reply routed
+   * through the server it left is gone, as is a request that was passing through it. Everything in flight goes
+   * again (requests published while disconnected were buffered and reached the new server, and go twice).
+   */
+  private onReconnect(server: string): void {
+    const count = this.coalescer.resendAll();
+    if (count > 0) {
+      this.logger?.info?.(
+        { event: "resend", count, server, reason: "reconnected" },
+        `sent ${count} request(s) in flight again: the router reconnected to NATS (${server})`,
+      );
+    }
   }
 
   /** Opens the cluster's buckets and starts watching `routes.*`. */
@@ -563,6 +601,7 @@ export class Router {
     this.closed = true;
     this.stats?.close();
     this.downs.unsubscribe();
+    this.stopReconnects();
     this.coalescer.close();
     this.watch.stop();
     this.endpointsWatch.stop();

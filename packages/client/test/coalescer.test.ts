@@ -203,6 +203,46 @@ describe("Coalescer", () => {
     }
   });
 
+  it("sends everything in flight again, each alone, on every subject; late replies to the old messages are dropped", async () => {
+    const c = setup();
+    const heldOne: Msg[] = [];
+    const heldTwo: Msg[] = [];
+    const one = await responder((m) => heldOne.push(m));
+    const two = await responder((m) => heldTwo.push(m));
+    const deadline = later();
+    const pending = [
+      c.request(one.subject, utf8.encode("a"), headersWith("a"), deadline),
+      c.request(one.subject, utf8.encode("b"), headersWith("b"), deadline),
+      c.request(two.subject, utf8.encode("c"), headersWith("c"), deadline),
+    ];
+    await expect.poll(() => heldOne.length + heldTwo.length).toBe(2);
+    expect(heldOne[0]!.headers?.get(H.batch)).toBe("2");
+    // One already answered: nothing of it goes again.
+    const answered = c.request(two.subject, utf8.encode("d"), headersWith("d"), deadline);
+    await expect.poll(() => heldTwo.length).toBe(2);
+    echo(heldTwo[1]!);
+    expect(text.decode((await answered).data)).toBe("d");
+
+    expect(c.resendAll()).toBe(3);
+    await expect.poll(() => heldOne.length + heldTwo.length).toBe(6);
+    const again = [...heldOne.slice(1), ...heldTwo.slice(2)];
+    expect(again.map((m) => m.headers?.get(H.batch) ?? "")).toEqual(["", "", ""]);
+    expect(again.map((m) => m.headers?.get(H.requestId)).sort()).toEqual(["a", "b", "c"]);
+    // The old messages' replies reach nobody; the new ones settle each request once, with its own reply.
+    echo(heldOne[0]!);
+    echo(heldTwo[0]!);
+    await files.nc().flush();
+    for (const m of again) m.respond(utf8.encode(`again ${m.headers?.get(H.requestId)}`));
+    expect((await Promise.all(pending)).map((r) => text.decode(r.data))).toEqual([
+      "again a",
+      "again b",
+      "again c",
+    ]);
+    // Nothing left in flight: a second call sends nothing.
+    expect(c.resendAll()).toBe(0);
+    expect(c.resend(one.subject)).toBe(0);
+  });
+
   it("takes replies under the connection's own inbox prefix (NATS users may subscribe only there)", async () => {
     const nc = await connect({ servers: inject("natsUrl"), inboxPrefix: "_INBOX_alice" });
     files.cleanups.push(() => nc.close());

@@ -26,7 +26,11 @@ async function setup() {
   const outcomes: InvokeOutcome[] = [];
   const warnings: string[] = [];
   const holding: string[] = [];
-  const logger: RouterLogger = { warn: (_obj, msg) => warnings.push(msg) };
+  const infos: string[] = [];
+  const logger: RouterLogger = {
+    warn: (_obj, msg) => warnings.push(msg),
+    info: (obj, msg) => infos.push(`${JSON.stringify(obj)} ${msg}`),
+  };
   const router = await Router.start(files.nc(), {
     cluster,
     logger,
@@ -34,7 +38,7 @@ async function setup() {
   });
   files.cleanups.push(() => router.close());
   await files.nc().flush();
-  return { cluster, router, outcomes, warnings, holding };
+  return { cluster, router, outcomes, warnings, holding, infos };
 }
 
 /** A replica double of `r`, unsubscribed after the test. */
@@ -134,7 +138,7 @@ describe("a replica's death with requests in flight", () => {
   });
 
   it("sends each request of a coalesced batch in flight again on its own, and nothing of another served model", async () => {
-    const { cluster, router, outcomes } = await setup();
+    const { cluster, router, outcomes, infos } = await setup();
     const a = route(cluster, "ep", "a", 50);
     const b = route(cluster, "ep", "b", 50);
     await putEndpointWithRoutes(files.nc(), cluster, "ep", [a, b]);
@@ -169,8 +173,12 @@ describe("a replica's death with requests in flight", () => {
       expect(predictions(r.data)).toEqual([`survivor:${ids[i]}`]);
       expect(r.headers?.get(H.requestId)).toBe(ids[i]);
     });
-    // Each went again alone, as a plain request.
+    // Each went again alone, as a plain request, told once with the count.
     expect(seenA.slice(1).sort()).toEqual(ids);
+    expect(infos).toEqual([
+      `{"event":"resend","count":4,"subject":"${a.subject}","replicaId":"r-dying","nodeId":"n1","reason":"SIGKILL"} ` +
+        "sent 4 request(s) in flight on served model 'a' again: replica r-dying on node n1: SIGKILL",
+    ]);
     expect(alive.received.map((q) => q.headers[H.requestId]).sort()).toEqual(ids);
     // b's request was not touched: it is answered by its own replica, once.
     expect(seenB).toEqual(["on-b"]);

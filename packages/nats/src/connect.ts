@@ -2,7 +2,13 @@
 // one (user/password, token, creds file, or credentials embedded in the URL) so tightening permissions
 // later changes no call site.
 import { readFileSync } from "node:fs";
-import { connect, credsAuthenticator, type NatsConnection } from "@nats-io/transport-node";
+import {
+  connect,
+  credsAuthenticator,
+  type NatsConnection,
+  type QueuedIterator,
+  type Status,
+} from "@nats-io/transport-node";
 import { z } from "zod";
 
 export const NatsOptions = z
@@ -82,4 +88,18 @@ export async function connectNats(options: NatsOptions): Promise<NatsConnection>
     ...(o.pingIntervalMs ? { pingInterval: o.pingIntervalMs, maxPingOut: 2 } : {}),
     noAsyncTraces: !o.asyncTraces,
   });
+}
+
+/**
+ * Calls `fn` each time `nc` is connected again after losing its server (to another server of the list, or the
+ * same one back), once nats.js has made its subscriptions there and sent what it buffered meanwhile: what went
+ * through the lost server before and was not answered yet is gone. Returns a function that stops listening.
+ */
+export function onReconnect(nc: NatsConnection, fn: (server: string) => void): () => void {
+  // nats.js types it as an AsyncIterable; it is a QueuedIterator, whose stop() ends a loop blocked on it.
+  const events = nc.status() as QueuedIterator<Status>;
+  void (async () => {
+    for await (const s of events) if (s.type === "reconnect") fn(s.server);
+  })().catch(() => {});
+  return () => events.stop();
 }

@@ -102,7 +102,8 @@ export interface ClusterNames {
     allScaleWake: string;
     /**
      * A node agent publishes a ReplicaDown here the moment a replica process of `endpoint` exits unexpectedly
-     * (a crash, kill -9): routers send again what they have in flight on its route subject at once, instead of
+     * (a crash, kill -9), and a replica when its NATS connection moves to another server (what went through the
+     * one it left is lost): routers send again what they have in flight on its route subject at once, instead of
      * learning of the loss at each request's deadline.
      */
     replicaDown(endpoint: string): string;

@@ -223,8 +223,9 @@ export const ScaleWake = z.object({ endpoint: z.string(), served_model: z.string
 export type ScaleWake = z.infer<typeof ScaleWake>;
 
 /**
- * What a node agent publishes on `replicaDown(endpoint)` when a replica process exits without being asked to:
- * requests it had been handed are lost, and every router re-sends those it has in flight on `subject`.
+ * What a node agent publishes on `replicaDown(endpoint)` when a replica process exits without being asked to,
+ * and a replica when its NATS connection moved to another server: requests it had been handed (or answered
+ * through the server it left) are lost, and every router re-sends those it has in flight on `subject`.
  */
 export const ReplicaDown = z
   .object({
@@ -234,7 +235,7 @@ export const ReplicaDown = z
     served_model: z.string(),
     /** The route subject of the replica's queue group (with its generation). */
     subject: z.string().min(1),
-    /** How it ended: `SIGKILL`, `code 1`, … */
+    /** What happened: `SIGKILL`, `code 1`, … from its agent; `reconnected to NATS (<server>)` from the replica. */
     reason: z.string(),
   })
   .strict();

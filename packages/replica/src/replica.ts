@@ -1,6 +1,8 @@
 // The replica actor: one served model version behind the queue group `replicas` on its route subject.
 // Admission, dynamic batching (batcher.ts), one worker hop per batch (runtime.ts), replies split per request,
 // stats, status in KV. It subscribes only once the model is loaded and warm; on stop it drains before closing.
+// When its NATS connection moves to another server it says so on its endpoint's replica-down subject, so routers
+// send again what they had in flight on its route subject (lost with the server it left).
 import type { KV } from "@nats-io/kv";
 import {
   type Msg,
@@ -12,7 +14,7 @@ import {
 } from "@nats-io/transport-node";
 import { concatTensors, Frame, splitTensor, type Tensor } from "@switchyard/data";
 import type { Params } from "@switchyard/formats";
-import { openBucket } from "@switchyard/nats";
+import { onReconnect, openBucket } from "@switchyard/nats";
 import {
   clusterNames,
   DEFAULT_TIMEOUT_MS,
@@ -22,6 +24,7 @@ import {
   headerBlock,
   keys,
   QUEUE_GROUPS,
+  type ReplicaDown,
   type ReplicaSpec,
   type ReplicaStatsSnapshot,
   ReplicaStatus,
@@ -95,6 +98,7 @@ export class Replica {
   private sub: Subscription | null = null;
   private statsSub: Subscription | null = null;
   private statsTimer: NodeJS.Timeout | null = null;
+  private stopReconnects: (() => void) | null = null;
   private state: "READY" | "DRAINING" = "READY";
   private unanswered = 0;
   private idle: (() => void) | null = null;
@@ -187,6 +191,7 @@ export class Replica {
         if (!err && msg.reply) msg.respond(JSON.stringify(this.snapshot()));
       },
     });
+    this.stopReconnects = onReconnect(nc, (server) => this.reportReconnect(server));
     await nc.flush();
     marks.mark("subscribed");
     this.startedAt = Date.now();
@@ -247,6 +252,33 @@ export class Replica {
   private busyUs(): number {
     this.stats.level(this.unanswered);
     return this.stats.busyUs;
+  }
+
+  /**
+   * The connection moved to another server: a request that was being forwarded to this replica through the old
+   * one, or a reply it had written there, is lost. Replies written while disconnected were buffered and are not.
+   * The notice every router re-sends on is the one a node agent publishes when a replica dies.
+   */
+  private reportReconnect(server: string): void {
+    const s = this.o.spec;
+    const down: ReplicaDown = {
+      replica_id: s.replica_id,
+      node_id: this.o.nodeId,
+      endpoint: s.endpoint,
+      served_model: s.served_model,
+      subject: s.subject,
+      reason: `reconnected to NATS (${server})`,
+    };
+    try {
+      this.o.nc.publish(clusterNames(this.o.cluster).subjects.replicaDown(s.endpoint), JSON.stringify(down));
+      this.log.info(
+        { event: "reconnected", server },
+        "reconnected to NATS; routers re-send what they had here",
+      );
+    } catch (err) {
+      // The requests still end at their deadlines; routers just learn of the loss later.
+      this.log.warn({ err, event: "reconnect_notice_failed" }, "could not report the reconnect");
+    }
   }
 
   // ---- hot path ---------------------------------------------------------------------------------------
@@ -512,6 +544,7 @@ export class Replica {
     if (this.statsTimer) clearInterval(this.statsTimer);
     await this.statsSub?.drain().catch(() => {});
     await this.o.nc.flush().catch(() => {});
+    this.stopReconnects?.();
     await this.runner.close();
     this.log.info({ event: "stopped", stats: this.stats.counters() }, "drained");
   }
