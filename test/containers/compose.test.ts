@@ -12,7 +12,7 @@ import { connectNats, listKeys, openBucket } from "@switchyard/nats";
 import { clusterNames, keys, Lease, LIVENESS_TTL_MS, ReplicaStatus } from "@switchyard/protocol";
 import { buildLinear, eventually } from "@switchyard/testkit";
 import { DockerComposeEnvironment, type StartedDockerComposeEnvironment, Wait } from "testcontainers";
-import { afterAll, beforeAll, describe, expect, inject, it, onTestFinished } from "vitest";
+import { afterAll, beforeAll, describe, expect, inject, it, onTestFailed, onTestFinished } from "vitest";
 import { countById, type Event, events, publishAcked, readSink } from "../helpers/events.js";
 import { createReadyEndpoint } from "../helpers/http-endpoint.js";
 import { describeOutcomes, type Load, since, snapshot, startLoad } from "../helpers/load.js";
@@ -228,39 +228,31 @@ describe("faults under load", () => {
     return pids;
   }
 
-  const twoReady = (what: string, ok: (rs: ReplicaStatus[]) => boolean = () => true) =>
+  /** Waits for a heartbeat of `node` written after `t` (it runs, and reaches NATS, again). */
+  const heartbeatSince = (node: string, t: number, what: string) =>
     eventually(
       async () => {
-        const rs = await readyReplicas();
-        return rs.length === 2 && ok(rs) ? rs : undefined;
+        const e = await (await bucket("liveness")).get(keys.node(node));
+        return e?.operation === "PUT" && e.created.getTime() > t ? true : undefined;
       },
       what,
       120_000,
     );
 
-  /** The JetStream meta group seen from any server: every peer of three current. */
-  const metaGroupWhole = (what: string) =>
+  const twoReady = (what: string, ok: (rs: ReplicaStatus[]) => boolean = () => true) =>
     eventually(
       async () => {
-        for (const n of ["nats1", "nats2", "nats3"]) {
-          const jsz = (await (await fetch(`http://${project.ip(n)}:8222/jsz`)).json()) as {
-            meta_cluster?: { leader?: string; cluster_size?: number; replicas?: Array<{ current: boolean }> };
-          };
-          const m = jsz.meta_cluster;
-          // Only the leader lists the others; each must be current.
-          if (
-            m?.replicas &&
-            m.cluster_size === 3 &&
-            m.replicas.length === 2 &&
-            m.replicas.every((r) => r.current)
-          )
-            return m.leader;
-        }
-        return undefined;
+        const rs = await readyReplicas();
+        if (rs.length === 2 && ok(rs)) return rs;
+        // Thrown, so a timeout says what the replicas looked like last.
+        throw new Error(`READY: ${JSON.stringify(rs.map((r) => [r.node_id, r.generation, r.pid]))}`);
       },
       what,
       120_000,
     );
+
+  /** A server that was killed or restarted rejoins by itself: no healing here. */
+  const metaGroupWhole = (what: string) => wholeMetaGroup(project, what);
 
   async function holder(): Promise<string | undefined> {
     const e = await (await bucket("liveness")).get(keys.lease);
@@ -325,6 +317,22 @@ describe("faults under load", () => {
     const before = snapshot(load.outcomes);
     const publishing = publishMore(500);
     const t0 = Date.now();
+    // The roles' own words when a scenario fails: `docker logs` keeps every run of a restarted container.
+    onTestFailed(() => {
+      for (const service of [
+        "nats1",
+        "nats2",
+        "nats3",
+        "coordinator1",
+        "coordinator2",
+        "node1",
+        "node2",
+        "bridge",
+      ]) {
+        const since = Math.floor(t0 / 1000) - 5;
+        console.log(`--- ${service} since the fault:\n${project.logs(service, since).slice(-6000)}`);
+      }
+    });
     const measured = await fault();
     const retried = await publishing;
     await load.answered(20, `20 correct answers after '${name}'`);
@@ -470,14 +478,7 @@ describe("faults under load", () => {
       } finally {
         project.start(victim);
       }
-      await eventually(
-        async () => {
-          const e = await (await bucket("liveness")).get(keys.node(victim));
-          return e?.operation === "PUT" && e.created.getTime() > t ? true : undefined;
-        },
-        `${victim} heartbeating again`,
-        120_000,
-      );
+      await heartbeatSince(victim, t, `${victim} heartbeating again`);
       return `${victim} killed: both replicas READY on ${other} ${moved} ms later; ${await batch.finish()}`;
     });
   });
@@ -545,7 +546,8 @@ describe("faults under load", () => {
   it("partition of a node: its heartbeats expire, its work moves, and it is fenced before anything runs twice", async () => {
     await scenario("partition a node", async () => {
       const replicas = await readyReplicas();
-      const victim = replicas[0]!.node_id;
+      // node1 when it holds a replica: the rolling restart then restarts the healed node first.
+      const victim = replicas.some((r) => r.node_id === "node1") ? "node1" : replicas[0]!.node_id;
       const other = victim === "node1" ? "node2" : "node1";
       // The node's work (replicas, batch workers, stream scorers) by pid: its warm spare holds none and is
       // not fenced.
@@ -572,14 +574,7 @@ describe("faults under load", () => {
       } finally {
         project.connect(victim);
       }
-      await eventually(
-        async () => {
-          const e = await (await bucket("liveness")).get(keys.node(victim));
-          return e?.operation === "PUT" && e.created.getTime() > t ? true : undefined;
-        },
-        `${victim} heartbeating again after the heal`,
-        120_000,
-      );
+      await heartbeatSince(victim, t, `${victim} heartbeating again after the heal`);
       await twoReady(`still two READY replicas, both on ${other}`, (rs) =>
         rs.every((r) => r.node_id === other),
       );
@@ -608,14 +603,7 @@ describe("faults under load", () => {
           await metaGroupWhole(`the meta group whole after restarting ${service}`);
         else if (service.startsWith("coordinator")) await eventually(holder, "a lease holder");
         else if (service.startsWith("node")) {
-          await eventually(
-            async () => {
-              const e = await (await bucket("liveness")).get(keys.node(service));
-              return e?.operation === "PUT" && e.created.getTime() > t ? true : undefined;
-            },
-            `${service} heartbeating again`,
-            120_000,
-          );
+          await heartbeatSince(service, t, `${service} heartbeating again`);
           await twoReady(`two READY replicas after restarting ${service}`);
         } else
           await eventually(

@@ -63,6 +63,15 @@ export class Project {
     return out.split("\n").filter(Boolean).map(Number);
   }
 
+  /** What the container wrote since `since` (epoch seconds), every run of it, stdout and stderr together. */
+  logs(service: string, since: number): string {
+    const r = spawnSync("docker", ["logs", "--since", String(since), this.container(service)], {
+      encoding: "utf8",
+      maxBuffer: 256 << 20,
+    });
+    return `${r.stdout}${r.stderr}`;
+  }
+
   /** Runs `command` in the service's container; fails with its output when it exits non-zero. */
   exec(service: string, command: string[]): string {
     return docker("exec", this.container(service), ...command);

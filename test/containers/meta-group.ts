@@ -14,13 +14,13 @@ export const NATS_SERVICES = ["nats1", "nats2", "nats3"] as const;
 interface MetaCluster {
   leader?: string;
   cluster_size?: number;
-  replicas?: Array<{ name: string; current: boolean }>;
+  replicas?: Array<{ name: string; current: boolean; active?: number; lag?: number; offline?: boolean }>;
 }
 
 /** The group as its leader sees it (only the leader lists the others), or undefined while there is none. */
 async function leaderView(
   project: Project,
-): Promise<{ leader: string; peers: string[]; current: boolean } | undefined> {
+): Promise<{ leader: string; peers: string[]; current: boolean; seen: MetaCluster["replicas"] } | undefined> {
   for (const n of NATS_SERVICES) {
     const jsz = (await fetch(`http://${project.ip(n)}:8222/jsz`, { signal: AbortSignal.timeout(2_000) })
       .then((r) => r.json())
@@ -31,6 +31,7 @@ async function leaderView(
         leader: n,
         peers: [n, ...m.replicas.map((r) => r.name)].sort(),
         current: m.replicas.every((r) => r.current),
+        seen: m.replicas,
       };
     }
   }
