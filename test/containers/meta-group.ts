@@ -6,7 +6,8 @@
 // a peer, and no R3 stream can be placed ("no suitable peers for placement"), so the roles wait and restart. Four
 // of ten fresh starts of the three servers alone did so here, with or without each server's own URL in its
 // routes and with the servers started seconds apart. Restarting the missing server makes it a peer. The tier does
-// what docs/deploy.md tells an operator to do: start NATS first, and restart a server the group left out.
+// what docs/deploy.md tells an operator to do: start NATS first, and restart a server the group left out or left
+// behind.
 import type { Project } from "./docker.js";
 
 export const NATS_SERVICES = ["nats1", "nats2", "nats3"] as const;
@@ -40,7 +41,9 @@ async function leaderView(
 
 /**
  * Waits until the group has all three servers, each current, and returns its leader and the servers restarted
- * on the way. With `heal`, a server left out of a group that has stayed short for `healAfterMs` is restarted.
+ * on the way. With `heal`, a server left out of the group, or one its leader has seen behind (not current) for
+ * `healAfterMs`, is restarted: after a server's restart under load, nats-server 2.10.27 has left another one
+ * behind the new meta leader (lag 57 entries, never heard from) for minutes, until that one was restarted too.
  */
 export async function wholeMetaGroup(
   project: Project,
@@ -55,10 +58,12 @@ export async function wholeMetaGroup(
     const view = await leaderView(project);
     last = view;
     if (view?.peers.length === 3 && view.current) return { leader: view.leader, restarted };
-    if (view && view.peers.length < 3) {
+    // Short of a server, or one that stays behind the leader (not current).
+    if (view && (view.peers.length < 3 || !view.current)) {
       shortSince ??= Date.now();
       if (opts.heal && Date.now() - shortSince > (opts.healAfterMs ?? 15_000)) {
-        for (const n of NATS_SERVICES.filter((s) => !view.peers.includes(s))) {
+        const stuck = (view.seen ?? []).filter((r) => !r.current).map((r) => r.name);
+        for (const n of NATS_SERVICES.filter((s) => !view.peers.includes(s) || stuck.includes(s))) {
           project.restart(n, 10);
           restarted.push(n);
         }

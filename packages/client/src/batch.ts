@@ -71,17 +71,24 @@ export class BatchApi {
     await callApi(this.nc, this.names, "schedules.delete", { name });
   }
 
-  /** Reads the job's status until it ends (SUCCEEDED, FAILED or CANCELED) and returns its last status. */
+  /**
+   * Reads the job's status until it ends (SUCCEEDED, FAILED or CANCELED) and returns its last status. A read that
+   * fails with a retryable error (the cluster losing a server, a coordinator taking over) is read again: the job
+   * runs on meanwhile.
+   */
   async wait(id: string, opts: WaitOptions = {}): Promise<BatchJobView> {
     const end = opts.timeoutMs === undefined ? Number.POSITIVE_INFINITY : Date.now() + opts.timeoutMs;
     for (;;) {
-      const job = await this.get(id);
-      opts.onProgress?.(job);
-      if (FINAL_JOB_STATES.has(job.state)) return job;
+      const job = await this.get(id).catch((err: unknown) => {
+        if (err instanceof SwitchyardError && err.retryable && Date.now() <= end) return undefined;
+        throw err;
+      });
+      if (job) opts.onProgress?.(job);
+      if (job && FINAL_JOB_STATES.has(job.state)) return job;
       if (Date.now() > end) {
         throw new SwitchyardError(
           "DEADLINE_EXCEEDED",
-          `batch job '${id}' still ${job.state} after ${opts.timeoutMs} ms`,
+          `batch job '${id}' still ${job?.state ?? "unread"} after ${opts.timeoutMs} ms`,
         );
       }
       await new Promise((r) => setTimeout(r, opts.intervalMs ?? 500));

@@ -9,7 +9,7 @@ import {
   headers as natsHeaders,
   type Subscription,
 } from "@nats-io/transport-node";
-import { casUpdate, readValue } from "@switchyard/nats";
+import { casUpdate, clusterUnsettled, readValue } from "@switchyard/nats";
 import {
   type ApiOp,
   assertResourceName,
@@ -139,8 +139,10 @@ export class ManagementApi {
       }
       msg.respond(JSON.stringify(await handler(body as Record<string, unknown>, msg)));
     } catch (err) {
-      const e = SwitchyardError.from(err);
+      const e = clusterUnsettled(err) ?? SwitchyardError.from(err);
       if (e.code === "INTERNAL_ERROR") this.o.log.error({ err: e.cause ?? err, op }, "management API error");
+      else if (e.code === "TEMPORARILY_UNAVAILABLE")
+        this.o.log.warn({ err: e.message, op }, "management API unavailable");
       const h = natsHeaders();
       h.set(H.errorCode, e.code);
       h.set(H.contentType, "application/json");

@@ -9,7 +9,7 @@ import {
 } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/transport-node";
-import { type ClusterNames, invalid, MAX_REPLICATION } from "@switchyard/protocol";
+import { type ClusterNames, invalid, MAX_REPLICATION, SwitchyardError } from "@switchyard/protocol";
 import { BUCKET_OPTIONS, type BucketName } from "./kv.js";
 
 /** One server keeps everything: what a single nats-server (`switchyard up`) can do. */
@@ -26,6 +26,24 @@ export const CLUSTER_SETTLING_WAIT_MS = 60_000;
  */
 const SETTLING =
   /no suitable peers|insufficient resources|stream not found|jetstream (is )?not enabled|timeout|no responders/i;
+
+/** What a cluster that loses a server or a stream leader answers for a few seconds: no answer in time, or none. */
+const UNSETTLED =
+  /timeout|jetstream (is )?not enabled|no responders|no suitable peers|insufficient resources/i;
+
+/**
+ * A failure of the NATS cluster under a request (a server of three died and its streams elect new leaders) as
+ * the retryable error a caller should see instead of an internal one; undefined for anything else.
+ */
+export function clusterUnsettled(err: unknown): SwitchyardError | undefined {
+  if (err instanceof SwitchyardError || !(err instanceof Error) || !UNSETTLED.test(err.message))
+    return undefined;
+  return new SwitchyardError(
+    "TEMPORARILY_UNAVAILABLE",
+    `the NATS cluster did not answer (${err.message}): a server or a stream leader may be changing; try again`,
+    { cause: err },
+  );
+}
 
 /** JetStream found fewer servers than a stream's replica count. */
 const PLACEMENT = /no suitable peers|insufficient resources/i;

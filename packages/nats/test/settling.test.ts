@@ -1,6 +1,8 @@
 // whileClusterSettles: what a role does with the answers of a NATS cluster that is still forming.
+
+import { SwitchyardError } from "@switchyard/protocol";
 import { describe, expect, it } from "vitest";
-import { whileClusterSettles } from "../src/replication.js";
+import { clusterUnsettled, whileClusterSettles } from "../src/replication.js";
 
 describe("whileClusterSettles", () => {
   it("tries again while the cluster settles and returns the first success", async () => {
@@ -37,5 +39,23 @@ describe("whileClusterSettles", () => {
         "first start, and restarting it brings it in",
     );
     expect(((err as Error).cause as Error).message).toBe("no suitable peers for placement");
+  });
+});
+
+describe("clusterUnsettled", () => {
+  it("turns a NATS cluster's passing failures into a retryable TEMPORARILY_UNAVAILABLE naming the cause", () => {
+    const e = clusterUnsettled(Object.assign(new Error("timeout"), { name: "TimeoutError" }));
+    expect(e?.code).toBe("TEMPORARILY_UNAVAILABLE");
+    expect(e?.retryable).toBe(true);
+    expect(e?.message).toBe(
+      "the NATS cluster did not answer (timeout): a server or a stream leader may be changing; try again",
+    );
+    expect(clusterUnsettled(new Error("jetstream is not enabled"))?.code).toBe("TEMPORARILY_UNAVAILABLE");
+  });
+
+  it("leaves anything else to the caller", () => {
+    expect(clusterUnsettled(new Error("permissions violation"))).toBeUndefined();
+    expect(clusterUnsettled(new SwitchyardError("RESOURCE_DOES_NOT_EXIST", "no job 'x'"))).toBeUndefined();
+    expect(clusterUnsettled("timeout")).toBeUndefined();
   });
 });
