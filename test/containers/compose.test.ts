@@ -63,7 +63,8 @@ beforeAll(async () => {
     .withEnvironment({
       ...inject("images"),
       SWITCHYARD_HTTP_PORT: String(await freePort()),
-      SWITCHYARD_LOG_LEVEL: "warn",
+      // Info: a failed scenario's diagnostics then show what each role did (requests that succeed log at debug).
+      SWITCHYARD_LOG_LEVEL: "info",
     })
     .withWaitStrategy("init-1", Wait.forOneShotStartup())
     // Up means the bridge answers, as a user would check it: a role that exits while the NATS cluster forms is
@@ -214,6 +215,20 @@ describe("faults under load", () => {
     return out;
   }
 
+  /** Every status of a chaos replica, any state, for a failure's message. */
+  async function allReplicas(): Promise<string> {
+    const kv = await bucket("cluster");
+    const out: unknown[] = [];
+    for (const key of await listKeys(kv, "replica.*")) {
+      const e = await kv.get(key);
+      if (e?.operation === "PUT") {
+        const r = e.json<ReplicaStatus>();
+        out.push([r.replica_id, r.node_id, r.generation, r.state, r.pid, r.message]);
+      }
+    }
+    return JSON.stringify(out);
+  }
+
   /** Pids (in its container) of the processes doing work on `node`: replicas and job workers. */
   async function workPids(node: string): Promise<number[]> {
     const kv = await bucket("cluster");
@@ -245,7 +260,9 @@ describe("faults under load", () => {
         const rs = await readyReplicas();
         if (rs.length === 2 && ok(rs)) return rs;
         // Thrown, so a timeout says what the replicas looked like last.
-        throw new Error(`READY: ${JSON.stringify(rs.map((r) => [r.node_id, r.generation, r.pid]))}`);
+        throw new Error(
+          `READY: ${JSON.stringify(rs.map((r) => [r.node_id, r.generation, r.pid]))}; all: ${await allReplicas()}`,
+        );
       },
       what,
       120_000,

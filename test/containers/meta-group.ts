@@ -39,11 +39,24 @@ async function leaderView(
   return undefined;
 }
 
+/** The servers whose `/healthz` is not ok (JetStream current: the meta group, and every stream and consumer they hold). */
+async function unhealthy(project: Project): Promise<Array<{ server: string; said: unknown }>> {
+  const out: Array<{ server: string; said: unknown }> = [];
+  for (const n of NATS_SERVICES) {
+    const said = await fetch(`http://${project.ip(n)}:8222/healthz`, { signal: AbortSignal.timeout(2_000) })
+      .then((r) => r.json())
+      .catch((err: Error) => err.message);
+    if ((said as { status?: string })?.status !== "ok") out.push({ server: n, said });
+  }
+  return out;
+}
+
 /**
- * Waits until the group has all three servers, each current, and returns its leader and the servers restarted
- * on the way. With `heal`, a server left out of the group, or one its leader has seen behind (not current) for
- * `healAfterMs`, is restarted: after a server's restart under load, nats-server 2.10.27 has left another one
- * behind the new meta leader (lag 57 entries, never heard from) for minutes, until that one was restarted too.
+ * Waits until the meta group has all three servers, each current, and every server's `/healthz` is ok (what
+ * NATS's own rolling-restart advice waits for), and returns the meta leader and the servers restarted on the
+ * way. With `heal`, a server left out of the group, one its leader has seen behind (not current), or one not
+ * healthy, for `healAfterMs`, is restarted: after a server's restart under load, nats-server 2.10.27 has left
+ * another behind the new meta leader (lag 57 entries, never heard from) for minutes, until it was restarted too.
  */
 export async function wholeMetaGroup(
   project: Project,
@@ -52,25 +65,29 @@ export async function wholeMetaGroup(
 ): Promise<{ leader: string; restarted: string[] }> {
   const end = Date.now() + (opts.ms ?? 120_000);
   const restarted: string[] = [];
-  let shortSince: number | undefined;
+  let wrongSince: number | undefined;
   let last: unknown;
   while (Date.now() < end) {
     const view = await leaderView(project);
-    last = view;
-    if (view?.peers.length === 3 && view.current) return { leader: view.leader, restarted };
-    // Short of a server, or one that stays behind the leader (not current).
-    if (view && (view.peers.length < 3 || !view.current)) {
-      shortSince ??= Date.now();
-      if (opts.heal && Date.now() - shortSince > (opts.healAfterMs ?? 15_000)) {
-        const stuck = (view.seen ?? []).filter((r) => !r.current).map((r) => r.name);
-        for (const n of NATS_SERVICES.filter((s) => !view.peers.includes(s) || stuck.includes(s))) {
+    const sick = await unhealthy(project);
+    last = { meta: view, unhealthy: sick };
+    if (view?.peers.length === 3 && view.current && sick.length === 0)
+      return { leader: view.leader, restarted };
+    if (view) {
+      wrongSince ??= Date.now();
+      if (opts.heal && Date.now() - wrongSince > (opts.healAfterMs ?? 15_000)) {
+        const behind = (view.seen ?? []).filter((r) => !r.current).map((r) => r.name);
+        const suspects = NATS_SERVICES.filter(
+          (n) => !view.peers.includes(n) || behind.includes(n) || sick.some((u) => u.server === n),
+        );
+        for (const n of suspects) {
           project.restart(n, 10);
           restarted.push(n);
         }
-        shortSince = undefined;
+        wrongSince = undefined;
       }
-    } else shortSince = undefined;
+    } else wrongSince = undefined;
     await new Promise((r) => setTimeout(r, 500));
   }
-  throw new Error(`timed out waiting for ${what}: the meta group last seen as ${JSON.stringify(last)}`);
+  throw new Error(`timed out waiting for ${what}: last seen ${JSON.stringify(last)}`);
 }
