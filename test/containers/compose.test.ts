@@ -178,6 +178,9 @@ describe("docker compose up", () => {
   });
 });
 
+/** Every long-running service of docker-compose.yml. */
+const SERVICES = ["nats1", "nats2", "nats3", "coordinator1", "coordinator2", "node1", "node2", "bridge"];
+
 // The faults of the across-hosts issue, one after another on the same cluster, each under a steady load: three
 // HTTP loops through the bridge and one SDK loop over NATS (10 s deadlines), a stream job scoring events published
 // during the fault, and, where it applies, a batch job running through it. Each reports its request outcomes and
@@ -340,16 +343,7 @@ describe("faults under load", () => {
     const t0 = Date.now();
     // The roles' own words when a scenario fails: `docker logs` keeps every run of a restarted container.
     onTestFailed(() => {
-      for (const service of [
-        "nats1",
-        "nats2",
-        "nats3",
-        "coordinator1",
-        "coordinator2",
-        "node1",
-        "node2",
-        "bridge",
-      ]) {
+      for (const service of SERVICES) {
         const since = Math.floor(t0 / 1000) - 5;
         console.log(`--- ${service} since the fault:\n${project.logs(service, since).slice(-6000)}`);
       }
@@ -610,16 +604,7 @@ describe("faults under load", () => {
     await scenario("rolling restart", async () => {
       const batch = await startBatch("rolling");
       const times: string[] = [];
-      for (const service of [
-        "nats1",
-        "nats2",
-        "nats3",
-        "coordinator1",
-        "coordinator2",
-        "node1",
-        "node2",
-        "bridge",
-      ]) {
+      for (const service of SERVICES) {
         const t = Date.now();
         project.restart(service);
         if (service.startsWith("nats"))
