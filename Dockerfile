@@ -27,6 +27,9 @@ RUN node node_modules/typescript/bin/tsc -b \
  && find "$ort/linux" -mindepth 1 -maxdepth 1 ! -name "$(node -p process.arch)" -exec rm -rf {} +
 
 FROM ${BASE}
+# The standard title label: `docker image prune --filter label=org.opencontainers.image.title=switchyard` removes
+# earlier builds left dangling without touching other images (the container tier does so after each build).
+LABEL org.opencontainers.image.title=switchyard
 # The roles run as an unprivileged user with a fixed uid, so a host directory mounted for them can be given to
 # it (docs/deploy.md). groupadd/useradd are Debian's `passwd` package, in slim and minbase images alike. The
 # directories volumes mount on belong to it: Docker gives a new named volume the ownership of the directory it

@@ -65,6 +65,14 @@ export default async function setup(project: TestProject): Promise<() => Promise
     if (provisioned.startedDockerd) containers("down");
     throw new Error(`docker compose build failed (exit ${built.status ?? built.signal}):\n${built.stderr}`);
   }
+  // Each build that changed leaves the previous image dangling (about 500 MB): only Switchyard's go.
+  spawnSync(
+    "docker",
+    ["image", "prune", "--force", "--filter", "label=org.opencontainers.image.title=switchyard"],
+    {
+      stdio: "ignore",
+    },
+  );
   const size = spawnSync("docker", ["image", "inspect", "--format", "{{.Size}}", SWITCHYARD_TEST_IMAGE], {
     encoding: "utf8",
   }).stdout;
