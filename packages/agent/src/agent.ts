@@ -32,10 +32,10 @@ import {
   LIVENESS_TTL_MS,
   type NodeHeartbeat,
   REPLICA_ENV,
-  type ReplicaDown,
   type ReplicaLaunch,
   type ReplicaSpec,
   type ReplicaStatus,
+  replicaDownOf,
   SPARE_ENV,
   type SpareAssignment,
   type SpareLaunch,
@@ -519,15 +519,8 @@ export class NodeAgent {
    */
   private reportDown(spec: WorkSpec, reason: string, log: Logger): void {
     if (isJobWorker(spec)) return;
-    const down: ReplicaDown = {
-      replica_id: spec.replica_id,
-      node_id: this.nodeId,
-      endpoint: spec.endpoint,
-      served_model: spec.served_model,
-      subject: spec.subject,
-      reason,
-    };
     try {
+      const down = replicaDownOf(spec, this.nodeId, reason);
       this.nc!.publish(this.names.subjects.replicaDown(spec.endpoint), JSON.stringify(down));
     } catch (err) {
       // The requests still end at their deadlines; a router just learns of the loss later.

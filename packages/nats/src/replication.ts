@@ -18,18 +18,17 @@ export const DEFAULT_REPLICATION = 1;
 /** How long a role waits for a NATS cluster that is still settling before its start fails. */
 export const CLUSTER_SETTLING_WAIT_MS = 60_000;
 
+/** What a cluster that loses a server or a stream leader answers for a few seconds: no answer in time, or none. */
+const UNSETTLED =
+  /timeout|jetstream (is )?not enabled|no responders|no suitable peers|insufficient resources/i;
+
 /**
  * What a NATS cluster answers while it is still settling, never for good: JetStream answers as soon as a meta
  * leader exists, possibly before it has heard from the other servers ("no suitable peers for placement"); a
  * stream just created may not be known yet to the server a request lands on ("stream not found"); a server
  * whose JetStream has not caught up, or a stream electing its leader, does not answer in time.
  */
-const SETTLING =
-  /no suitable peers|insufficient resources|stream not found|jetstream (is )?not enabled|timeout|no responders/i;
-
-/** What a cluster that loses a server or a stream leader answers for a few seconds: no answer in time, or none. */
-const UNSETTLED =
-  /timeout|jetstream (is )?not enabled|no responders|no suitable peers|insufficient resources/i;
+const SETTLING = new RegExp(`${UNSETTLED.source}|stream not found`, "i");
 
 /**
  * A failure of the NATS cluster under a request (a server of three died and its streams elect new leaders) as

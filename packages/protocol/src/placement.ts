@@ -240,3 +240,13 @@ export const ReplicaDown = z
   })
   .strict();
 export type ReplicaDown = z.infer<typeof ReplicaDown>;
+
+/** The notice for replica `spec` on node `nodeId`, for whoever saw it lost (its agent, or the replica itself). */
+export const replicaDownOf = (spec: ReplicaSpec, nodeId: string, reason: string): ReplicaDown => ({
+  replica_id: spec.replica_id,
+  node_id: nodeId,
+  endpoint: spec.endpoint,
+  served_model: spec.served_model,
+  subject: spec.subject,
+  reason,
+});

@@ -24,10 +24,10 @@ import {
   headerBlock,
   keys,
   QUEUE_GROUPS,
-  type ReplicaDown,
   type ReplicaSpec,
   type ReplicaStatsSnapshot,
   ReplicaStatus,
+  replicaDownOf,
   SwitchyardError,
   unpackEnvelope,
 } from "@switchyard/protocol";
@@ -261,15 +261,8 @@ export class Replica {
    */
   private reportReconnect(server: string): void {
     const s = this.o.spec;
-    const down: ReplicaDown = {
-      replica_id: s.replica_id,
-      node_id: this.o.nodeId,
-      endpoint: s.endpoint,
-      served_model: s.served_model,
-      subject: s.subject,
-      reason: `reconnected to NATS (${server})`,
-    };
     try {
+      const down = replicaDownOf(s, this.o.nodeId, `reconnected to NATS (${server})`);
       this.o.nc.publish(clusterNames(this.o.cluster).subjects.replicaDown(s.endpoint), JSON.stringify(down));
       this.log.info(
         { event: "reconnected", server },
